@@ -1,0 +1,3 @@
+from webhookfast.cli import main
+
+main()

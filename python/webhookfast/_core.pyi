@@ -1,0 +1,131 @@
+"""Type stubs for the Rust extension ``webhookfast._core`` (checked by ``mypy.stubtest``).
+
+The extension does the work on the request bytes: it detects the payload format, parses and
+validates it, computes Prometheus fingerprints, keeps the decoded alerts in Rust memory, and
+encodes them as storage rows. Python never touches an alert field by field on the hot path.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Final, Literal, final
+
+__version__: Final[str]
+
+@final
+class Limits:
+    """Validation limits for one request body. Every limit is inclusive."""
+
+    max_alerts: int
+    max_labels: int
+    max_annotations: int
+    max_name_bytes: int
+    max_value_bytes: int
+    max_depth: int
+    def __new__(
+        cls,
+        *,
+        max_alerts: int = 10000,
+        max_labels: int = 128,
+        max_annotations: int = 128,
+        max_name_bytes: int = 1024,
+        max_value_bytes: int = 65536,
+        max_depth: int = 32,
+    ) -> Limits: ...
+
+class PayloadError(ValueError):
+    """A body that is not a valid alert payload.
+
+    ``reason`` is a stable machine-readable code (see README "Error codes"), ``path`` the JSON path
+    of the offending value (``alerts[3].startsAt``; ``None`` when the body is not JSON at all), and
+    ``offset`` the byte offset into the body where the problem was found (``None`` when unknown).
+    ``str(err)`` is a short human-readable message that never echoes more than a few bytes of input.
+    """
+
+    reason: str
+    path: str | None
+    offset: int | None
+    message: str
+
+@final
+class Batch:
+    """The alerts of one accepted request, decoded and held in Rust memory."""
+
+    @property
+    def format(self) -> Literal["alertmanager", "prometheus", "generic"]: ...
+    @property
+    def receiver(self) -> str: ...
+    @property
+    def group_key(self) -> str: ...
+    @property
+    def received_at_us(self) -> int: ...
+    @property
+    def firing(self) -> int: ...
+    @property
+    def resolved(self) -> int: ...
+    @property
+    def fingerprint_mismatches(self) -> int: ...
+    @property
+    def nul_replaced(self) -> int: ...
+    @property
+    def body_bytes(self) -> int: ...
+    def __len__(self) -> int: ...
+    def fingerprints(self) -> list[str]: ...
+    def to_dicts(self) -> list[dict[str, object]]:
+        """Every alert as a dict (for tests and debugging; not used on the hot path)."""
+
+def decode(
+    body: bytes,
+    limits: Limits | None = None,
+    received_at_us: int | None = None,
+) -> Batch:
+    """Detect the format of ``body``, parse and validate it, and fingerprint every alert.
+
+    Raises ``PayloadError`` for a body that is not an acceptable payload. Releases the GIL while
+    parsing large bodies. ``received_at_us`` (microseconds since the Unix epoch) defaults to now;
+    it stamps every alert and decides firing/resolved for Prometheus' alert list.
+    """
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Prometheus ``LabelSet.Fingerprint()`` as 16 lowercase hex digits."""
+
+def fingerprint_to_int(fp: str) -> int:
+    """The signed 64-bit integer under which a hex fingerprint is stored."""
+
+def fingerprint_from_int(value: int) -> str:
+    """The hex fingerprint of a stored signed 64-bit integer."""
+
+@final
+class PgCopy:
+    """One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer)."""
+
+    @property
+    def label_sets(self) -> bytes: ...
+    @property
+    def events(self) -> bytes: ...
+    @property
+    def alerts(self) -> bytes: ...
+    @property
+    def label_set_rows(self) -> int: ...
+    @property
+    def event_rows(self) -> int: ...
+    @property
+    def alert_rows(self) -> int: ...
+
+SqliteLabelSetRow = tuple[int, str, str, str]
+SqliteEventRow = tuple[int, int, str, int | None, int, str, str, str, str, str]
+SqliteAlertRow = tuple[int, int, str, int | None, int, int, int, str]
+
+@final
+class RowEncoder:
+    """Turns the batches of one flush into storage rows.
+
+    Duplicates across the batches are collapsed first (one event row per fingerprint, startsAt and
+    status; one current-state row per fingerprint and startsAt, with the number of deliveries), and
+    rows are sorted by key so that concurrent writers lock rows in the same order.
+    With ``reuse_buffers`` the COPY buffers keep their capacity from one flush to the next.
+    """
+
+    def __new__(cls, reuse_buffers: bool = True) -> RowEncoder: ...
+    def pg_copy(self, batches: Sequence[Batch]) -> PgCopy: ...
+    def sqlite_rows(
+        self, batches: Sequence[Batch]
+    ) -> tuple[list[SqliteLabelSetRow], list[SqliteEventRow], list[SqliteAlertRow]]: ...

@@ -1,0 +1,262 @@
+"""HTTP handlers of the alert-history API (``/api/v1/alerts``, ``/api/v1/alerts/{fingerprint}``,
+``/api/v1/stats``). They parse parameters, run the queries of :mod:`webhookfast.api.sql` through a
+read-only :mod:`reader <webhookfast.api.readers>` and shape JSON; see docs/api.md."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import orjson
+
+from webhookfast.api import sql as q
+from webhookfast.api.params import (
+    DEFAULT_STATS_WINDOW_US,
+    AlertParams,
+    ListParams,
+    StatsParams,
+    bad,
+    decode_cursor,
+    encode_cursor,
+    format_fingerprint,
+    format_time,
+    parse_fingerprint,
+    parse_params,
+)
+from webhookfast.api.readers import Reader, reader_for
+from webhookfast.errors import HTTPError
+from webhookfast.http import Context, Response, Route
+
+ALERTS_PATH = "/api/v1/alerts"
+ALERT_PREFIX = "/api/v1/alerts/"
+STATS_PATH = "/api/v1/stats"
+
+_DUMPS_OPTS = orjson.OPT_SORT_KEYS
+
+
+def _json(obj: Any) -> Response:
+    return Response(200, orjson.dumps(obj, option=_DUMPS_OPTS))
+
+
+def _loads(text: str | None) -> Any:
+    return orjson.loads(text) if text is not None else {}
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class HistoryApi:
+    """The history endpoints over one store. ``clock`` (µs since the epoch) is for tests.
+
+    PostgreSQL: queries go through a small pool of the API's own (``pg_pool_size`` connections) so
+    that they never take a connection the ingest path waits for; ``pg_shared_pool=True`` borrows the
+    store's pool instead. SQLite: a few reader threads with their own connections.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        reader: Reader | None = None,
+        clock: Callable[[], int] = _now_us,
+        pg_shared_pool: bool = False,
+        pg_pool_size: int = 2,
+    ) -> None:
+        self.store = store
+        self.reader = reader if reader is not None else reader_for(
+            store, pg_shared_pool=pg_shared_pool, pg_max_size=pg_pool_size
+        )
+        self.d = self.reader.dialect
+        self.clock = clock
+        self._alert_route_args = ("alert", ALERT_PREFIX + "{fingerprint}")
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def routes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(name, path, {method: handler})`` of the fixed paths, for ``App._add``."""
+        return [
+            ("alerts_list", ALERTS_PATH, {"GET": self.list_alerts}),
+            ("stats", STATS_PATH, {"GET": self.stats}),
+        ]
+
+    def match(self, path: str) -> Route | None:
+        """The route of ``/api/v1/alerts/{fingerprint}`` (handler bound to the fingerprint), or None."""
+        if not path.startswith(ALERT_PREFIX):
+            return None
+        fp = path[len(ALERT_PREFIX) :]
+        if not fp or "/" in fp or len(fp) > 64:
+            return None
+        return Route("alert", ALERT_PREFIX + "{fingerprint}", {"GET": partial(self.get_alert, fingerprint=fp)}, True)
+
+    async def close(self) -> None:
+        await self.reader.close()
+
+    # -- GET /api/v1/alerts --------------------------------------------------------------------
+
+    async def list_alerts(self, ctx: Context) -> Response:
+        p: ListParams = parse_params(ListParams, ctx.scope.query_string, self.clock())
+        kind = f"alerts:{p.sort}:{p.order}"
+        after = None
+        if p.cursor is not None:
+            try:
+                after = decode_cursor(p.cursor, kind, len(q.SORT_KEYS[p.sort]))
+            except ValueError as exc:
+                raise bad("cursor", str(exc)) from None
+        (rows,) = await self.reader.many([q.list_alerts(self.d, p, after)])
+        more = len(rows) > p.limit
+        rows = rows[: p.limit]
+        alerts = [
+            {
+                "fingerprint": format_fingerprint(fp),
+                "labels": _loads(labels),
+                "annotations": _loads(annotations),
+                "status": status,
+                "starts_at": format_time(starts),
+                "ends_at": format_time(ends),
+                "first_seen": format_time(first),
+                "last_seen": format_time(last),
+                "notifications": notifications,
+                "receiver": receiver,
+            }
+            for fp, starts, status, ends, first, last, notifications, receiver, labels, annotations in rows
+        ]
+        next_cursor = None
+        if more and rows:
+            fp, starts, last = rows[-1][0], rows[-1][1], rows[-1][5]
+            key = [starts, fp] if p.sort == "starts_at" else [last, fp, starts]
+            next_cursor = encode_cursor(kind, key)
+        return _json({"alerts": alerts, "next_cursor": next_cursor})
+
+    # -- GET /api/v1/alerts/{fingerprint} ------------------------------------------------------
+
+    async def get_alert(self, ctx: Context, fingerprint: str) -> Response:
+        try:
+            fp = parse_fingerprint(fingerprint)
+        except ValueError as exc:
+            raise bad("fingerprint", str(exc)) from None
+        p: AlertParams = parse_params(AlertParams, ctx.scope.query_string, self.clock())
+        before = None
+        if p.cursor is not None:
+            try:
+                (before,) = decode_cursor(p.cursor, "episodes", 1)
+            except ValueError as exc:
+                raise bad("cursor", str(exc)) from None
+        d = self.d
+        ls_rows, summary, eps, evs = await self.reader.many(
+            [
+                q.label_set(d, fp),
+                q.alert_summary(d, fp),
+                q.episodes(d, fp, before, p.limit),
+                q.episode_events(d, fp, before, p.limit),
+            ]
+        )
+        if not ls_rows:
+            raise HTTPError(404, "not_found", "no alert with this fingerprint", path="fingerprint")
+        more = len(eps) > p.limit
+        eps = eps[: p.limit]
+        timelines: dict[int, list[dict[str, Any]]] = {}
+        for starts, status, ends, received, receiver, group_key, source, url, annotations in evs:
+            timelines.setdefault(starts, []).append(
+                {
+                    "status": status,
+                    "received_at": format_time(received),
+                    "ends_at": format_time(ends),
+                    "receiver": receiver,
+                    "group_key": group_key,
+                    "source": source,
+                    "generator_url": url,
+                    "annotations": _loads(annotations),
+                }
+            )
+        episodes = []
+        for starts, status, ends, first, last, notifications, receiver in eps:
+            timeline = timelines.get(starts, [])
+            episodes.append(
+                {
+                    "starts_at": format_time(starts),
+                    "status": status,
+                    "ends_at": format_time(ends),
+                    "first_seen": format_time(first),
+                    "last_seen": format_time(last),
+                    "notifications": notifications,
+                    "receiver": receiver,
+                    "annotations": timeline[-1]["annotations"] if timeline else {},
+                    "timeline": timeline,
+                }
+            )
+        count, notifications, firing, first_start, last_seen = summary[0]
+        return _json(
+            {
+                "fingerprint": format_fingerprint(fp),
+                "labels": _loads(ls_rows[0][0]),
+                "summary": {
+                    "episodes": count,
+                    "firing": firing,
+                    "notifications": notifications,
+                    "first_started_at": format_time(first_start),
+                    "last_seen": format_time(last_seen),
+                },
+                "episodes": episodes,
+                "next_cursor": encode_cursor("episodes", [eps[-1][0]]) if more and eps else None,
+            }
+        )
+
+    # -- GET /api/v1/stats ---------------------------------------------------------------------
+
+    async def stats(self, ctx: Context) -> Response:
+        now = self.clock()
+        p: StatsParams = parse_params(StatsParams, ctx.scope.query_string, now)
+        until = p.until if p.until is not None else now
+        since = p.since if p.since is not None else until - DEFAULT_STATS_WINDOW_US
+        if since >= until:
+            raise bad("since", "since must be before until")
+        d = self.d
+        top, flaps, ttr, sev = await self.reader.many(
+            [
+                q.top_firing(d, p, since, until),
+                q.flapping(d, p, since, until),
+                q.time_to_resolve(d, p, since, until),
+                q.firing_by_severity(d, p, now),
+            ]
+        )
+        return _json(
+            {
+                "window": {"since": format_time(since), "until": format_time(until)},
+                "firing_now": {"total": sum(n for _, n in sev), "by_severity": {s: n for s, n in sev}},
+                "top_firing": [
+                    {
+                        "fingerprint": format_fingerprint(fp),
+                        "labels": _loads(labels),
+                        "firings": firings,
+                        "notifications": notifications,
+                    }
+                    for fp, firings, notifications, labels in top
+                ],
+                "flapping": {
+                    "min_changes": p.flap_min_changes,
+                    "alerts": [
+                        {
+                            "fingerprint": format_fingerprint(fp),
+                            "labels": _loads(labels),
+                            "changes": changes,
+                            "firing": firing,
+                            "resolved": changes - firing,
+                        }
+                        for fp, changes, firing, labels in flaps
+                    ],
+                },
+                "time_to_resolve": [
+                    {
+                        "alertname": name,
+                        "resolved": n,
+                        "p50_seconds": p50 / 1e6,
+                        "p90_seconds": p90 / 1e6,
+                        "max_seconds": mx / 1e6,
+                    }
+                    for name, n, p50, p90, mx in ttr
+                ],
+            }
+        )

@@ -1,0 +1,386 @@
+"""Query parameters of the history API: pydantic models, the Prometheus label-matcher parser, times
+(RFC 3339 or relative durations such as ``2h``) and the opaque pagination cursor.
+
+Every parse error becomes ``HTTPError(400, "invalid_parameter", message, path=<parameter name>)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from webhookfast.errors import HTTPError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+ONE_US = timedelta(microseconds=1)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_MATCHERS = 32
+MAX_VALUE_LEN = 4096
+
+
+def bad(param: str, message: str) -> HTTPError:
+    return HTTPError(400, "invalid_parameter", message, path=param)
+
+
+# -- query string ---------------------------------------------------------------------------------
+
+
+def query_dict(raw: str | bytes | None) -> dict[str, str]:
+    """``a=1&b=2`` → ``{"a": "1", "b": "2"}``; a parameter given twice is an error."""
+    if not raw:
+        return {}
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    out: dict[str, str] = {}
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, errors="strict", max_num_fields=64)
+    except UnicodeDecodeError:
+        raise bad("query", "query string is not valid UTF-8") from None
+    except ValueError:
+        raise bad("query", "too many query parameters") from None
+    for name, value in pairs:
+        if name in out:
+            raise bad(name[:64], f"parameter {name[:64]!r} given more than once")
+        out[name] = value
+    return out
+
+
+# -- times ----------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
+_UNIT_US = (365 * 86400 * 10**6, 7 * 86400 * 10**6, 86400 * 10**6, 3600 * 10**6, 60 * 10**6, 10**6, 1000)
+MAX_DURATION_US = 100 * 365 * 86400 * 10**6
+
+
+def parse_duration_us(text: str) -> int | None:
+    """A Prometheus duration (``90s``, ``2h``, ``1h30m``, ``7d``, ``1w``, ``1y``, ``500ms``) in µs."""
+    m = _DURATION.fullmatch(text)
+    if not text or m is None or not any(m.groups()):
+        return None
+    return sum(int(g) * u for g, u in zip(m.groups(), _UNIT_US) if g)
+
+
+def to_us(dt: datetime) -> int:
+    return (dt - EPOCH) // ONE_US
+
+
+def parse_time_us(text: str, now_us: int) -> int:
+    """RFC 3339 (``2024-05-01T10:00:00Z``, offset required), ``now``, or a duration before now
+    (``2h`` = two hours ago; a leading ``-`` is accepted: ``-2h``). Raises ValueError."""
+    t = text.strip()
+    if t == "now":
+        return now_us
+    d = parse_duration_us(t[1:] if t.startswith("-") else t)
+    if d is not None:
+        if d > MAX_DURATION_US:
+            raise ValueError("duration too long")
+        return now_us - d
+    if len(t) < 20 or t[10] not in "Tt ":
+        raise ValueError("expected RFC 3339 (2024-05-01T10:00:00Z) or a duration such as 2h")
+    try:
+        dt = datetime.fromisoformat(t[:-1] + "+00:00" if t[-1] in "Zz" else t)
+    except ValueError:
+        raise ValueError("expected RFC 3339 (2024-05-01T10:00:00Z) or a duration such as 2h") from None
+    if dt.tzinfo is None:
+        raise ValueError("RFC 3339 time needs a UTC offset (Z or +hh:mm)")
+    return to_us(dt)
+
+
+def format_time(us: int | None) -> str | None:
+    """µs since the epoch → ``2024-05-01T10:00:00.123456Z``."""
+    if us is None:
+        return None
+    try:
+        return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:
+        return "0001-01-01T00:00:00.000000Z" if us < 0 else "9999-12-31T23:59:59.999999Z"
+
+
+# -- fingerprints ---------------------------------------------------------------------------------
+
+_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
+
+
+def parse_fingerprint(text: str) -> int:
+    """16 hex digits → the signed 64-bit integer the stores keep. Raises ValueError."""
+    if not _HEX16.fullmatch(text):
+        raise ValueError("a fingerprint is 16 hexadecimal digits")
+    v = int(text, 16)
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def format_fingerprint(v: int) -> str:
+    return format(v & 0xFFFF_FFFF_FFFF_FFFF, "016x")
+
+
+# -- label matchers -------------------------------------------------------------------------------
+
+Op = Literal["=", "!=", "=~", "!~"]
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: Op
+    value: str
+
+    @property
+    def is_regex(self) -> bool:
+        return self.op in ("=~", "!~")
+
+    @property
+    def negated(self) -> bool:
+        return self.op in ("!=", "!~")
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Prometheus semantics: a missing label is the empty string; regexes are fully anchored."""
+        v = labels.get(self.name, "")
+        hit = compile_regex(self.value).fullmatch(v) is not None if self.is_regex else v == self.value
+        return hit != self.negated
+
+
+_regex_cache: dict[str, re.Pattern[str]] = {}
+
+
+def compile_regex(pattern: str) -> re.Pattern[str]:
+    """Fully anchored (use ``fullmatch``), ``.`` matching newlines too: ``^(?s:pattern)$`` as
+    Prometheus does. Character classes and ``(?i)`` are ASCII-only, as PostgreSQL's regexes are
+    under ``COLLATE "C"`` whatever the database locale: both stores then agree."""
+    r = _regex_cache.get(pattern)
+    if r is None:
+        r = re.compile(pattern, re.DOTALL | re.ASCII)
+        if len(_regex_cache) > 256:
+            _regex_cache.clear()
+        _regex_cache[pattern] = r
+    return r
+
+
+_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+# RE2 features PostgreSQL or Python lack, or read differently (backreferences, lookaround, named
+# groups, \b, \A/\z, \Q..\E, flags other than a leading (?i)): refused rather than answered
+# differently by the two stores.
+_UNPORTABLE_REGEX = re.compile(r"\\[1-9bBAZzQE]|\(\?[<=!P#]|(?<!^)\(\?[a-zA-Z]+[:)]|^\(\?(?!i\))[a-zA-Z]+[:)]")
+
+
+class MatcherSyntaxError(ValueError):
+    pass
+
+
+def parse_selector(text: str) -> tuple[Matcher, ...]:
+    """``{severity="critical",job=~"api.*",team!="x"}`` (an optional leading bare name means
+    ``alertname="name"``; ``{}`` is no matcher). Raises MatcherSyntaxError."""
+    s = text.strip()
+    i = 0
+    out: list[Matcher] = []
+    m = _NAME.match(s)
+    if m:
+        out.append(Matcher("alertname", "=", m.group()))
+        i = m.end()
+        if i == len(s):
+            return tuple(out)
+    i = _skip_ws(s, i)
+    if i >= len(s) or s[i] != "{":
+        raise MatcherSyntaxError("expected a selector such as {severity=\"critical\",job=~\"api.*\"}")
+    i = _skip_ws(s, i + 1)
+    while i < len(s) and s[i] != "}":
+        if s[i] in "\"'`":
+            name, i = _string(s, i)
+        else:
+            m = _NAME.match(s, i)
+            if not m:
+                raise MatcherSyntaxError(f"expected a label name at offset {i}")
+            name, i = m.group(), m.end()
+        if not name or '"' in name or "\\" in name:
+            raise MatcherSyntaxError("label names must be non-empty and contain no quote or backslash")
+        i = _skip_ws(s, i)
+        op = next((o for o in ("=~", "!~", "!=", "=") if s.startswith(o, i)), None)
+        if op is None:
+            raise MatcherSyntaxError(f"expected =, !=, =~ or !~ after {name!r}")
+        i = _skip_ws(s, i + len(op))
+        if i >= len(s) or s[i] not in "\"'`":
+            raise MatcherSyntaxError(f"expected a quoted value for {name!r}")
+        value, i = _string(s, i)
+        if len(value) > MAX_VALUE_LEN:
+            raise MatcherSyntaxError(f"value for {name!r} is too long")
+        if op in ("=~", "!~"):
+            if _UNPORTABLE_REGEX.search(value):
+                raise MatcherSyntaxError(
+                    f"regex for {name!r} uses a feature outside RE2 syntax (backreference, lookaround, flags)"
+                )
+            try:
+                compile_regex(value)
+            except re.error as exc:
+                raise MatcherSyntaxError(f"invalid regex for {name!r}: {exc}") from None
+        out.append(Matcher(name, op, value))  # type: ignore[arg-type]
+        if len(out) > MAX_MATCHERS:
+            raise MatcherSyntaxError(f"at most {MAX_MATCHERS} matchers")
+        i = _skip_ws(s, i)
+        if i < len(s) and s[i] == ",":
+            i = _skip_ws(s, i + 1)
+        elif i < len(s) and s[i] != "}":
+            raise MatcherSyntaxError(f"expected ',' or '}}' at offset {i}")
+    if i >= len(s):
+        raise MatcherSyntaxError("missing closing '}'")
+    if _skip_ws(s, i + 1) != len(s):
+        raise MatcherSyntaxError("unexpected text after '}'")
+    return tuple(out)
+
+
+def _skip_ws(s: str, i: int) -> int:
+    while i < len(s) and s[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def _string(s: str, i: int) -> tuple[str, int]:
+    quote = s[i]
+    i += 1
+    buf: list[str] = []
+    while i < len(s):
+        c = s[i]
+        if c == quote:
+            return "".join(buf), i + 1
+        if c == "\\" and quote != "`":
+            i += 1
+            if i >= len(s):
+                break
+            e = s[i]
+            if e in _ESCAPES:
+                buf.append(_ESCAPES[e])
+            elif e in "uU" and i + (5 if e == "u" else 9) <= len(s):
+                n = 4 if e == "u" else 8
+                try:
+                    buf.append(chr(int(s[i + 1 : i + 1 + n], 16)))
+                except ValueError:
+                    raise MatcherSyntaxError(f"bad \\{e} escape at offset {i}") from None
+                i += n
+            else:
+                raise MatcherSyntaxError(f"unknown escape \\{e} at offset {i}")
+            i += 1
+            continue
+        buf.append(c)
+        i += 1
+    raise MatcherSyntaxError("unterminated string")
+
+
+# -- cursor ---------------------------------------------------------------------------------------
+
+
+def encode_cursor(kind: str, key: list[Any]) -> str:
+    raw = orjson.dumps([1, kind, *key])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(text: str, kind: str, arity: int) -> list[int]:
+    """The key a cursor was made from; ValueError if it is not one of ours or of another listing."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = orjson.loads(raw)
+    except (binascii.Error, ValueError):
+        raise ValueError("not a cursor returned by this API") from None
+    if (
+        not isinstance(data, list)
+        or len(data) != arity + 2
+        or data[0] != 1
+        or not all(type(v) is int and -(1 << 63) <= v < (1 << 63) for v in data[2:])
+    ):
+        raise ValueError("not a cursor returned by this API")
+    if data[1] != kind:
+        raise ValueError("cursor belongs to a different sort order or endpoint")
+    return data[2:]
+
+
+# -- models ---------------------------------------------------------------------------------------
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    @field_validator("since", "until", mode="before", check_fields=False)
+    @classmethod
+    def _time(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, str):
+            now_us = (info.context or {}).get("now_us")
+            if now_us is None:
+                now_us = to_us(datetime.now(timezone.utc))
+            return parse_time_us(v, now_us)
+        return v
+
+    @field_validator("match", mode="before", check_fields=False)
+    @classmethod
+    def _match(cls, v: Any) -> Any:
+        return parse_selector(v) if isinstance(v, str) else v
+
+
+class ListParams(_Params):
+    """``GET /api/v1/alerts``."""
+
+    status: Literal["firing", "resolved"] | None = None
+    since: int | None = None  # µs, on starts_at, inclusive
+    until: int | None = None  # µs, on starts_at, exclusive
+    fingerprint: int | None = None
+    match: tuple[Matcher, ...] = ()
+    q: str | None = Field(None, min_length=1, max_length=256)
+    sort: Literal["starts_at", "last_seen"] = "starts_at"
+    order: Literal["desc", "asc"] = "desc"
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+    @field_validator("fingerprint", mode="before")
+    @classmethod
+    def _fp(cls, v: Any) -> Any:
+        return parse_fingerprint(v) if isinstance(v, str) else v
+
+
+class AlertParams(_Params):
+    """``GET /api/v1/alerts/{fingerprint}``: its episodes, newest first."""
+
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class StatsParams(_Params):
+    """``GET /api/v1/stats``."""
+
+    since: int | None = None  # default: 24 hours before until
+    until: int | None = None  # default: now
+    match: tuple[Matcher, ...] = ()
+    top: int = Field(10, ge=1, le=MAX_LIMIT)
+    flap_min_changes: int = Field(4, ge=2, le=100_000)
+
+
+DEFAULT_STATS_WINDOW_US = 24 * 3600 * 10**6
+
+
+def parse_params(model: type[BaseModel], query: str | bytes | None, now_us: int) -> Any:
+    """Validate the query string against ``model``; the first problem becomes a 400 naming it."""
+    data = query_dict(query)
+    try:
+        params = model.model_validate(data, context={"now_us": now_us})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        loc = str(err["loc"][0]) if err["loc"] else "query"
+        if err["type"] == "extra_forbidden":
+            raise bad(loc[:64], f"unknown parameter {loc[:64]!r}") from None
+        msg = err["msg"]
+        if err["type"] in ("value_error", "assertion_error"):
+            ctx_error = (err.get("ctx") or {}).get("error")
+            msg = str(ctx_error) if ctx_error is not None else msg.removeprefix("Value error, ")
+        raise bad(loc, f"{loc}: {msg}") from None
+    since = getattr(params, "since", None)
+    until = getattr(params, "until", None)
+    if since is not None and until is not None and since >= until:
+        raise bad("since", "since must be before until")
+    return params

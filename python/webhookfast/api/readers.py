@@ -1,0 +1,203 @@
+"""Read-only database access for the history API, kept apart from the write path.
+
+* SQLite: a small pool of threads, each with its own connection (``PRAGMA query_only``). In WAL
+  mode readers never wait for the writer's thread or lock, and the writer never waits for them.
+* PostgreSQL: a small psycopg pool of the API's own (``application_name=webhookfast-api``), so a
+  slow history query can never hold a connection the ingest path is waiting for. MVCC does the rest.
+
+``many(queries)`` runs its queries in one read transaction (one snapshot) and returns their rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from webhookfast.api.params import compile_regex
+from webhookfast.api.sql import POSTGRES, SQLITE, Dialect, Query
+from webhookfast.errors import HTTPError, unavailable
+
+Rows = list[tuple[Any, ...]]
+
+
+class Reader(Protocol):
+    dialect: Dialect
+
+    async def many(self, queries: Sequence[Query]) -> list[Rows]: ...
+
+    async def close(self) -> None: ...
+
+
+def _regexp(pattern: str, value: str | None) -> int:
+    if value is None:
+        return 0
+    try:
+        return 1 if compile_regex(pattern).fullmatch(value) is not None else 0
+    except re.error:
+        return 0
+
+
+class SQLiteReader:
+    dialect = SQLITE
+
+    def __init__(self, path: str, threads: int = 4, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhookfast-api-sqlite")
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per reader
+            conn.create_function("wf_regexp", 2, _regexp, deterministic=True)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def _many_sync(self, queries: Sequence[Query]) -> list[Rows]:
+        conn = self._conn()
+        if len(queries) == 1:
+            sql, params = queries[0]
+            return [conn.execute(sql, params).fetchall()]
+        conn.execute("BEGIN")  # deferred: the first SELECT takes the snapshot
+        try:
+            return [conn.execute(sql, params).fetchall() for sql, params in queries]
+        finally:
+            conn.execute("COMMIT")
+
+    async def many(self, queries: Sequence[Query]) -> list[Rows]:
+        if self._closed:
+            raise unavailable(1, "history reader is closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self._many_sync, queries)
+        except sqlite3.OperationalError as exc:
+            raise unavailable(1, f"database busy or unavailable: {str(exc)[:80]}") from exc
+
+    async def close(self) -> None:
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+
+
+class PostgresReader:
+    dialect = POSTGRES
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool: Any = None,
+        max_size: int = 2,
+        connect_timeout_s: float = 2.0,
+        statement_timeout_ms: int = 5000,
+    ) -> None:
+        """With ``pool`` the reader borrows that psycopg ``AsyncConnectionPool`` (not closed here);
+        without, it opens its own of up to ``max_size`` connections on first use."""
+        self.url = url
+        self._pool = pool
+        self._own = pool is None
+        self.max_size = max_size
+        self.connect_timeout_s = connect_timeout_s
+        self.statement_timeout_ms = statement_timeout_ms
+        self._opening: asyncio.Lock | None = None
+
+    async def _configure(self, conn: Any) -> None:
+        await conn.execute(
+            f"SET statement_timeout = {int(self.statement_timeout_ms)}; SET default_transaction_read_only = on"
+        )
+
+    async def _get_pool(self) -> Any:
+        if self._pool is not None:
+            return self._pool
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                from psycopg_pool import AsyncConnectionPool
+
+                pool = AsyncConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=self.max_size,
+                    open=False,
+                    kwargs={
+                        "autocommit": True,
+                        "connect_timeout": max(1, round(self.connect_timeout_s)),
+                        "application_name": "webhookfast-api",
+                    },
+                    configure=self._configure,
+                    check=AsyncConnectionPool.check_connection,
+                    name="webhookfast-api",
+                    timeout=max(1.0, self.connect_timeout_s),
+                    reconnect_timeout=max(5.0, 2 * self.connect_timeout_s),
+                )
+                await pool.open(wait=False)
+                self._pool = pool
+        return self._pool
+
+    async def many(self, queries: Sequence[Query]) -> list[Rows]:
+        import psycopg
+        from psycopg import errors as pg_errors
+        from psycopg.rows import tuple_row
+        from psycopg_pool import PoolTimeout
+
+        try:
+            pool = await self._get_pool()
+            async with pool.connection() as conn:
+                cur = conn.cursor(row_factory=tuple_row)
+                if len(queries) == 1:
+                    await cur.execute(*queries[0])
+                    return [await cur.fetchall()]
+                async with conn.transaction():
+                    # One snapshot for every query of the answer.
+                    await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    out = []
+                    for sql, params in queries:
+                        await cur.execute(sql, params)
+                        out.append(await cur.fetchall())
+                    return out
+        except pg_errors.InvalidRegularExpression as exc:
+            raise HTTPError(400, "invalid_parameter", f"invalid regex: {str(exc)[:120]}", path="match") from exc
+        except pg_errors.QueryCanceled as exc:
+            raise HTTPError(503, "query_timeout", "history query took too long", headers=[("retry-after", "1")]) from exc
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise unavailable(1) from exc
+
+    async def close(self) -> None:
+        if self._own and self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+def reader_for(store: Any, *, pg_shared_pool: bool = False, pg_max_size: int = 2) -> Reader:
+    """The reader matching a store (SQLiteStore → threads, PostgresStore → its own small pool)."""
+    dialect = getattr(store, "dialect", "")
+    if dialect == "sqlite":
+        return SQLiteReader(store.path)
+    if dialect == "postgresql":
+        pool = None
+        if pg_shared_pool:
+            pool = getattr(store, "pool", None) or getattr(store, "_pool", None)
+        return PostgresReader(
+            store.url,
+            pool=pool,
+            max_size=pg_max_size,
+            connect_timeout_s=getattr(store, "connect_timeout_s", 2.0),
+        )
+    raise ValueError(f"no history reader for store dialect {dialect!r}")

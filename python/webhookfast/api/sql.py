@@ -1,0 +1,328 @@
+"""The history queries, written once for both stores.
+
+Each builder returns ``(sql, params)`` for a :class:`Dialect`. Only a few fragments differ between
+SQLite and PostgreSQL (placeholders, how a time column becomes integer µs, JSON label access,
+regex matching), so one text per query keeps the two stores' answers identical by construction:
+
+* every time leaves the database as integer microseconds since the epoch (``Dialect.us``);
+* labels/annotations leave it as JSON text, parsed by orjson;
+* text is ordered bytewise (SQLite ``BINARY`` = PostgreSQL ``COLLATE "C"``);
+* regex matchers are fully anchored (``^(?:re)$``) on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from webhookfast.api.params import ListParams, Matcher, StatsParams
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+Query = tuple[str, list[Any]]
+
+# ASCII-only lower-casing, the one SQLite's lower() and PostgreSQL's lower(... COLLATE "C") agree on.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(s: str) -> str:
+    return s.translate(_ASCII_LOWER)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str  # "sqlite" | "postgresql"
+
+    @property
+    def pg(self) -> bool:
+        return self.name == "postgresql"
+
+    @property
+    def p(self) -> str:
+        """The placeholder."""
+        return "%s" if self.pg else "?"
+
+    def us(self, col: str) -> str:
+        """A time column as integer µs since the epoch."""
+        return f"(extract(epoch FROM {col}) * 1000000)::int8" if self.pg else col
+
+    def t(self, us: int) -> Any:
+        """A µs time as a parameter compared with a time column."""
+        if not self.pg:
+            return us
+        try:
+            return EPOCH + timedelta(microseconds=us)
+        except OverflowError:
+            return datetime(1, 1, 1, tzinfo=timezone.utc) if us < 0 else datetime(9999, 12, 31, tzinfo=timezone.utc)
+
+    def json(self, col: str) -> str:
+        return f"{col}::text" if self.pg else col
+
+    @property
+    def c(self) -> str:
+        """Bytewise text ordering."""
+        return ' COLLATE "C"' if self.pg else ""
+
+    # -- label matchers ------------------------------------------------------------------------
+
+    def matcher(self, m: Matcher, ls: str = "ls") -> Query:
+        """One Prometheus matcher on the label set ``ls``: a missing label counts as ""."""
+        p = self.p
+        if m.name in ("alertname", "severity"):  # real columns ("" when the label is missing)
+            expr, params = f"{ls}.{m.name}", []
+        elif self.pg:
+            if m.op == "=" and m.value:  # containment: can use a GIN index on labels
+                return f"{ls}.labels @> {p}::jsonb", [orjson.dumps({m.name: m.value}).decode()]
+            expr, params = f"coalesce({ls}.labels ->> {p}, '')", [m.name]
+        else:
+            expr, params = f"coalesce(json_extract({ls}.labels, {p}), '')", ['$."' + m.name + '"']
+        if m.op == "=":
+            return f"{expr} = {p}", [*params, m.value]
+        if m.op == "!=":
+            return f"{expr} <> {p}", [*params, m.value]
+        neg = "NOT " if m.op == "!~" else ""
+        if self.pg:
+            # COLLATE "C": ASCII-only classes and case folding whatever the database locale.
+            return f'{neg}(({expr}) COLLATE "C" ~ {p})', [*params, pg_anchored(m.value)]
+        return f"{neg}wf_regexp({p}, {expr})", [m.value, *params]
+
+    def annotations_contain(self, e: str) -> str:
+        """Some annotation value of event ``e`` contains the (ASCII-lower-cased) parameter."""
+        if self.pg:
+            return (
+                f"EXISTS (SELECT 1 FROM jsonb_each_text({e}.annotations) j "
+                f'WHERE strpos(lower(j.value COLLATE "C"), {self.p}) > 0)'
+            )
+        return f"EXISTS (SELECT 1 FROM json_each({e}.annotations) j WHERE instr(lower(j.value), {self.p}) > 0)"
+
+
+def pg_anchored(pattern: str) -> str:
+    """Prometheus' ``^(?s:re)$`` in PostgreSQL ARE terms (``.`` matches newline by default; embedded
+    options must come first, so a leading ``(?i)`` moves in front)."""
+    if pattern.startswith("(?i)"):
+        return "(?i)^(?:" + pattern[4:] + ")$"
+    return "^(?:" + pattern + ")$"
+
+
+SQLITE = Dialect("sqlite")
+POSTGRES = Dialect("postgresql")
+
+
+def _where(conds: list[str]) -> str:
+    return ("WHERE " + " AND ".join(conds)) if conds else ""
+
+
+def _matchers(d: Dialect, matchers: tuple[Matcher, ...], conds: list[str], params: list[Any]) -> None:
+    for m in matchers:
+        sql, ps = d.matcher(m)
+        conds.append(sql)
+        params.extend(ps)
+
+
+# -- GET /api/v1/alerts ---------------------------------------------------------------------------
+
+# The keyset of each sort: (sort key, fingerprint, starts_at), minus the repetition for starts_at.
+SORT_KEYS = {"starts_at": ("starts_at", "fingerprint"), "last_seen": ("last_seen", "fingerprint", "starts_at")}
+
+
+def list_alerts(d: Dialect, p: ListParams, after: list[int] | None) -> Query:
+    """One page of alert instances; selects ``limit + 1`` rows (the extra one says "more")."""
+    P = d.p
+    conds: list[str] = []
+    params: list[Any] = []
+    if p.status is not None:
+        conds.append(f"a.status = {P}")
+        params.append(p.status)
+    if p.since is not None:
+        conds.append(f"a.starts_at >= {P}")
+        params.append(d.t(p.since))
+    if p.until is not None:
+        conds.append(f"a.starts_at < {P}")
+        params.append(d.t(p.until))
+    if p.fingerprint is not None:
+        conds.append(f"a.fingerprint = {P}")
+        params.append(p.fingerprint)
+    _matchers(d, p.match, conds, params)
+    if p.q is not None:
+        conds.append(
+            "EXISTS (SELECT 1 FROM alert_events e WHERE e.fingerprint = a.fingerprint "
+            f"AND e.starts_at = a.starts_at AND {d.annotations_contain('e')})"
+        )
+        params.append(ascii_lower(p.q))
+    cols = SORT_KEYS[p.sort]
+    if after is not None:
+        cmp = "<" if p.order == "desc" else ">"
+        lhs = ", ".join(f"a.{c}" for c in cols)
+        rhs = ", ".join([P] * len(cols))
+        conds.append(f"({lhs}) {cmp} ({rhs})")
+        params.extend(d.t(v) if c != "fingerprint" else v for c, v in zip(cols, after))
+    direction = " DESC" if p.order == "desc" else ""
+    order = ", ".join(f"k.{c}{direction}" for c in cols)
+    inner_order = ", ".join(f"a.{c}{direction}" for c in cols)
+    params.append(p.limit + 1)
+    # The page is chosen first (index order + LIMIT); only its rows then fetch their annotations.
+    sql = f"""
+SELECT k.fingerprint, {d.us('k.starts_at')}, k.status, {d.us('k.ends_at')}, {d.us('k.first_seen')},
+       {d.us('k.last_seen')}, k.notifications, k.receiver, k.labels,
+       (SELECT {d.json('e.annotations')} FROM alert_events e
+         WHERE e.fingerprint = k.fingerprint AND e.starts_at = k.starts_at
+         ORDER BY e.status DESC LIMIT 1)
+FROM (
+    SELECT a.fingerprint, a.starts_at, a.status, a.ends_at, a.first_seen, a.last_seen,
+           a.notifications, a.receiver, {d.json('ls.labels')} AS labels
+    FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
+    {_where(conds)}
+    ORDER BY {inner_order}
+    LIMIT {P}
+) k
+ORDER BY {order}"""
+    return sql, params
+
+
+# -- GET /api/v1/alerts/{fingerprint} -------------------------------------------------------------
+
+
+def label_set(d: Dialect, fp: int) -> Query:
+    return f"SELECT {d.json('labels')} FROM label_sets WHERE fingerprint = {d.p}", [fp]
+
+
+def alert_summary(d: Dialect, fp: int) -> Query:
+    return (
+        f"""SELECT count(*), coalesce(sum(notifications), 0),
+       coalesce(sum(CASE WHEN status = 'firing' THEN 1 ELSE 0 END), 0),
+       {d.us('min(starts_at)')}, {d.us('max(last_seen)')}
+FROM alerts WHERE fingerprint = {d.p}""",
+        [fp],
+    )
+
+
+def _episode_page(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
+    cond, params = "", [fp]
+    if before is not None:
+        cond = f" AND starts_at < {d.p}"
+        params.append(d.t(before))
+    params.append(limit + 1)
+    return f"fingerprint = {d.p}{cond} ORDER BY starts_at DESC LIMIT {d.p}", params
+
+
+def episodes(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
+    tail, params = _episode_page(d, fp, before, limit)
+    return (
+        f"""SELECT {d.us('starts_at')}, status, {d.us('ends_at')}, {d.us('first_seen')}, {d.us('last_seen')},
+       notifications, receiver
+FROM alerts WHERE {tail}""",
+        params,
+    )
+
+
+def episode_events(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
+    """The events of the episodes on the same page (same snapshot, same subquery)."""
+    tail, params = _episode_page(d, fp, before, limit)
+    return (
+        f"""SELECT {d.us('e.starts_at')}, e.status, {d.us('e.ends_at')}, {d.us('e.received_at')}, e.receiver,
+       e.group_key, e.source, e.generator_url, {d.json('e.annotations')}
+FROM alert_events e
+WHERE e.fingerprint = {d.p} AND e.starts_at IN (SELECT starts_at FROM alerts WHERE {tail})
+ORDER BY e.starts_at DESC, e.received_at, e.status""",
+        [fp, *params],
+    )
+
+
+# -- GET /api/v1/stats ----------------------------------------------------------------------------
+
+
+def top_firing(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
+    P = d.p
+    conds = [f"a.starts_at >= {P}", f"a.starts_at < {P}"]
+    params: list[Any] = [d.t(since), d.t(until)]
+    _matchers(d, p.match, conds, params)
+    join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
+    params.append(p.top)
+    return (
+        f"""SELECT t.fingerprint, t.firings, t.notifications, {d.json('l.labels')}
+FROM (
+    SELECT a.fingerprint, count(*) AS firings, sum(a.notifications) AS notifications
+    FROM alerts a {join}
+    {_where(conds)}
+    GROUP BY a.fingerprint
+    ORDER BY firings DESC, a.fingerprint
+    LIMIT {P}
+) t JOIN label_sets l ON l.fingerprint = t.fingerprint
+ORDER BY t.firings DESC, t.fingerprint""",
+        params,
+    )
+
+
+def flapping(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
+    P = d.p
+    conds = [f"e.received_at >= {P}", f"e.received_at < {P}"]
+    params: list[Any] = [d.t(since), d.t(until)]
+    _matchers(d, p.match, conds, params)
+    join = "JOIN label_sets ls ON ls.fingerprint = e.fingerprint" if p.match else ""
+    params += [p.flap_min_changes, p.top]
+    return (
+        f"""SELECT t.fingerprint, t.changes, t.firing, {d.json('l.labels')}
+FROM (
+    SELECT e.fingerprint, count(*) AS changes,
+           sum(CASE WHEN e.status = 'firing' THEN 1 ELSE 0 END) AS firing
+    FROM alert_events e {join}
+    {_where(conds)}
+    GROUP BY e.fingerprint
+    HAVING count(*) >= {P}
+    ORDER BY changes DESC, e.fingerprint
+    LIMIT {P}
+) t JOIN label_sets l ON l.fingerprint = t.fingerprint
+ORDER BY t.changes DESC, t.fingerprint""",
+        params,
+    )
+
+
+def time_to_resolve(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
+    """Per alertname, over the instances resolved in the window (by ends_at): count, p50, p90 and
+    max of ends_at - starts_at. Percentiles are nearest-rank (the value at rank ceil(p·n)), computed
+    with window functions so that both stores give the same integers."""
+    P = d.p
+    conds = ["a.status = 'resolved'", f"a.ends_at >= {P}", f"a.ends_at < {P}"]
+    params: list[Any] = [d.t(since), d.t(until)]
+    _matchers(d, p.match, conds, params)
+    params.append(p.top)
+    return (
+        f"""WITH d AS (
+    SELECT ls.alertname, {d.us('a.ends_at')} - {d.us('a.starts_at')} AS dur
+    FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
+    {_where(conds)}
+), r AS (
+    SELECT alertname, dur,
+           row_number() OVER (PARTITION BY alertname ORDER BY dur) AS rn,
+           count(*) OVER (PARTITION BY alertname) AS n
+    FROM d
+)
+SELECT alertname, max(n) AS n,
+       max(CASE WHEN rn = (50 * n + 99) / 100 THEN dur END) AS p50,
+       max(CASE WHEN rn = (90 * n + 99) / 100 THEN dur END) AS p90,
+       max(dur) AS mx
+FROM r
+GROUP BY alertname
+ORDER BY p90 DESC, alertname{d.c}
+LIMIT {P}""",
+        params,
+    )
+
+
+def firing_by_severity(d: Dialect, p: StatsParams, now: int) -> Query:
+    """Instances firing now: status firing and not past their endsAt."""
+    P = d.p
+    conds = ["a.status = 'firing'", f"(a.ends_at IS NULL OR a.ends_at > {P})"]
+    params: list[Any] = [d.t(now)]
+    _matchers(d, p.match, conds, params)
+    return (
+        f"""SELECT ls.severity, count(*)
+FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
+{_where(conds)}
+GROUP BY ls.severity
+ORDER BY ls.severity{d.c}""",
+        params,
+    )

@@ -1,0 +1,189 @@
+"""The RSGI application: routes, the middleware chain, and the store's life cycle in a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+import orjson
+
+from webhookfast import metrics
+from webhookfast._core import Limits
+from webhookfast.batcher import Batcher
+from webhookfast.errors import HTTPError, error_body, method_not_allowed, not_found
+from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
+from webhookfast.ingest import BodyReader, Ingest
+from webhookfast.middleware import AccessLog, Auth, RateLimit, build_chain
+from webhookfast.settings import AckMode, Settings
+from webhookfast.storage import Store, WriteResult, open_store
+
+log = logging.getLogger("webhookfast")
+
+_OK = orjson.dumps({"status": "ok"})
+_READY = orjson.dumps({"status": "ready"})
+
+
+def read_secret(value: Any, path: Any) -> str | None:
+    """A secret given inline (SecretStr) or as a file (first line, surrounding blanks removed)."""
+    if path is not None:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip()
+    if value is not None:
+        return str(value.get_secret_value())
+    return None
+
+
+class App:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store if store is not None else open_store(
+            settings.database_url,
+            pool_min_size=settings.pool_min_size,
+            pool_max_size=settings.pool_max_size,
+            connect_timeout_s=settings.connect_timeout_s,
+        )
+        self.batcher = Batcher(
+            self.store,
+            ack_enqueue=settings.ack is AckMode.enqueue,
+            max_queue_alerts=settings.queue_max_alerts,
+            max_queue_bytes=settings.queue_max_bytes,
+            flush_max_alerts=settings.flush_max_alerts,
+            flush_concurrency=settings.flush_concurrency,
+            deadline_s=settings.write_deadline_s,
+            on_flush=self._on_flush,
+        )
+        limits = Limits(
+            max_alerts=settings.max_alerts,
+            max_labels=settings.max_labels,
+            max_annotations=settings.max_annotations,
+            max_name_bytes=settings.max_name_bytes,
+            max_value_bytes=settings.max_value_bytes,
+            max_depth=settings.max_depth,
+        )
+        ingest = Ingest(
+            self.batcher,
+            limits,
+            BodyReader(settings.max_body_bytes, settings.body_timeout_s),
+            settings.retry_after_s,
+            durable=settings.ack is AckMode.commit,
+        )
+        auth = Auth(
+            bearer_tokens=[t for t in [read_secret(settings.bearer_token, settings.bearer_token_file)] if t],
+            basic_user=settings.basic_auth_user,
+            basic_password=read_secret(settings.basic_auth_password, settings.basic_auth_password_file),
+            protect_health=settings.protect_health,
+            protect_metrics=settings.protect_metrics,
+        )
+        self.routes: dict[str, Route] = {}
+        self._add("webhook", "/webhook", {"POST": ingest}, protected=True)
+        self._add("alerts_v2", "/api/v2/alerts", {"POST": ingest}, protected=True)
+        self._add("healthz", "/healthz", {"GET": self.healthz}, protected=settings.protect_health)
+        self._add("readyz", "/readyz", {"GET": self.readyz}, protected=settings.protect_health)
+        self._add("metrics", "/metrics", {"GET": self.metrics}, protected=settings.protect_metrics)
+        self.handler: Handler = build_chain(
+            self.dispatch,
+            auth=auth if auth.enabled else None,
+            rate_limit=RateLimit(settings.rate_limit_rps, settings.rate_limit_burst)
+            if settings.rate_limit_rps > 0
+            else None,
+            access_log=AccessLog(log=settings.access_log),
+        )
+        self._prune_task: asyncio.Task[None] | None = None
+
+    def _add(self, name: str, path: str, handlers: dict[str, Handler], protected: bool) -> None:
+        self.routes[path] = Route(name, path, handlers, protected)
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        await self.store.open()
+        self.batcher.start()
+        if self.settings.retention_days > 0:
+            self._prune_task = asyncio.get_running_loop().create_task(self._prune_loop())
+
+    async def shutdown(self) -> None:
+        if self._prune_task is not None:
+            self._prune_task.cancel()
+        await self.batcher.close()
+        await self.store.close()
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.startup())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Granian calls this after in-flight requests finished: flush what is queued, then close.
+        loop.run_until_complete(self.shutdown())
+
+    async def _prune_loop(self) -> None:
+        interval = self.settings.prune_interval_s
+        await asyncio.sleep(random.uniform(0, interval))  # workers spread out their prunes
+        while True:
+            cutoff = int((time.time() - self.settings.retention_days * 86400) * 1e6)
+            try:
+                n = await self.store.prune(cutoff)
+                log.info("pruned %d rows older than %d days", n, self.settings.retention_days)
+            except Exception:
+                log.exception("prune failed")
+            await asyncio.sleep(interval)
+
+    def _on_flush(self, requests: int, alerts: int, seconds: float, result: WriteResult | None) -> None:
+        metrics.flush_seconds.observe(seconds)
+        metrics.flush_alerts.observe(alerts)
+        metrics.flush_requests.observe(requests)
+        metrics.queue_alerts.set(self.batcher.queued_alerts)
+        if result is None:
+            metrics.store_errors.inc()
+
+    # -- routing ----------------------------------------------------------------------------------
+
+    async def dispatch(self, ctx: Context) -> Response:
+        route = ctx.route
+        if route is None:
+            raise not_found()
+        handler = route.handlers.get(ctx.scope.method)
+        if handler is None:
+            raise method_not_allowed(route.allow)
+        return await handler(ctx)
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        ctx = Context(scope, proto, self.routes.get(scope.path), time.perf_counter())
+        try:
+            response = await self.handler(ctx)
+        except Exception:  # last resort: the chain's own recovery failed
+            log.exception("unhandled error outside the middleware chain")
+            response = Response(500, error_body(HTTPError(500, "internal_error", "internal server error"), ctx.request_id))
+        headers = [("content-type", response.content_type), ("x-request-id", ctx.request_id), *SECURITY_HEADERS]
+        if response.headers:
+            headers.extend(response.headers)
+        proto.response_bytes(response.status, headers, response.body)
+
+    # -- small endpoints --------------------------------------------------------------------------
+
+    async def healthz(self, ctx: Context) -> Response:
+        return Response(200, _OK)
+
+    async def readyz(self, ctx: Context) -> Response:
+        try:
+            up = await asyncio.wait_for(self.store.ping(), 2.0)
+        except asyncio.TimeoutError:
+            up = False
+        metrics.store_up.set(1 if up else 0)
+        if not up:
+            raise HTTPError(503, "not_ready", "database unreachable", headers=[("retry-after", "1")])
+        return Response(200, _READY)
+
+    async def metrics(self, ctx: Context) -> Response:
+        body, content_type = metrics.render()
+        return Response(200, body, content_type)
+
+
+def create_app() -> App:
+    """Granian's factory target: each worker process builds its app from WEBHOOKFAST_* variables."""
+    from webhookfast.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return App(settings)

@@ -1,0 +1,193 @@
+"""Group commit: requests hand their decoded batch over and wait until the flush that holds it commits.
+
+There is no flush timer. A flusher that is free takes everything waiting (up to ``flush_max_alerts``)
+and writes it in one transaction; while it writes, new batches gather for the next flush. So a lone
+request is written at once, and under load each transaction carries many requests.
+
+The queue is bounded in alerts and bytes (``QueueFull`` → 503 at once) and counts a batch until its
+flush ends, so memory stays bounded even while the database is slow. In ``commit`` mode a request
+waits at most ``deadline_s``; in ``enqueue`` mode it is answered as soon as it is queued, and failed
+flushes are retried until they succeed or the process stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from webhookfast._core import Batch
+from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+
+log = logging.getLogger("webhookfast.batcher")
+
+
+class QueueFull(Exception):
+    """The ingest queue holds as much as it may: answer 503 and let the sender retry."""
+
+
+class DeadlineExceeded(Exception):
+    """The batch was not committed in time (the database is slow or down)."""
+
+
+def _expire(future: asyncio.Future[None], deadline_s: float) -> None:
+    if not future.done():
+        future.set_exception(DeadlineExceeded(f"not committed within {deadline_s:g} s"))
+
+
+class _Pending:
+    __slots__ = ("batch", "future", "alerts", "nbytes")
+
+    def __init__(self, batch: Batch, future: asyncio.Future[None] | None) -> None:
+        self.batch = batch
+        self.future = future
+        self.alerts = len(batch)
+        self.nbytes = batch.body_bytes
+
+
+class Batcher:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ack_enqueue: bool = False,
+        max_queue_alerts: int = 200_000,
+        max_queue_bytes: int = 256 * 1024 * 1024,
+        flush_max_alerts: int = 5_000,
+        flush_concurrency: int = 0,
+        deadline_s: float = 5.0,
+        retry_backoff_s: float = 0.5,
+        on_flush: Callable[[int, int, float, WriteResult | None], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.ack_enqueue = ack_enqueue
+        self.max_queue_alerts = max_queue_alerts
+        self.max_queue_bytes = max_queue_bytes
+        self.flush_max_alerts = flush_max_alerts
+        self.flush_concurrency = flush_concurrency or store.default_flush_concurrency
+        self.deadline_s = deadline_s
+        self.retry_backoff_s = retry_backoff_s
+        self.on_flush = on_flush
+        self._waiting: deque[_Pending] = deque()
+        # Alerts and bytes queued or being flushed: what the bounds apply to.
+        self.queued_alerts = 0
+        self.queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._flushers: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    def start(self) -> None:
+        self._flushers = [
+            asyncio.get_running_loop().create_task(self._flush_loop(), name=f"webhookfast-flusher-{i}")
+            for i in range(self.flush_concurrency)
+        ]
+
+    async def submit(self, batch: Batch) -> None:
+        """Return once ``batch`` is committed (or queued, with ack=enqueue); raise QueueFull,
+        DeadlineExceeded or StoreUnavailable otherwise."""
+        alerts = len(batch)
+        if self._closing:
+            raise QueueFull("shutting down")
+        if (
+            self.queued_alerts + alerts > self.max_queue_alerts
+            or self.queued_bytes + batch.body_bytes > self.max_queue_bytes
+        ) and self.queued_alerts > 0:
+            raise QueueFull("ingest queue is full")
+        if self.ack_enqueue:
+            self._enqueue(_Pending(batch, None))
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue(_Pending(batch, future))
+        # A timer rather than wait_for: no extra task per request. If the deadline passes first the
+        # flush still commits the batch (the sender's retry then collapses into the same rows).
+        timer = loop.call_later(self.deadline_s, _expire, future, self.deadline_s)
+        try:
+            await future
+        finally:
+            timer.cancel()
+
+    def _enqueue(self, item: _Pending) -> None:
+        self._waiting.append(item)
+        self.queued_alerts += item.alerts
+        self.queued_bytes += item.nbytes
+        self._wake.set()
+
+    def _take(self) -> list[_Pending]:
+        taken: list[_Pending] = []
+        alerts = 0
+        waiting = self._waiting
+        while waiting and (not taken or alerts + waiting[0].alerts <= self.flush_max_alerts):
+            item = waiting.popleft()
+            if item.future is not None and item.future.done():
+                # Its request already gave up (deadline); the sender will send it again.
+                self._release(item)
+                continue
+            taken.append(item)
+            alerts += item.alerts
+        if not waiting:
+            self._wake.clear()
+        return taken
+
+    def _release(self, item: _Pending) -> None:
+        self.queued_alerts -= item.alerts
+        self.queued_bytes -= item.nbytes
+
+    async def _flush_loop(self) -> None:
+        while True:
+            if not self._waiting:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                continue
+            taken = self._take()
+            if taken:
+                await self._flush(taken)
+
+    async def _flush(self, taken: list[_Pending]) -> None:
+        started = time.perf_counter()
+        alerts = sum(item.alerts for item in taken)
+        try:
+            result = await self.store.write([item.batch for item in taken])
+        except Exception as exc:
+            elapsed = time.perf_counter() - started
+            if self.on_flush is not None:
+                self.on_flush(len(taken), alerts, elapsed, None)
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("flush failed")
+                exc = StoreUnavailable(str(exc))
+            if self.ack_enqueue:
+                # Already acknowledged: keep the batches and try again after a pause.
+                log.warning("flush of %d alerts failed, retrying: %s", alerts, exc)
+                self._waiting.extendleft(reversed(taken))
+                self._wake.set()
+                await asyncio.sleep(self.retry_backoff_s)
+                return
+            for item in taken:
+                self._release(item)
+                if item.future is not None and not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        if self.on_flush is not None:
+            self.on_flush(len(taken), alerts, time.perf_counter() - started, result)
+        for item in taken:
+            self._release(item)
+            if item.future is not None and not item.future.done():
+                item.future.set_result(None)
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop taking batches and flush what is queued (graceful shutdown)."""
+        self._closing = True
+        self._wake.set()
+        if not self._flushers:
+            return
+        done, pending = await asyncio.wait(self._flushers, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.error("shutdown: %d alerts could not be flushed in %.0f s", self.queued_alerts, timeout_s)
+        for task in done:
+            if task.exception() is not None:
+                log.error("flusher died: %r", task.exception())

@@ -1,0 +1,168 @@
+"""``webhookfast serve | migrate | prune``.
+
+Options are parsed by click (already a dependency of Granian) and validated by the pydantic Settings;
+an option not given on the command line comes from its ``WEBHOOKFAST_*`` environment variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from webhookfast.logs import configure_logging
+from webhookfast.settings import Settings
+from webhookfast.storage import open_store
+
+log = logging.getLogger("webhookfast")
+
+
+def _settings(**given: Any) -> Settings:
+    overrides = {k: v for k, v in given.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise click.UsageError(problems) from None
+
+
+def _env_option(*decls: str, **kwargs: Any) -> Any:
+    name = decls[0].lstrip("-").split("/")[0].replace("-", "_")
+    return click.option(*decls, envvar=f"WEBHOOKFAST_{name.upper()}", show_envvar=True, **kwargs)
+
+
+database_option = _env_option("--database-url", help="sqlite:///path.db (default ./webhookfast.db) or postgresql://…")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="webhookfast")
+def main() -> None:
+    """webhookfast: receive Alertmanager webhooks and keep every alert's history."""
+
+
+@main.command()
+@_env_option("--host", help="Address to listen on.  [default: 127.0.0.1]")
+@_env_option("--port", type=int, help="Port to listen on.  [default: 8080]")
+@_env_option("--workers", type=int, help="Worker processes.  [default: 1]")
+@database_option
+@_env_option("--ack", type=click.Choice(["commit", "enqueue"]), help="Answer after the commit (default) "
+              "or as soon as queued: enqueue can lose acknowledged alerts on a crash.")
+@_env_option("--migrate-on-start/--no-migrate-on-start", default=None, help="Apply migrations first.  [default: on]")
+@_env_option("--access-log/--no-access-log", default=None, help="JSON access log on stderr.  [default: on]")
+@_env_option("--log-level", type=click.Choice(["debug", "info", "warning", "error", "critical"]))
+@_env_option("--max-body-bytes", type=int, help="Largest request body.  [default: 16 MiB]")
+@_env_option("--retention-days", type=int, help="Prune history older than this, hourly (0 = keep all).")
+@_env_option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
+@_env_option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert.")
+@_env_option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), help="Require client certificates signed by this CA.")
+def serve(**options: Any) -> None:
+    """Serve the webhook receiver (Granian, RSGI). SIGTERM: stop accepting, flush, exit 0.
+
+    Every other setting (limits, queue bounds, auth) is read from its WEBHOOKFAST_* variable; see the README.
+    """
+    settings = _settings(**options)
+    configure_logging(settings.log_level)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if settings.migrate_on_start:
+        _migrate(settings, required=False)
+
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    # Workers are fresh processes: they rebuild the app from these variables.
+    os.environ.update(settings.env())
+    metrics_dir = tempfile.mkdtemp(prefix="webhookfast-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    tls: dict[str, Any] = {}
+    if settings.tls_cert is not None:
+        tls = {"ssl_cert": Path(settings.tls_cert), "ssl_key": Path(settings.tls_key)}  # type: ignore[arg-type]
+        if settings.tls_client_ca is not None:
+            tls.update(ssl_ca=Path(settings.tls_client_ca), ssl_client_verify=True)
+    try:
+        Granian(
+            "webhookfast.app:create_app",
+            factory=True,
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.RSGI,
+            workers=settings.workers,
+            log_access=False,
+            log_level=LogLevels(settings.log_level),
+            **tls,
+        ).serve()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _migrate(settings: Settings, *, required: bool) -> None:
+    store = open_store(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
+    try:
+        applied = store.migrate()
+    except Exception as exc:
+        if required:
+            raise click.ClickException(f"migration failed: {exc}") from None
+        # Serve anyway: /readyz reports the database, and writes answer 503 until it is back.
+        log.error("migrations not applied (database unreachable?): %s", exc)
+        return
+    for name in applied:
+        log.info("applied migration %s", name)
+
+
+@main.command()
+@database_option
+def migrate(database_url: str | None) -> None:
+    """Create or upgrade the schema."""
+    settings = _settings(database_url=database_url)
+    configure_logging(settings.log_level)
+    _migrate(settings, required=True)
+    click.echo("schema is up to date")
+
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """``30d`` → seconds."""
+    m = _DURATION.match(text.strip())
+    if m is None:
+        raise click.BadParameter("use a number and a unit: 90s, 45m, 12h, 30d, 2w")
+    return int(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+@main.command()
+@database_option
+@click.option("--older-than", required=True, help="Delete alert instances that started before now minus this (30d).")
+def prune(database_url: str | None, older_than: str) -> None:
+    """Delete old history (retention)."""
+    seconds = parse_duration(older_than)
+    settings = _settings(database_url=database_url)
+    configure_logging(settings.log_level)
+    cutoff_us = int((time.time() - seconds) * 1_000_000)
+
+    async def run() -> int:
+        store = open_store(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
+        await store.open()
+        try:
+            return await store.prune(cutoff_us)
+        finally:
+            await store.close()
+
+    deleted = asyncio.run(run())
+    click.echo(f"deleted {deleted} rows")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The error contract: every 4xx/5xx answer is ``{"error": {"code", "message", "path"?, "request_id"}}``.
+
+``code`` values are stable and listed in the README; messages are short and never echo secrets or
+more than a few bytes of the request, because Alertmanager copies error bodies into its log.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+# Status for each PayloadError reason from the Rust core: syntax → 400, meaning → 422.
+SYNTAX_REASONS = frozenset(
+    {"empty_body", "invalid_json", "invalid_utf8", "duplicate_key", "too_deep"}
+)
+
+
+class HTTPError(Exception):
+    """An answer other than success, raised anywhere below the recovery middleware."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        path: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.path = path
+        self.offset = offset
+        self.headers = headers or []
+
+
+def payload_status(reason: str) -> int:
+    return 400 if reason in SYNTAX_REASONS else 422
+
+
+def error_body(err: HTTPError, request_id: str) -> bytes:
+    detail: dict[str, object] = {"code": err.code, "message": err.message}
+    if err.path is not None:
+        detail["path"] = err.path
+    if err.offset is not None:
+        detail["offset"] = err.offset
+    detail["request_id"] = request_id
+    return orjson.dumps({"error": detail})
+
+
+def not_found() -> HTTPError:
+    return HTTPError(404, "not_found", "no such route")
+
+
+def method_not_allowed(allow: str) -> HTTPError:
+    return HTTPError(405, "method_not_allowed", "method not allowed", headers=[("allow", allow)])
+
+
+def overloaded(retry_after: int, message: str = "ingest queue is full, retry later") -> HTTPError:
+    return HTTPError(503, "overloaded", message, headers=[("retry-after", str(retry_after))])
+
+
+def unavailable(retry_after: int, message: str = "database unavailable, retry later") -> HTTPError:
+    return HTTPError(503, "store_unavailable", message, headers=[("retry-after", str(retry_after))])

@@ -1,0 +1,64 @@
+"""The request context and response passed along the middleware chain, kept small for speed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+JSON = "application/json"
+
+# Sent on every answer: this service never serves a page, a frame or a cacheable document.
+SECURITY_HEADERS: list[tuple[str, str]] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+]
+
+
+class Response:
+    __slots__ = ("status", "body", "content_type", "headers")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = JSON,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers
+
+
+class Route:
+    """One path: its handler per method and whether authentication applies."""
+
+    __slots__ = ("name", "path", "handlers", "allow", "protected")
+
+    def __init__(self, name: str, path: str, handlers: dict[str, Handler], protected: bool) -> None:
+        self.name = name
+        self.path = path
+        self.handlers = handlers
+        self.allow = ", ".join(sorted(handlers))
+        self.protected = protected
+
+
+class Context:
+    """Everything known about one request; middleware read and add to it."""
+
+    __slots__ = ("scope", "proto", "route", "request_id", "alerts", "bytes_in", "started")
+
+    def __init__(self, scope: Any, proto: Any, route: Route | None, started: float) -> None:
+        self.scope = scope
+        self.proto = proto
+        self.route = route
+        self.request_id = ""
+        self.alerts = 0
+        self.bytes_in = 0
+        self.started = started
+
+
+Handler = Callable[[Context], Awaitable[Response]]

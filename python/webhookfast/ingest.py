@@ -1,0 +1,126 @@
+"""POST /webhook and POST /api/v2/alerts: read the body under a cap and a deadline, decode it in
+Rust, hand the batch to the batcher, answer once it is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import orjson
+
+from webhookfast import metrics
+from webhookfast._core import Limits, PayloadError, decode
+from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
+from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable
+from webhookfast.http import Context, Response
+from webhookfast.storage.base import StoreUnavailable
+
+if sys.version_info >= (3, 11):
+    _timeout = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+    _timeout = None
+
+
+def is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class BodyReader:
+    """Reads a request body whole, refusing it as soon as it is known to exceed ``max_bytes``:
+    from Content-Length before reading anything, or while streaming a chunked body."""
+
+    def __init__(self, max_bytes: int, timeout_s: float) -> None:
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+
+    def too_large(self) -> HTTPError:
+        return HTTPError(413, "payload_too_large", f"body exceeds {self.max_bytes} bytes")
+
+    async def read(self, scope: Any, proto: Any) -> bytes:
+        length = scope.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise HTTPError(400, "bad_content_length", "Content-Length is not a number")
+            if int(length) > self.max_bytes:
+                raise self.too_large()
+        try:
+            if _timeout is not None:
+                async with _timeout(self.timeout_s):
+                    return await self._read(proto, length is not None)
+            return await asyncio.wait_for(self._read(proto, length is not None), self.timeout_s)
+        except TimeoutError:
+            raise HTTPError(408, "request_timeout", "request body not received in time") from None
+        except asyncio.TimeoutError:  # pragma: no cover - Python 3.10 spelling
+            raise HTTPError(408, "request_timeout", "request body not received in time") from None
+
+    async def _read(self, proto: Any, sized: bool) -> bytes:
+        if sized:
+            body: bytes = await proto()
+            if len(body) > self.max_bytes:
+                raise self.too_large()
+            return body
+        chunks = []
+        total = 0
+        async for chunk in proto:
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise self.too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+class Ingest:
+    def __init__(
+        self, batcher: Batcher, limits: Limits, reader: BodyReader, retry_after_s: int, *, durable: bool = True
+    ) -> None:
+        self.batcher = batcher
+        # "stored": committed before this answer; "queued": ack=enqueue answered before the commit.
+        self.status_word = "stored" if durable else "queued"
+        self.limits = limits
+        self.reader = reader
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, ctx: Context) -> Response:
+        scope = ctx.scope
+        if not is_json(scope.headers.get("content-type")):
+            raise HTTPError(415, "unsupported_media_type", "Content-Type must be application/json")
+        body = await self.reader.read(scope, ctx.proto)
+        ctx.bytes_in = len(body)
+        try:
+            batch = decode(body, self.limits)
+        except PayloadError as err:
+            metrics.payload_errors.labels(err.reason).inc()
+            raise HTTPError(
+                payload_status(err.reason), err.reason, err.message, path=err.path, offset=err.offset
+            ) from None
+        n = len(batch)
+        ctx.alerts = n
+        if n:
+            try:
+                await self.batcher.submit(batch)
+            except QueueFull:
+                metrics.rejected.labels("queue_full").inc()
+                raise overloaded(self.retry_after_s) from None
+            except DeadlineExceeded:
+                metrics.rejected.labels("deadline").inc()
+                raise unavailable(self.retry_after_s, "database too slow, retry later") from None
+            except StoreUnavailable:
+                metrics.rejected.labels("store_unavailable").inc()
+                raise unavailable(self.retry_after_s) from None
+            firing, resolved = metrics.alert_children(batch.format)
+            if batch.firing:
+                firing.inc(batch.firing)
+            if batch.resolved:
+                resolved.inc(batch.resolved)
+            if batch.fingerprint_mismatches:
+                metrics.fingerprint_mismatches.inc(batch.fingerprint_mismatches)
+            if batch.nul_replaced:
+                metrics.nul_replaced.inc(batch.nul_replaced)
+        return Response(
+            200,
+            orjson.dumps({"status": self.status_word, "alerts": n, "request_id": ctx.request_id}),
+        )

@@ -1,0 +1,50 @@
+"""What the batcher needs from a store, whatever the database behind it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from webhookfast._core import Batch
+
+
+class StoreUnavailable(Exception):
+    """The database cannot take writes right now (down, slow, or refusing): answer 503."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    label_sets: int  # rows offered (after collapsing duplicates inside the flush)
+    events: int
+    alerts: int
+
+
+class Store(abc.ABC):
+    """One database. ``write`` stores the batches of one flush in one transaction."""
+
+    dialect: str
+    #: flushes that may run at once (each on its own connection); the batcher may be told otherwise
+    default_flush_concurrency: int = 1
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def write(self, batches: Sequence[Batch]) -> WriteResult:
+        """Commit every alert of ``batches`` or nothing; raise StoreUnavailable on a database fault."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """Whether the database answers now (for /readyz)."""
+
+    @abc.abstractmethod
+    def migrate(self) -> list[str]:
+        """Apply pending migrations (synchronously); return the names applied."""
+
+    @abc.abstractmethod
+    async def prune(self, older_than_us: int) -> int:
+        """Delete history of alert instances that started before ``older_than_us``; return rows deleted."""

@@ -1,0 +1,458 @@
+"""The PostgreSQL store: a psycopg 3 async pool, rows encoded by Rust as binary COPY.
+
+One flush is one transaction:
+
+1. ``RowEncoder.pg_copy`` turns the batches into three binary COPY streams (label sets, events,
+   current state), duplicates collapsed and rows sorted by key;
+2. each stream is COPYed into a per-connection temp staging table (created once per connection by
+   the pool's ``configure`` callback, emptied by ``ON COMMIT DELETE ROWS``);
+3. one multi-statement query merges staging into the real tables with INSERT ... SELECT ...
+   ON CONFLICT, in key order so that concurrent writers (several webhookfast processes) lock rows
+   in the same order; a deadlock or serialization failure that slips through is retried.
+
+``scripts/bench_merge.py`` compares this with a single ``INSERT ... SELECT FROM unnest(...)`` per
+table; see the README's architecture section for the numbers and why staging + COPY won.
+
+The pool is opened without waiting for the database: ``webhookfast serve`` starts while
+PostgreSQL is down, /readyz says not ready (``ping``), writes raise ``StoreUnavailable`` (503 +
+Retry-After, which Alertmanager retries), and the pool reconnects on its own when the database
+comes back. Connections are checked before use, so a restarted server costs no failed write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import partial
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from webhookfast._core import Batch, RowEncoder
+from webhookfast.storage import migrations
+from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+
+log = logging.getLogger("webhookfast.storage.postgres")
+
+# Advisory lock keys (the ASCII of a short tag, as a bigint).
+MIGRATE_LOCK = 8604239648134883186  # 'whf_migr': one migrator at a time
+LABELS_LOCK = 8604239648117580396  # 'whf_labl': writers (shared) vs. orphan label-set pruning
+
+PARTITION_MONTHS_AHEAD = 2
+PARTITION_CHECK_INTERVAL_S = 3600.0
+WRITE_ATTEMPTS = 3
+# Flushes of at most this many alerts (before collapsing) are merged with unnest, bigger ones with
+# staging + COPY: the crossover measured by scripts/bench_merge.py (see the README).
+UNNEST_MAX_ALERTS = 32
+PRUNE_CHUNK = 1000
+
+LABEL_SET_COLUMNS = "fingerprint, labels, alertname, severity"
+EVENT_COLUMNS = (
+    "fingerprint, starts_at, status, ends_at, received_at, receiver, group_key, source, "
+    "generator_url, annotations"
+)
+ALERT_COLUMNS = "fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, receiver"
+
+STAGE_LABEL_SETS = "webhookfast_stage_label_sets"
+STAGE_EVENTS = "webhookfast_stage_events"
+STAGE_ALERTS = "webhookfast_stage_alerts"
+
+# Run once per new connection (pool ``configure``). Temp tables live as long as the connection;
+# ON COMMIT DELETE ROWS empties them at the end of every transaction that used them, so a failed
+# or retried flush never sees a previous attempt's rows.
+CONFIGURE_SQL = f"""
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_LABEL_SETS} (LIKE label_sets) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_EVENTS} (LIKE alert_events) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_ALERTS} (LIKE alerts) ON COMMIT DELETE ROWS;
+"""
+
+COPY_LABEL_SETS = f"COPY {STAGE_LABEL_SETS} ({LABEL_SET_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+COPY_EVENTS = f"COPY {STAGE_EVENTS} ({EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+COPY_ALERTS = f"COPY {STAGE_ALERTS} ({ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+
+# The three merges (plus the shared lock that keeps prune from deleting a label set this flush
+# relies on) go in one simple-protocol query: one round trip. ORDER BY makes the lock order
+# explicit even though the Rust encoder already sorts: concurrent flushes of the same alerts then
+# queue behind each other instead of deadlocking.
+# The alerts upsert has exactly the semantics of sqlite.UPSERT_ALERTS: a resolved state is final
+# for an instance (a late or retried "firing" never reopens it), first_seen only moves back,
+# last_seen only forward, deliveries add up, the latest receiver wins.
+UPSERT_ALERTS_CONFLICT = """ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
+    status = CASE WHEN a.status = 'resolved' OR excluded.status = 'resolved'
+                  THEN 'resolved' ELSE 'firing' END,
+    ends_at = CASE WHEN excluded.status = 'resolved' THEN excluded.ends_at
+                   WHEN a.status = 'resolved' THEN a.ends_at
+                   ELSE excluded.ends_at END,
+    first_seen = LEAST(a.first_seen, excluded.first_seen),
+    last_seen = GREATEST(a.last_seen, excluded.last_seen),
+    notifications = a.notifications + excluded.notifications,
+    receiver = excluded.receiver"""
+
+MERGE_SQL = f"""
+SELECT pg_advisory_xact_lock_shared({LABELS_LOCK});
+INSERT INTO label_sets ({LABEL_SET_COLUMNS})
+SELECT {LABEL_SET_COLUMNS} FROM {STAGE_LABEL_SETS} ORDER BY fingerprint
+ON CONFLICT (fingerprint) DO NOTHING;
+INSERT INTO alert_events ({EVENT_COLUMNS})
+SELECT {EVENT_COLUMNS} FROM {STAGE_EVENTS} ORDER BY fingerprint, starts_at, status
+ON CONFLICT (fingerprint, starts_at, status) DO NOTHING;
+INSERT INTO alerts AS a ({ALERT_COLUMNS})
+SELECT {ALERT_COLUMNS} FROM {STAGE_ALERTS} ORDER BY fingerprint, starts_at
+{UPSERT_ALERTS_CONFLICT};
+"""
+
+# The other merge, for small flushes: no staging, one INSERT ... SELECT FROM unnest(arrays) per
+# table, all sent in one pipeline (BEGIN, lock, three inserts, COMMIT: one round trip instead of
+# ten). Arrays come from RowEncoder.sqlite_rows (same collapse and order as pg_copy); times travel
+# as bigint microseconds and are converted exactly (whole seconds and the remainder separately, so
+# no floating point rounding even in year 0001 or 9999).
+def _ts(col: str) -> str:
+    return (
+        f"(timestamptz 'epoch' + ({col} / 1000000) * interval '1 second'"
+        f" + mod({col}, 1000000) * interval '1 microsecond')"
+    )
+
+
+UNNEST_LABEL_SETS = f"""
+INSERT INTO label_sets ({LABEL_SET_COLUMNS})
+SELECT f, l::jsonb, n, s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS u(f, l, n, s)
+ORDER BY f
+ON CONFLICT (fingerprint) DO NOTHING
+"""
+UNNEST_EVENTS = f"""
+INSERT INTO alert_events ({EVENT_COLUMNS})
+SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('ra')}, r, g, src, gu, an::jsonb
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
+            %s::text[], %s::text[], %s::text[]) AS u(f, sa, st, ea, ra, r, g, src, gu, an)
+ORDER BY f, sa, st
+ON CONFLICT (fingerprint, starts_at, status) DO NOTHING
+"""
+UNNEST_ALERTS = f"""
+INSERT INTO alerts AS a ({ALERT_COLUMNS})
+SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('fs')}, {_ts('ls')}, n, r
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
+            %s::integer[], %s::text[]) AS u(f, sa, st, ea, fs, ls, n, r)
+ORDER BY f, sa
+{UPSERT_ALERTS_CONFLICT}
+"""
+
+SCHEMA_MIGRATIONS_SQL = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+# Monthly partitions whose whole range lies before the cutoff: dropped instead of deleted from.
+EXPIRED_PARTITIONS_SQL = r"""
+SELECT c.oid::regclass::text
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'alert_events'::regclass
+  AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+  AND substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']+)''\)')::timestamptz <= %s
+ORDER BY 1
+"""
+
+ORPHAN_LABEL_SETS_SQL = """
+SELECT fingerprint FROM label_sets l
+WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.fingerprint = l.fingerprint)
+"""
+
+DELETE_ORPHAN_LABEL_SETS_SQL = """
+DELETE FROM label_sets l
+WHERE l.fingerprint = ANY(%s)
+  AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.fingerprint = l.fingerprint)
+"""
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MIN_TS = datetime(1, 1, 1, tzinfo=timezone.utc)
+MAX_TS = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+
+
+def datetime_from_us(us: int) -> datetime:
+    """Microseconds since the Unix epoch as an aware UTC datetime (clamped to datetime's range)."""
+    try:
+        return EPOCH + timedelta(microseconds=us)
+    except OverflowError:
+        return MIN_TS if us < 0 else MAX_TS
+
+
+class PostgresStore(Store):
+    dialect = "postgresql"
+    # Two flushes in flight hide one flush's commit (fsync) latency behind the other's work;
+    # measured: more than two only adds lock waits on hot keys.
+    default_flush_concurrency = 2
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_min_size: int = 1,
+        pool_max_size: int = 4,
+        connect_timeout_s: float = 2.0,
+        write_deadline_s: float = 5.0,
+        merge: str = "auto",
+        **_ignored: object,
+    ) -> None:
+        if merge not in ("auto", "copy", "unnest"):
+            raise ValueError("merge must be auto, copy or unnest")
+        self.url = url
+        #: "auto": unnest for small flushes, staging + COPY for big ones (forced values: tests, bench)
+        self.merge = merge
+        self.pool_min_size = pool_min_size
+        self.pool_max_size = max(pool_max_size, pool_min_size, 1)
+        self.connect_timeout_s = connect_timeout_s
+        self.write_deadline_s = write_deadline_s
+        self._pool: AsyncConnectionPool | None = None
+        # RowEncoder reuses its buffers, so one encoder serves one flush at a time.
+        self._encoders: list[RowEncoder] = []
+        self._partitions_due = 0.0  # monotonic time of the next webhookfast_ensure_partitions
+
+    # -- connection handling ----------------------------------------------------------------
+    def _connect_kwargs(self) -> dict[str, object]:
+        return {
+            "autocommit": True,
+            # libpq takes whole seconds (and treats 1 as 2).
+            "connect_timeout": max(1, round(self.connect_timeout_s)),
+            "application_name": "webhookfast",
+            # Notice a dead peer (host down, network cut) in seconds, not after the kernel's hours.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+        }
+
+    async def _configure(self, conn: psycopg.AsyncConnection) -> None:
+        # A statement that runs past the write deadline has already been answered with a 503:
+        # let the server give the connection back instead of finishing work nobody waits for.
+        timeout_ms = int(max(1.0, self.write_deadline_s) * 2000)
+        await conn.execute(f"SET statement_timeout = {timeout_ms};" + CONFIGURE_SQL)
+
+    async def open(self) -> None:
+        if self._pool is None:
+            self._pool = AsyncConnectionPool(
+                self.url,
+                min_size=self.pool_min_size,
+                max_size=self.pool_max_size,
+                open=False,
+                kwargs=self._connect_kwargs(),
+                configure=self._configure,
+                check=AsyncConnectionPool.check_connection,
+                name="webhookfast",
+                timeout=self.write_deadline_s,
+                # Give up a reconnection attempt quickly: psycopg_pool's back-off doubles up to
+                # reconnect_timeout, so a long value means minutes between attempts after a long
+                # outage. Once given up, the next request that needs a connection starts a fresh
+                # attempt at once, so recovery follows the database within a second or two.
+                reconnect_timeout=max(5.0, 2 * self.connect_timeout_s),
+            )
+        # Never wait for the database here: serve must start while it is down.
+        await self._pool.open(wait=False)
+        try:
+            await asyncio.wait_for(self._ensure_partitions(None), timeout=self.connect_timeout_s)
+        except Exception as exc:  # down or slow: the first write tries again
+            log.warning("could not check alert_events partitions at open: %s", exc)
+            self._partitions_due = 0.0
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def _require_pool(self) -> AsyncConnectionPool:
+        if self._pool is None or self._pool.closed:
+            raise StoreUnavailable("store is closed")
+        return self._pool
+
+    async def _ensure_partitions(self, conn: psycopg.AsyncConnection | None) -> None:
+        """Create the coming months' partitions (hourly; cheap when they exist)."""
+        self._partitions_due = time.monotonic() + PARTITION_CHECK_INTERVAL_S
+        try:
+            if conn is None:
+                async with self._require_pool().connection(timeout=self.connect_timeout_s) as c:
+                    await self._ensure_partitions_on(c)
+            else:
+                await self._ensure_partitions_on(conn)
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
+            self._partitions_due = 0.0
+            raise
+        except psycopg.Error as exc:
+            # e.g. lock_timeout while a long query holds alert_events: months of slack remain.
+            log.warning("webhookfast_ensure_partitions failed, retrying in a minute: %s", exc)
+            self._partitions_due = time.monotonic() + 60.0
+
+    async def _ensure_partitions_on(self, conn: psycopg.AsyncConnection) -> None:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '1s'")
+            cur = await conn.execute("SELECT webhookfast_ensure_partitions(%s)", (PARTITION_MONTHS_AHEAD,))
+            row = await cur.fetchone()
+        if row and row[0]:
+            log.info("created %d alert_events partition(s)", row[0])
+
+    # -- writes -------------------------------------------------------------------------------
+    async def write(self, batches: Sequence[Batch]) -> WriteResult:
+        pool = self._require_pool()
+        encoder = self._encoders.pop() if self._encoders else RowEncoder()
+        try:
+            merge: Callable[[psycopg.AsyncConnection], Awaitable[None]]
+            if self._use_unnest(sum(len(b) for b in batches)):
+                label_sets, events, alerts = encoder.sqlite_rows(batches)
+                result = WriteResult(len(label_sets), len(events), len(alerts))
+                params = (_columns(label_sets, 4), _columns(events, 10), _columns(alerts, 8))
+                merge = partial(_merge_unnest, params=params)
+            else:
+                copy = encoder.pg_copy(batches)
+                result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
+                merge = partial(_merge_copy, streams=(copy.label_sets, copy.events, copy.alerts))
+            if not (result.label_sets or result.events or result.alerts):
+                return result
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    async with pool.connection() as conn:
+                        if time.monotonic() >= self._partitions_due:
+                            await self._ensure_partitions(conn)
+                        await merge(conn)
+                    return result
+                except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
+                    if attempt == WRITE_ATTEMPTS:
+                        raise StoreUnavailable(f"postgresql: {exc.sqlstate}: {exc}") from exc
+                    log.info("flush attempt %d hit %s, retrying", attempt, exc.sqlstate)
+                    await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
+                except PoolTimeout as exc:
+                    raise StoreUnavailable(f"postgresql: no connection: {exc}") from exc
+                except psycopg.Error as exc:
+                    raise StoreUnavailable(f"postgresql: {exc.sqlstate or type(exc).__name__}: {exc}") from exc
+            raise AssertionError("unreachable")
+        finally:
+            self._encoders.append(encoder)
+
+    def _use_unnest(self, alerts: int) -> bool:
+        if self.merge == "auto":
+            return alerts <= UNNEST_MAX_ALERTS
+        return self.merge == "unnest"
+
+    async def ping(self) -> bool:
+        pool = self._pool
+        if pool is None or pool.closed:
+            return False
+        timeout = min(1.0, self.connect_timeout_s)
+        try:
+            return await asyncio.wait_for(_ping(pool, timeout), timeout=timeout + 0.5)
+        except Exception:
+            return False
+
+    # -- migrations ---------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        with psycopg.connect(self.url, **self._connect_kwargs()) as conn:  # type: ignore[arg-type]
+            applied = apply_migrations(conn)
+            with conn.transaction():
+                conn.execute("SELECT webhookfast_ensure_partitions(%s)", (PARTITION_MONTHS_AHEAD,))
+        return applied
+
+    # -- retention ----------------------------------------------------------------------------
+    async def prune(self, older_than_us: int) -> int:
+        cutoff = datetime_from_us(older_than_us)
+        pool = self._require_pool()
+        deleted = 0
+        try:
+            async with pool.connection() as conn:
+                # 1. Whole months before the cutoff: DROP is instant and leaves no dead rows.
+                cur = await conn.execute(EXPIRED_PARTITIONS_SQL, (cutoff,))
+                for (name,) in await cur.fetchall():
+                    try:
+                        async with conn.transaction():
+                            # Dropping locks the parent: wait briefly, never block writes for long.
+                            await conn.execute("SET LOCAL lock_timeout = '5s'")
+                            await conn.execute("SET LOCAL statement_timeout = 0")
+                            ident = sql.Identifier(*name.split(".")) if "." in name else sql.Identifier(name)
+                            cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident))
+                            n = (await cur.fetchone())[0]  # type: ignore[index]
+                            await conn.execute(sql.SQL("DROP TABLE {}").format(ident))
+                        deleted += n
+                        log.info("dropped partition %s (%d rows)", name, n)
+                    except pg_errors.LockNotAvailable:
+                        log.warning("partition %s is busy; deleting its rows instead", name)
+                # 2. The rest: the partial month, the DEFAULT partition, and current state.
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL statement_timeout = 0")
+                    cur = await conn.execute("DELETE FROM alert_events WHERE starts_at < %s", (cutoff,))
+                    deleted += cur.rowcount
+                    cur = await conn.execute("DELETE FROM alerts WHERE starts_at < %s", (cutoff,))
+                    deleted += cur.rowcount
+                # 3. Label sets no alert refers to any more. A flush may be about to reuse one
+                #    (its INSERT ... DO NOTHING saw the row, its alert is not committed yet), so
+                #    each chunk is deleted under the exclusive side of the lock flushes share.
+                cur = await conn.execute(ORPHAN_LABEL_SETS_SQL)
+                orphans = [fp for (fp,) in await cur.fetchall()]
+                for i in range(0, len(orphans), PRUNE_CHUNK):
+                    async with conn.transaction():
+                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LABELS_LOCK,))
+                        cur = await conn.execute(DELETE_ORPHAN_LABEL_SETS_SQL, (orphans[i : i + PRUNE_CHUNK],))
+                        deleted += cur.rowcount
+        except PoolTimeout as exc:
+            raise StoreUnavailable(f"postgresql: no connection: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"postgresql: {exc.sqlstate or type(exc).__name__}: {exc}") from exc
+        return deleted
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-arg]
+    """Row tuples → one list per column (the unnest arrays)."""
+    return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
+
+
+async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list, list]) -> None:  # type: ignore[type-arg]
+    label_sets, events, alerts = params
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(f"SELECT pg_advisory_xact_lock_shared({LABELS_LOCK})")
+        await conn.execute(UNNEST_LABEL_SETS, label_sets)
+        await conn.execute(UNNEST_EVENTS, events)
+        await conn.execute(UNNEST_ALERTS, alerts)
+
+
+async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes]) -> None:
+    label_sets, events, alerts = streams
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            async with cur.copy(COPY_LABEL_SETS) as copy:
+                await copy.write(label_sets)
+            async with cur.copy(COPY_EVENTS) as copy:
+                await copy.write(events)
+            async with cur.copy(COPY_ALERTS) as copy:
+                await copy.write(alerts)
+            await cur.execute(MERGE_SQL)
+
+
+async def _ping(pool: AsyncConnectionPool, timeout: float) -> bool:
+    async with pool.connection(timeout=timeout) as conn:
+        await conn.execute("SELECT 1")
+    return True
+
+
+def apply_migrations(conn: psycopg.Connection) -> list[str]:
+    """Apply pending ``migrations/postgres`` files, each in one transaction, under an advisory
+    lock so that receivers starting together apply each migration exactly once."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+        conn.execute(SCHEMA_MIGRATIONS_SQL)
+    applied: list[str] = []
+    for m in migrations.load("postgres"):
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (m.version,)).fetchone()
+            if done is None:
+                # No parameters: psycopg sends the file with the simple query protocol, which
+                # runs every statement of it (functions with $$ bodies included).
+                conn.execute(m.sql.encode("utf-8"))
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name)
+                )
+                applied.append(f"{m.version:04d}_{m.name}")
+    return applied

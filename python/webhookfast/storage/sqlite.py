@@ -1,0 +1,169 @@
+"""The embedded default store: one SQLite file in WAL mode, written from one worker thread.
+
+Rows arrive as tuples made by the Rust core (duplicates already collapsed, sorted by key). Every
+flush is one transaction committed with ``synchronous=FULL``, so an acknowledged alert is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from webhookfast._core import Batch, RowEncoder
+from webhookfast.storage import migrations
+from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+
+INSERT_LABEL_SETS = "INSERT INTO label_sets VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+INSERT_EVENTS = "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+# A resolved state is final for an instance: a late or retried "firing" never reopens it.
+UPSERT_ALERTS = """
+INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
+    status = CASE WHEN alerts.status = 'resolved' OR excluded.status = 'resolved'
+                  THEN 'resolved' ELSE 'firing' END,
+    ends_at = CASE WHEN excluded.status = 'resolved' THEN excluded.ends_at
+                   WHEN alerts.status = 'resolved' THEN alerts.ends_at
+                   ELSE excluded.ends_at END,
+    first_seen = min(alerts.first_seen, excluded.first_seen),
+    last_seen = max(alerts.last_seen, excluded.last_seen),
+    notifications = alerts.notifications + excluded.notifications,
+    receiver = excluded.receiver
+"""
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///./x.db`` → ``./x.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError("a SQLite URL looks like sqlite:///relative.db or sqlite:////absolute.db")
+    return url[len("sqlite:///") :]
+
+
+def connect(path: str, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    return conn
+
+
+class SQLiteStore(Store):
+    dialect = "sqlite"
+    default_flush_concurrency = 1  # SQLite has one writer at a time
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        self._encoder = RowEncoder()
+        # One thread owns the connection: SQLite work never blocks the event loop.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhookfast-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._thread, connect, self.path)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
+        self._thread.shutdown(wait=True)
+
+    def _write_sync(self, batches: Sequence[Batch]) -> WriteResult:
+        conn = self._conn
+        if conn is None:
+            raise StoreUnavailable("store is closed")
+        label_sets, events, alerts = self._encoder.sqlite_rows(batches)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(INSERT_LABEL_SETS, label_sets)
+                conn.executemany(INSERT_EVENTS, events)
+                conn.executemany(UPSERT_ALERTS, alerts)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+        return WriteResult(len(label_sets), len(events), len(alerts))
+
+    async def write(self, batches: Sequence[Batch]) -> WriteResult:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sync, batches)
+
+    def _ping_sync(self) -> bool:
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    async def ping(self) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._ping_sync)
+
+    def migrate(self) -> list[str]:
+        conn = connect(self.path)
+        try:
+            return apply_migrations(conn)
+        finally:
+            conn.close()
+
+    def _prune_sync(self, older_than_us: int) -> int:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = conn.execute("DELETE FROM alert_events WHERE starts_at < ?", (older_than_us,)).rowcount
+            n += conn.execute("DELETE FROM alerts WHERE starts_at < ?", (older_than_us,)).rowcount
+            n += conn.execute(
+                "DELETE FROM label_sets WHERE NOT EXISTS "
+                "(SELECT 1 FROM alerts a WHERE a.fingerprint = label_sets.fingerprint)"
+            ).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return n
+
+    async def prune(self, older_than_us: int) -> int:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._prune_sync, older_than_us)
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    # BEGIN IMMEDIATE takes the write lock first, so two processes starting together apply each
+    # migration once.
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+    )
+    applied: list[str] = []
+    for m in migrations.load("sqlite"):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (m.version,)).fetchone()
+            if done is None:
+                for statement in split_statements(m.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (m.version, m.name, int(time.time() * 1e6)),
+                )
+                applied.append(f"{m.version:04d}_{m.name}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a migration file (our files keep ';' out of strings and comments)."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,24 @@
+//! Pure-Rust core of webhookfast (no Python): detects and decodes alert payloads, validates them
+//! against [`Limits`], computes Prometheus fingerprints and encodes storage rows.
+//!
+//! The entry point is [`decode`]; [`RowEncoder`] turns decoded batches into PostgreSQL binary COPY
+//! streams or SQLite rows.
+
+pub mod decode;
+pub mod error;
+pub mod fingerprint;
+pub mod limits;
+pub mod model;
+pub mod rfc3339;
+pub mod rows;
+
+pub use decode::decode;
+pub use error::{PayloadError, Reason};
+pub use fingerprint::{
+    fingerprint, fingerprint_from_int, fingerprint_hex, fingerprint_iter, fingerprint_sorted,
+    fingerprint_to_int, parse_fingerprint_hex,
+};
+pub use limits::Limits;
+pub use model::{Alert, Batch, Format, Status};
+
+pub use rows::{PgCopy, RowEncoder, SqliteAlertRow, SqliteEventRow, SqliteLabelSetRow, SqliteRows};

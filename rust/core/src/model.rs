@@ -1,0 +1,222 @@
+//! The decoded payload: [`Batch`] of [`Alert`]s, plus [`Format`] and [`Status`].
+
+use std::borrow::Cow;
+
+/// The payload format a body was detected as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Alertmanager,
+    Prometheus,
+    Generic,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Alertmanager => "alertmanager",
+            Format::Prometheus => "prometheus",
+            Format::Generic => "generic",
+        }
+    }
+}
+
+/// Alert status. `Firing < Resolved` (the order rows are sorted in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "firing" => Some(Status::Firing),
+            "resolved" => Some(Status::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// One decoded alert. Every string here is the *stored* form (U+0000 replaced by U+FFFD); the
+/// fingerprint was computed on the original label bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub fingerprint: u64,
+    pub status: Status,
+    pub starts_at_us: i64,
+    /// `None` when not ended (absent or Go's zero time).
+    pub ends_at_us: Option<i64>,
+    /// Sorted by name (bytewise), unique names.
+    pub labels: Vec<(String, String)>,
+    /// Canonical JSON of `labels`: compact, keys sorted.
+    pub labels_json: String,
+    /// Sorted by name (bytewise), unique names.
+    pub annotations: Vec<(String, String)>,
+    /// Canonical JSON of `annotations`: compact, keys sorted.
+    pub annotations_json: String,
+    /// Value of the `alertname` label, or "".
+    pub alertname: String,
+    /// Value of the `severity` label, or "".
+    pub severity: String,
+    /// generatorURL, or "".
+    pub generator_url: String,
+}
+
+/// The alerts of one accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub format: Format,
+    pub receiver: String,
+    pub group_key: String,
+    pub received_at_us: i64,
+    pub alerts: Vec<Alert>,
+    pub firing: usize,
+    pub resolved: usize,
+    /// Alerts whose sent `fingerprint` differs from the computed one.
+    pub fingerprint_mismatches: usize,
+    /// Alerts that had at least one U+0000 replaced in a stored string.
+    pub nul_replaced: usize,
+    pub body_bytes: usize,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
+    /// Hex fingerprints in payload order.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.alerts
+            .iter()
+            .map(|a| crate::fingerprint::fingerprint_hex(a.fingerprint))
+            .collect()
+    }
+}
+
+/// U+0000 replaced by U+FFFD (PostgreSQL text/jsonb cannot store NUL).
+#[inline]
+pub fn replace_nul(s: &str) -> Cow<'_, str> {
+    if s.as_bytes().contains(&0) {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Append `s` as a JSON string literal, escaped exactly as serde_json does.
+pub fn write_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Compact JSON object of already-sorted pairs.
+pub fn json_object<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let cap = pairs
+        .iter()
+        .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 6)
+        .sum::<usize>()
+        + 2;
+    let mut out = String::with_capacity(cap);
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(&mut out, k.as_ref());
+        out.push(':');
+        write_json_str(&mut out, v.as_ref());
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_matches_serde_json() {
+        let mut samples: Vec<String> = vec![
+            "".into(),
+            "plain".into(),
+            "q\"b\\s/".into(),
+            "<b>&amp;</b>".into(),
+            "\u{2028}\u{2029}".into(),
+            "é团队⚠️🔥".into(),
+            "\u{7f}\u{80}".into(),
+        ];
+        for c in 0u8..0x20 {
+            samples.push(format!("a{}b", c as char));
+        }
+        for s in samples {
+            let mut out = String::new();
+            write_json_str(&mut out, &s);
+            assert_eq!(out, serde_json::to_string(&s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn json_object_is_compact_and_parses_back() {
+        let pairs = vec![
+            ("a".to_string(), "1".to_string()),
+            ("b\n".to_string(), "x\"y".to_string()),
+        ];
+        let j = json_object(&pairs);
+        assert_eq!(j, r#"{"a":"1","b\n":"x\"y"}"#);
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["b\n"], "x\"y");
+        assert_eq!(json_object::<&str, &str>(&[]), "{}");
+    }
+
+    #[test]
+    fn nul_replacement() {
+        assert!(matches!(replace_nul("abc"), Cow::Borrowed("abc")));
+        assert_eq!(replace_nul("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+    }
+
+    #[test]
+    fn status_and_format_strings() {
+        assert_eq!(Status::parse("firing"), Some(Status::Firing));
+        assert_eq!(Status::parse("resolved"), Some(Status::Resolved));
+        assert_eq!(Status::parse("Firing"), None);
+        assert!(Status::Firing < Status::Resolved);
+        assert_eq!(Format::Prometheus.as_str(), "prometheus");
+    }
+}

@@ -1,0 +1,363 @@
+//! Collapse the alerts of all batches of one flush into the rows of the three tables, deduplicated
+//! by key and sorted by key (so concurrent writers lock rows in the same order).
+//!
+//! - `label_sets`: one row per fingerprint, the first in payload order.
+//! - `alert_events`: one row per (fingerprint, starts_at, status), the earliest received.
+//! - `alerts`: one row per (fingerprint, starts_at): resolved if any delivery said so; `ends_at`
+//!   from the latest resolved delivery (else the latest firing one); first/last seen; the number of
+//!   distinct batches that carried it; the latest receiver.
+//!
+//! "Earliest"/"latest" order deliveries by (received_at, batch index, alert index).
+
+use crate::fingerprint::fingerprint_to_int;
+use crate::model::{Alert, Batch, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSetRow<'a> {
+    pub fingerprint: i64,
+    pub labels_json: &'a str,
+    pub alertname: &'a str,
+    pub severity: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow<'a> {
+    pub fingerprint: i64,
+    pub starts_at_us: i64,
+    pub status: Status,
+    pub ends_at_us: Option<i64>,
+    pub received_at_us: i64,
+    pub receiver: &'a str,
+    pub group_key: &'a str,
+    pub source: &'static str,
+    pub generator_url: &'a str,
+    pub annotations_json: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow<'a> {
+    pub fingerprint: i64,
+    pub starts_at_us: i64,
+    pub status: Status,
+    pub ends_at_us: Option<i64>,
+    pub first_seen_us: i64,
+    pub last_seen_us: i64,
+    pub notifications: i32,
+    pub receiver: &'a str,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Collapsed<'a> {
+    pub label_sets: Vec<LabelSetRow<'a>>,
+    pub events: Vec<EventRow<'a>>,
+    pub alerts: Vec<AlertRow<'a>>,
+}
+
+/// One delivery of an alert: which batch and which alert in it.
+#[derive(Clone, Copy)]
+struct Ref<'a> {
+    batch: &'a Batch,
+    alert: &'a Alert,
+    /// (received_at, batch index, alert index): the delivery order.
+    order: (i64, u32, u32),
+    batch_idx: u32,
+}
+
+impl<'a> Ref<'a> {
+    #[inline]
+    fn key(&self) -> (i64, i64, Status) {
+        (
+            fingerprint_to_int(self.alert.fingerprint),
+            self.alert.starts_at_us,
+            self.alert.status,
+        )
+    }
+}
+
+pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
+    let total: usize = batches.iter().map(|b| b.alerts.len()).sum();
+    let mut refs: Vec<Ref<'a>> = Vec::with_capacity(total);
+    for (bi, b) in batches.iter().enumerate() {
+        for (ai, a) in b.alerts.iter().enumerate() {
+            refs.push(Ref {
+                batch: b,
+                alert: a,
+                order: (b.received_at_us, bi as u32, ai as u32),
+                batch_idx: bi as u32,
+            });
+        }
+    }
+    // Sort by key, then by delivery order: the first of each group is the earliest.
+    refs.sort_unstable_by(|x, y| x.key().cmp(&y.key()).then(x.order.cmp(&y.order)));
+
+    let mut out = Collapsed {
+        label_sets: Vec::new(),
+        events: Vec::with_capacity(refs.len()),
+        alerts: Vec::with_capacity(refs.len()),
+    };
+    let mut batch_ids: Vec<u32> = Vec::new();
+    let mut i = 0;
+    while i < refs.len() {
+        let fp = refs[i].key().0;
+        // Label set: the first delivery (payload order) of this fingerprint.
+        let mut j = i;
+        let mut first = refs[i];
+        while j < refs.len() && refs[j].key().0 == fp {
+            if (refs[j].order.1, refs[j].order.2) < (first.order.1, first.order.2) {
+                first = refs[j];
+            }
+            j += 1;
+        }
+        out.label_sets.push(LabelSetRow {
+            fingerprint: fp,
+            labels_json: &first.alert.labels_json,
+            alertname: &first.alert.alertname,
+            severity: &first.alert.severity,
+        });
+        // Within the fingerprint: instances (starts_at), each with its statuses.
+        let mut k = i;
+        while k < j {
+            let starts = refs[k].alert.starts_at_us;
+            let mut m = k;
+            while m < j && refs[m].alert.starts_at_us == starts {
+                m += 1;
+            }
+            let group = &refs[k..m];
+            // Events: first of each status run.
+            for (n, r) in group.iter().enumerate() {
+                if n == 0 || group[n - 1].alert.status != r.alert.status {
+                    out.events.push(EventRow {
+                        fingerprint: fp,
+                        starts_at_us: starts,
+                        status: r.alert.status,
+                        ends_at_us: r.alert.ends_at_us,
+                        received_at_us: r.batch.received_at_us,
+                        receiver: &r.batch.receiver,
+                        group_key: &r.batch.group_key,
+                        source: r.batch.format.as_str(),
+                        generator_url: &r.alert.generator_url,
+                        annotations_json: &r.alert.annotations_json,
+                    });
+                }
+            }
+            // Current state.
+            let latest = group
+                .iter()
+                .max_by_key(|r| r.order)
+                .copied()
+                .unwrap_or(group[0]);
+            let latest_resolved = group
+                .iter()
+                .filter(|r| r.alert.status == Status::Resolved)
+                .max_by_key(|r| r.order);
+            let (status, ends_at_us) = match latest_resolved {
+                Some(r) => (Status::Resolved, r.alert.ends_at_us),
+                None => (Status::Firing, latest.alert.ends_at_us),
+            };
+            batch_ids.clear();
+            batch_ids.extend(group.iter().map(|r| r.batch_idx));
+            batch_ids.sort_unstable();
+            batch_ids.dedup();
+            out.alerts.push(AlertRow {
+                fingerprint: fp,
+                starts_at_us: starts,
+                status,
+                ends_at_us,
+                first_seen_us: group
+                    .iter()
+                    .map(|r| r.batch.received_at_us)
+                    .min()
+                    .unwrap_or(0),
+                last_seen_us: group
+                    .iter()
+                    .map(|r| r.batch.received_at_us)
+                    .max()
+                    .unwrap_or(0),
+                notifications: batch_ids.len().min(i32::MAX as usize) as i32,
+                receiver: &latest.batch.receiver,
+            });
+            k = m;
+        }
+        i = j;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Limits;
+
+    const T0: i64 = 1_736_503_200_000_000; // 2025-01-10T10:00:00Z
+
+    fn batch(body: &str, received_at: i64, receiver: &str) -> Batch {
+        let mut b = crate::decode(body.as_bytes(), &Limits::default(), received_at).unwrap();
+        b.receiver = receiver.to_owned();
+        b
+    }
+
+    fn alert(name: &str, status: &str, starts: &str, ends: &str) -> String {
+        format!(
+            r#"{{"status":"{status}","labels":{{"alertname":"{name}"}},"annotations":{{"r":"{status}{ends}"}},"startsAt":"{starts}","endsAt":"{ends}"}}"#
+        )
+    }
+
+    fn am(alerts: &[String]) -> String {
+        format!(r#"{{"alerts":[{}]}}"#, alerts.join(","))
+    }
+
+    const S1: &str = "2025-01-10T10:00:00Z";
+    const S2: &str = "2025-01-10T10:05:00Z";
+    const ZERO: &str = "0001-01-01T00:00:00Z";
+    const E1: &str = "2025-01-10T10:30:00Z";
+    const E2: &str = "2025-01-10T10:40:00Z";
+
+    #[test]
+    fn empty() {
+        assert_eq!(collapse(&[]), Collapsed::default());
+        let b = batch(r#"{"alerts":[]}"#, T0, "r");
+        assert_eq!(collapse(&[&b]), Collapsed::default());
+    }
+
+    #[test]
+    fn duplicates_in_one_batch_count_once() {
+        let a = alert("A", "firing", S1, ZERO);
+        let b = batch(&am(&[a.clone(), a.clone(), a]), T0, "r");
+        let c = collapse(&[&b]);
+        assert_eq!(c.label_sets.len(), 1);
+        assert_eq!(c.events.len(), 1);
+        assert_eq!(c.alerts.len(), 1);
+        assert_eq!(c.alerts[0].notifications, 1);
+        assert_eq!(c.alerts[0].first_seen_us, T0);
+        assert_eq!(c.alerts[0].last_seen_us, T0);
+    }
+
+    #[test]
+    fn firing_then_resolved_across_batches() {
+        let f = batch(&am(&[alert("A", "firing", S1, ZERO)]), T0, "first");
+        let f2 = batch(
+            &am(&[alert("A", "firing", S1, ZERO)]),
+            T0 + 60_000_000,
+            "second",
+        );
+        let r = batch(
+            &am(&[alert("A", "resolved", S1, E1)]),
+            T0 + 120_000_000,
+            "third",
+        );
+        let r2 = batch(
+            &am(&[alert("A", "resolved", S1, E2)]),
+            T0 + 180_000_000,
+            "fourth",
+        );
+        let c = collapse(&[&r2, &f, &r, &f2]);
+        assert_eq!(c.events.len(), 2);
+        assert_eq!(c.events[0].status, Status::Firing);
+        assert_eq!(c.events[0].received_at_us, T0);
+        assert_eq!(c.events[0].receiver, "first");
+        assert_eq!(c.events[1].status, Status::Resolved);
+        assert_eq!(c.events[1].received_at_us, T0 + 120_000_000);
+        assert_eq!(
+            c.events[1].annotations_json,
+            format!(r#"{{"r":"resolved{E1}"}}"#)
+        );
+        assert_eq!(c.alerts.len(), 1);
+        let a = &c.alerts[0];
+        assert_eq!(a.status, Status::Resolved);
+        assert_eq!(
+            a.ends_at_us,
+            Some(crate::rfc3339::parse_rfc3339_us(E2).unwrap())
+        );
+        assert_eq!(a.first_seen_us, T0);
+        assert_eq!(a.last_seen_us, T0 + 180_000_000);
+        assert_eq!(a.notifications, 4);
+        assert_eq!(a.receiver, "fourth");
+    }
+
+    #[test]
+    fn resolved_wins_even_if_an_older_firing_arrives_later() {
+        let r = batch(&am(&[alert("A", "resolved", S1, E1)]), T0, "r");
+        let f = batch(&am(&[alert("A", "firing", S1, ZERO)]), T0 + 1, "f");
+        let c = collapse(&[&r, &f]);
+        assert_eq!(c.alerts[0].status, Status::Resolved);
+        assert_eq!(
+            c.alerts[0].ends_at_us,
+            Some(crate::rfc3339::parse_rfc3339_us(E1).unwrap())
+        );
+        assert_eq!(c.alerts[0].receiver, "f");
+    }
+
+    #[test]
+    fn firing_ends_at_is_the_latest_firing_one() {
+        let p1 = r#"[{"labels":{"alertname":"P"},"startsAt":"2025-01-10T10:00:00Z","endsAt":"2025-01-10T10:04:00Z"}]"#;
+        let p2 = r#"[{"labels":{"alertname":"P"},"startsAt":"2025-01-10T10:00:00Z","endsAt":"2025-01-10T10:05:00Z"}]"#;
+        let b1 = batch(p1, T0 + 1_000_000, "");
+        let b2 = batch(p2, T0 + 61_000_000, "");
+        let c = collapse(&[&b2, &b1]);
+        assert_eq!(c.alerts[0].status, Status::Firing);
+        assert_eq!(c.alerts[0].ends_at_us, Some(T0 + 300_000_000));
+        assert_eq!(c.events.len(), 1);
+        assert_eq!(c.events[0].ends_at_us, Some(T0 + 240_000_000));
+        assert_eq!(c.events[0].source, "prometheus");
+    }
+
+    #[test]
+    fn sorted_by_signed_fingerprint_then_starts_at_then_status() {
+        let mut alerts = Vec::new();
+        for i in 0..30 {
+            alerts.push(alert(&format!("N{i}"), "firing", S2, ZERO));
+            alerts.push(alert(&format!("N{i}"), "resolved", S1, E1));
+            alerts.push(alert(&format!("N{i}"), "firing", S1, ZERO));
+        }
+        // The empty label set's fingerprint (cbf29ce484222325) is negative as int8.
+        alerts.push(format!(
+            r#"{{"status":"firing","labels":{{}},"startsAt":"{S2}"}}"#
+        ));
+        let b = batch(&am(&alerts), T0, "r");
+        let c = collapse(&[&b]);
+        assert_eq!(c.label_sets.len(), 31);
+        assert_eq!(c.events.len(), 91);
+        assert_eq!(c.alerts.len(), 61);
+        assert!(c
+            .label_sets
+            .windows(2)
+            .all(|w| w[0].fingerprint < w[1].fingerprint));
+        assert!(
+            c.label_sets.iter().any(|r| r.fingerprint < 0),
+            "want some negative fingerprints"
+        );
+        assert!(c
+            .events
+            .windows(2)
+            .all(|w| (w[0].fingerprint, w[0].starts_at_us, w[0].status)
+                < (w[1].fingerprint, w[1].starts_at_us, w[1].status)));
+        assert!(
+            c.alerts
+                .windows(2)
+                .all(|w| (w[0].fingerprint, w[0].starts_at_us)
+                    < (w[1].fingerprint, w[1].starts_at_us))
+        );
+        // (fp, S1) saw firing and resolved → resolved; (fp, S2) only firing.
+        for a in &c.alerts {
+            let want = if a.starts_at_us == T0 {
+                Status::Resolved
+            } else {
+                Status::Firing
+            };
+            assert_eq!(a.status, want);
+            assert_eq!(a.notifications, 1);
+        }
+    }
+
+    #[test]
+    fn label_set_is_first_in_payload_order() {
+        let b1 = batch(&am(&[alert("A", "firing", S2, ZERO)]), T0 + 5, "r");
+        let b2 = batch(&am(&[alert("A", "firing", S1, ZERO)]), T0, "r");
+        let c = collapse(&[&b1, &b2]);
+        assert_eq!(c.label_sets.len(), 1);
+        assert_eq!(c.label_sets[0].alertname, "A");
+        assert_eq!(c.label_sets[0].labels_json, r#"{"alertname":"A"}"#);
+        assert_eq!(c.label_sets[0].severity, "");
+        assert_eq!(c.alerts.len(), 2);
+    }
+}

@@ -1,0 +1,125 @@
+//! Storage rows for one flush: [`RowEncoder`] collapses the batches ([`collapse`]) and encodes the
+//! rows as PostgreSQL binary COPY streams ([`pgcopy`]) or SQLite tuples ([`sqlite`]).
+
+pub mod collapse;
+pub mod pgcopy;
+pub mod sqlite;
+
+pub use collapse::{collapse, AlertRow, Collapsed, EventRow, LabelSetRow};
+pub use sqlite::{SqliteAlertRow, SqliteEventRow, SqliteLabelSetRow, SqliteRows};
+
+use crate::model::Batch;
+
+/// One flush as three complete binary COPY streams, with their row counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PgCopy {
+    pub label_sets: Vec<u8>,
+    pub events: Vec<u8>,
+    pub alerts: Vec<u8>,
+    pub label_set_rows: usize,
+    pub event_rows: usize,
+    pub alert_rows: usize,
+}
+
+/// Turns the batches of one flush into storage rows. With `reuse_buffers` the COPY buffers keep
+/// their capacity from one flush to the next; without, every flush gets fresh buffers.
+#[derive(Debug, Default)]
+pub struct RowEncoder {
+    reuse_buffers: bool,
+    out: PgCopy,
+}
+
+impl RowEncoder {
+    pub fn new(reuse_buffers: bool) -> Self {
+        RowEncoder {
+            reuse_buffers,
+            out: PgCopy::default(),
+        }
+    }
+
+    pub fn reuse_buffers(&self) -> bool {
+        self.reuse_buffers
+    }
+
+    /// Encode `batches` as COPY streams; the result borrows the encoder's buffers.
+    pub fn pg_copy(&mut self, batches: &[&Batch]) -> &PgCopy {
+        if self.reuse_buffers {
+            self.out.label_sets.clear();
+            self.out.events.clear();
+            self.out.alerts.clear();
+        } else {
+            self.out = PgCopy::default();
+        }
+        let c = collapse(batches);
+        pgcopy::write_label_sets(&mut self.out.label_sets, &c.label_sets);
+        pgcopy::write_events(&mut self.out.events, &c.events);
+        pgcopy::write_alerts(&mut self.out.alerts, &c.alerts);
+        self.out.label_set_rows = c.label_sets.len();
+        self.out.event_rows = c.events.len();
+        self.out.alert_rows = c.alerts.len();
+        &self.out
+    }
+
+    /// The same rows as tuples for SQLite.
+    pub fn sqlite_rows<'a>(&self, batches: &[&'a Batch]) -> SqliteRows<'a> {
+        sqlite::sqlite_rows(&collapse(batches))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Limits;
+
+    fn fixture_batch(name: &str) -> Batch {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/payloads")
+            .join(name);
+        crate::decode(
+            &std::fs::read(p).unwrap(),
+            &Limits::default(),
+            1_800_000_000_000_000,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reuse_keeps_capacity_and_output_is_identical() {
+        let b = fixture_batch("firing_largest.json");
+        let mut reuse = RowEncoder::new(true);
+        let mut fresh = RowEncoder::new(false);
+        let first = reuse.pg_copy(&[&b]).clone();
+        let cap = reuse.out.events.capacity();
+        let ptr = reuse.out.events.as_ptr();
+        let again = reuse.pg_copy(&[&b]).clone();
+        assert_eq!(first, again);
+        assert_eq!(reuse.out.events.capacity(), cap);
+        assert_eq!(reuse.out.events.as_ptr(), ptr);
+        assert_eq!(fresh.pg_copy(&[&b]), &first);
+        assert_eq!(
+            (first.label_set_rows, first.event_rows, first.alert_rows),
+            (40, 40, 40)
+        );
+        // An empty flush still yields three valid (empty) streams.
+        let empty = reuse.pg_copy(&[]);
+        assert_eq!(empty.alerts.len(), 21);
+        assert_eq!(empty.alert_rows, 0);
+    }
+
+    #[test]
+    fn sqlite_rows_match_collapse() {
+        let b = fixture_batch("prometheus_firing_repeated_in_batch.json");
+        let enc = RowEncoder::new(true);
+        let rows = enc.sqlite_rows(&[&b, &b]);
+        let c = collapse(&[&b, &b]);
+        assert_eq!(rows.label_sets.len(), c.label_sets.len());
+        assert!(rows.events.len() < b.len());
+        for (t, r) in rows.alerts.iter().zip(&c.alerts) {
+            assert_eq!(t.0, r.fingerprint);
+            assert_eq!(t.6, 2); // two batches
+            assert_eq!(t.2, "resolved"); // endsAt has passed at received_at
+        }
+        assert_eq!(rows.events[0].7, "prometheus");
+        assert_eq!(rows.events[0].4, 1_800_000_000_000_000);
+    }
+}

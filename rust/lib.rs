@@ -1,0 +1,407 @@
+//! `webhookfast._core`: the thin PyO3 binding over the pure-Rust `webhookfast-core` crate.
+//! Only conversion and binding code lives here; see `python/webhookfast/_core.pyi` for the API.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
+
+use webhookfast_core as core;
+
+/// Bodies at least this large are decoded with the GIL released.
+const DETACH_BODY_BYTES: usize = 32 * 1024;
+/// Flushes with at least this many alerts are encoded with the GIL released.
+const DETACH_ROWS: usize = 256;
+
+/// Validation limits for one request body. Every limit is inclusive.
+#[pyclass(module = "webhookfast._core", get_all, set_all)]
+#[derive(Clone)]
+struct Limits {
+    max_alerts: usize,
+    max_labels: usize,
+    max_annotations: usize,
+    max_name_bytes: usize,
+    max_value_bytes: usize,
+    max_depth: usize,
+}
+
+#[pymethods]
+impl Limits {
+    #[new]
+    #[pyo3(signature = (
+        *,
+        max_alerts = 10000,
+        max_labels = 128,
+        max_annotations = 128,
+        max_name_bytes = 1024,
+        max_value_bytes = 65536,
+        max_depth = 32,
+    ))]
+    fn new(
+        max_alerts: usize,
+        max_labels: usize,
+        max_annotations: usize,
+        max_name_bytes: usize,
+        max_value_bytes: usize,
+        max_depth: usize,
+    ) -> Self {
+        Limits {
+            max_alerts,
+            max_labels,
+            max_annotations,
+            max_name_bytes,
+            max_value_bytes,
+            max_depth,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Limits(max_alerts={}, max_labels={}, max_annotations={}, max_name_bytes={}, max_value_bytes={}, max_depth={})",
+            self.max_alerts, self.max_labels, self.max_annotations, self.max_name_bytes, self.max_value_bytes, self.max_depth
+        )
+    }
+}
+
+impl Limits {
+    fn core(&self) -> core::Limits {
+        core::Limits {
+            max_alerts: self.max_alerts,
+            max_labels: self.max_labels,
+            max_annotations: self.max_annotations,
+            max_name_bytes: self.max_name_bytes,
+            max_value_bytes: self.max_value_bytes,
+            max_depth: self.max_depth,
+        }
+    }
+}
+
+pyo3::create_exception!(
+    webhookfast._core,
+    PayloadError,
+    PyValueError,
+    "A body that is not a valid alert payload.\n\n``reason`` is a stable machine-readable code, ``path`` the JSON path of the\noffending value (``None`` when the body is not JSON at all), ``offset`` the byte offset into\nthe body (``None`` when unknown). ``str(err)`` is a short message."
+);
+
+/// A `PayloadError` instance (`str(err)` is the message) with `reason`, `path`, `offset` and
+/// `message` set as instance attributes.
+fn payload_error(py: Python<'_>, e: core::PayloadError) -> PyErr {
+    let err = PayloadError::new_err(e.message.clone());
+    let value = err.value(py);
+    let set = || -> PyResult<()> {
+        value.setattr("reason", e.reason.as_str())?;
+        value.setattr("path", e.path)?;
+        value.setattr("offset", e.offset)?;
+        value.setattr("message", e.message)?;
+        Ok(())
+    };
+    match set() {
+        Ok(()) => err,
+        Err(other) => other,
+    }
+}
+
+/// The alerts of one accepted request, decoded and held in Rust memory.
+#[pyclass(module = "webhookfast._core", frozen)]
+struct Batch {
+    inner: core::Batch,
+}
+
+#[pymethods]
+impl Batch {
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.inner.format.as_str()
+    }
+    #[getter]
+    fn receiver(&self) -> &str {
+        &self.inner.receiver
+    }
+    #[getter]
+    fn group_key(&self) -> &str {
+        &self.inner.group_key
+    }
+    #[getter]
+    fn received_at_us(&self) -> i64 {
+        self.inner.received_at_us
+    }
+    #[getter]
+    fn firing(&self) -> usize {
+        self.inner.firing
+    }
+    #[getter]
+    fn resolved(&self) -> usize {
+        self.inner.resolved
+    }
+    #[getter]
+    fn fingerprint_mismatches(&self) -> usize {
+        self.inner.fingerprint_mismatches
+    }
+    #[getter]
+    fn nul_replaced(&self) -> usize {
+        self.inner.nul_replaced
+    }
+    #[getter]
+    fn body_bytes(&self) -> usize {
+        self.inner.body_bytes
+    }
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+    fn fingerprints(&self) -> Vec<String> {
+        self.inner.fingerprints()
+    }
+    /// Every alert as a dict (for tests and debugging; not used on the hot path).
+    fn to_dicts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for a in &self.inner.alerts {
+            let d = PyDict::new(py);
+            d.set_item("fingerprint", core::fingerprint_hex(a.fingerprint))?;
+            d.set_item("status", a.status.as_str())?;
+            d.set_item("starts_at_us", a.starts_at_us)?;
+            d.set_item("ends_at_us", a.ends_at_us)?;
+            let labels = PyDict::new(py);
+            for (k, v) in &a.labels {
+                labels.set_item(k, v)?;
+            }
+            d.set_item("labels", labels)?;
+            let annotations = PyDict::new(py);
+            for (k, v) in &a.annotations {
+                annotations.set_item(k, v)?;
+            }
+            d.set_item("annotations", annotations)?;
+            d.set_item("generator_url", &a.generator_url)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<Batch format={} alerts={} firing={} resolved={}>",
+            self.inner.format.as_str(),
+            self.inner.len(),
+            self.inner.firing,
+            self.inner.resolved
+        )
+    }
+}
+
+fn now_us() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    }
+}
+
+/// Detect the format of ``body``, parse and validate it, and fingerprint every alert.
+#[pyfunction]
+#[pyo3(signature = (body, limits = None, received_at_us = None))]
+fn decode(
+    py: Python<'_>,
+    body: &[u8],
+    limits: Option<PyRef<'_, Limits>>,
+    received_at_us: Option<i64>,
+) -> PyResult<Batch> {
+    let limits = limits.map(|l| l.core()).unwrap_or_default();
+    let received_at_us = received_at_us.unwrap_or_else(now_us);
+    let result = if body.len() >= DETACH_BODY_BYTES {
+        py.detach(|| core::decode(body, &limits, received_at_us))
+    } else {
+        core::decode(body, &limits, received_at_us)
+    };
+    match result {
+        Ok(inner) => Ok(Batch { inner }),
+        Err(e) => Err(payload_error(py, e)),
+    }
+}
+
+/// Prometheus ``LabelSet.Fingerprint()`` as 16 lowercase hex digits.
+#[pyfunction]
+fn fingerprint(labels: &Bound<'_, PyAny>) -> PyResult<String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Ok(d) = labels.cast::<PyDict>() {
+        pairs.reserve(d.len());
+        for (k, v) in d.iter() {
+            pairs.push((k.extract()?, v.extract()?));
+        }
+    } else if let Ok(m) = labels.cast::<PyMapping>() {
+        for item in m.items()?.iter() {
+            let (k, v): (String, String) = item.extract()?;
+            pairs.push((k, v));
+        }
+    } else {
+        return Err(PyTypeError::new_err(
+            "labels must be a mapping of str to str",
+        ));
+    }
+    Ok(core::fingerprint_hex(core::fingerprint(&pairs)))
+}
+
+/// The signed 64-bit integer under which a hex fingerprint is stored.
+#[pyfunction]
+fn fingerprint_to_int(fp: &str) -> PyResult<i64> {
+    core::parse_fingerprint_hex(fp)
+        .map(core::fingerprint_to_int)
+        .ok_or_else(|| PyValueError::new_err("fingerprint must be 16 hex digits"))
+}
+
+/// The hex fingerprint of a stored signed 64-bit integer.
+#[pyfunction]
+fn fingerprint_from_int(value: i64) -> String {
+    core::fingerprint_hex(core::fingerprint_from_int(value))
+}
+
+/// One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer).
+#[pyclass(module = "webhookfast._core", frozen)]
+struct PgCopy {
+    #[pyo3(get)]
+    label_sets: Py<PyBytes>,
+    #[pyo3(get)]
+    events: Py<PyBytes>,
+    #[pyo3(get)]
+    alerts: Py<PyBytes>,
+    #[pyo3(get)]
+    label_set_rows: usize,
+    #[pyo3(get)]
+    event_rows: usize,
+    #[pyo3(get)]
+    alert_rows: usize,
+}
+
+/// Turns the batches of one flush into storage rows.
+#[pyclass(module = "webhookfast._core")]
+struct RowEncoder {
+    inner: core::RowEncoder,
+}
+
+fn batch_refs<'a, 'py>(batches: &'a [Bound<'py, Batch>]) -> Vec<&'a core::Batch> {
+    batches.iter().map(|b| &b.get().inner).collect()
+}
+
+fn extract_batches<'py>(batches: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, Batch>>> {
+    if batches.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err("batches must be a sequence of Batch"));
+    }
+    let mut out = Vec::new();
+    for item in batches.try_iter()? {
+        out.push(item?.cast_into::<Batch>().map_err(PyErr::from)?);
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl RowEncoder {
+    #[new]
+    #[pyo3(signature = (reuse_buffers = true))]
+    fn new(reuse_buffers: bool) -> Self {
+        RowEncoder {
+            inner: core::RowEncoder::new(reuse_buffers),
+        }
+    }
+
+    fn pg_copy(&mut self, py: Python<'_>, batches: &Bound<'_, PyAny>) -> PyResult<PgCopy> {
+        let owned = extract_batches(batches)?;
+        let refs = batch_refs(&owned);
+        let total: usize = refs.iter().map(|b| b.len()).sum();
+        let inner = &mut self.inner;
+        let out = if total >= DETACH_ROWS {
+            py.detach(|| inner.pg_copy(&refs))
+        } else {
+            inner.pg_copy(&refs)
+        };
+        Ok(PgCopy {
+            label_sets: PyBytes::new(py, &out.label_sets).unbind(),
+            events: PyBytes::new(py, &out.events).unbind(),
+            alerts: PyBytes::new(py, &out.alerts).unbind(),
+            label_set_rows: out.label_set_rows,
+            event_rows: out.event_rows,
+            alert_rows: out.alert_rows,
+        })
+    }
+
+    fn sqlite_rows<'py>(
+        &self,
+        py: Python<'py>,
+        batches: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let owned = extract_batches(batches)?;
+        let refs = batch_refs(&owned);
+        let rows = self.inner.sqlite_rows(&refs);
+        let label_sets = PyList::new(py, rows.label_sets)?;
+        let events = PyList::new(py, rows.events)?;
+        let alerts = PyList::new(py, rows.alerts)?;
+        PyTuple::new(py, [label_sets, events, alerts])
+    }
+}
+
+/// The stub's row type aliases, also available at run time (`tuple[int, str, str, str]`, …).
+fn add_row_aliases<'py>(m: &Bound<'py, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let builtins = py.import("builtins")?;
+    let int = builtins.getattr("int")?;
+    let str_ = builtins.getattr("str")?;
+    let tuple = builtins.getattr("tuple")?;
+    let opt_int = py
+        .import("operator")?
+        .getattr("or_")?
+        .call1((&int, py.None().bind(py).get_type()))?;
+    let alias = |items: Vec<Bound<'py, PyAny>>| -> PyResult<Bound<'py, PyAny>> {
+        tuple.call_method1("__class_getitem__", (PyTuple::new(py, items)?,))
+    };
+    let (i, s, o) = (&int, &str_, &opt_int);
+    m.add(
+        "SqliteLabelSetRow",
+        alias(vec![i.clone(), s.clone(), s.clone(), s.clone()])?,
+    )?;
+    m.add(
+        "SqliteEventRow",
+        alias(vec![
+            i.clone(),
+            i.clone(),
+            s.clone(),
+            o.clone(),
+            i.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+            s.clone(),
+        ])?,
+    )?;
+    m.add(
+        "SqliteAlertRow",
+        alias(vec![
+            i.clone(),
+            i.clone(),
+            s.clone(),
+            o.clone(),
+            i.clone(),
+            i.clone(),
+            i.clone(),
+            s.clone(),
+        ])?,
+    )?;
+    Ok(())
+}
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Limits>()?;
+    m.add("PayloadError", m.py().get_type::<PayloadError>())?;
+    m.add_class::<Batch>()?;
+    m.add_class::<PgCopy>()?;
+    m.add_class::<RowEncoder>()?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprint_to_int, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprint_from_int, m)?)?;
+    add_row_aliases(m)?;
+    // `add` keeps an `__all__`; the stub (checked by stubtest) has none.
+    if m.hasattr("__all__")? {
+        m.delattr("__all__")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,681 @@
+#!/usr/bin/env python3
+"""Load scenarios against a real ``webhookfast serve`` on 127.0.0.1, with a bare Granian app
+(scripts/load/bare_app.py, same worker count) measured in the same run as the reference.
+
+    python scripts/load/run.py                       # default run (< 5 minutes), SQLite in a temp dir
+    python scripts/load/run.py --quick               # every scenario, ~1 minute, for checking the script
+    python scripts/load/run.py --postgres-temp       # a throw-away PostgreSQL cluster (fsync on)
+    python scripts/load/run.py --database-url postgresql://user@host:5432/db
+    python scripts/load/run.py --scenarios max,steady --alerts 1,100 -d 20 --workers 2 --repeated
+
+Scenarios (each bounded in time by -d / its own duration option; every subprocess has a timeout):
+
+- ``max``    maximum throughput: wrk (closed loop, ``-c`` connections) posting the payloads with a
+             Lua script; latency percentiles from wrk are NOT corrected for coordinated omission.
+- ``steady`` a fixed request rate (``--rate``) with oha ``-q RATE --latency-correction`` (latency
+             measured from each request's scheduled start: corrected for coordinated omission).
+- ``stress`` rising rate (×``--stress-factor`` each ``--step`` seconds) until errors or
+             p99 > ``--stress-p99-ms``: reports the knee (the highest rate that passed).
+- ``spike``  ``--spike-low`` req/s, then ``--spike-rate`` (default: 2× the knee, else 5,000), then
+             back to low in 1-s slices: spike errors and seconds until p99 recovers.
+- ``soak``   a fixed rate for ``--soak-duration`` seconds: worker RSS sampled, drift reported.
+
+Payloads are Alertmanager v4 bodies (benches/payloads.py). ``--unique`` (default) sends distinct
+label sets per request (wrk cycles through a ring of pre-generated bodies; the ring size is printed
+and wraps only if a run sends more requests than the ring holds) so that the database does real
+inserts; ``--repeated`` sends one body over and over, which the store collapses to one row per alert
+(upserts). oha sends one body per run, so the fixed-rate scenarios always use repeated bodies (the
+table says so in its ``mode`` column).
+
+Output: one table (scenario, target, alerts per request, mode, req/s, alerts/s, p50/p99/p99.9 ms,
+errors = non-2xx answers + socket errors, RSS per worker process, ratio to the bare app).
+``--json FILE`` also writes every row.
+
+Tools: wrk (``apt-get install -y wrk``) and oha (``cargo install oha --locked``) are installed when
+missing unless ``--no-install``. Servers run in their own process groups and are always stopped
+(SIGTERM, then SIGKILL), temp files removed, including on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+LOAD_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "benches"))
+sys.path.insert(0, str(LOAD_DIR))
+
+import payloads  # noqa: E402
+
+UNIQUE_RING_BYTES = 24 * 1024 * 1024  # per payload size, loaded by each wrk thread
+UNIQUE_RING_MAX = 20_000
+
+
+def log(msg: str) -> None:
+    print(f"[load {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# tools
+
+
+def find_tool(name: str) -> str | None:
+    path = shutil.which(name)
+    if path:
+        return path
+    cargo_bin = Path.home() / ".cargo" / "bin" / name
+    return str(cargo_bin) if cargo_bin.exists() else None
+
+
+def ensure_wrk(install: bool) -> str:
+    path = find_tool("wrk")
+    if path is None and install:
+        log("wrk missing: apt-get install -y wrk")
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], check=False)
+        path = find_tool("wrk")
+    if path is None:
+        raise SystemExit("wrk not found (Debian: apt-get install -y wrk)")
+    return path
+
+
+def ensure_oha(install: bool) -> str | None:
+    path = find_tool("oha")
+    if path is None and install and shutil.which("cargo"):
+        log("oha missing: cargo install oha --locked (a few minutes, once)")
+        subprocess.run(["cargo", "install", "oha", "--locked"], check=False)
+        path = find_tool("oha")
+    if path is None:
+        log("oha not available: fixed-rate scenarios (steady, stress, spike, soak) are skipped")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# processes
+
+
+def group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: process group
+                pids.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Server:
+    """A server in its own process group (so that stop() reaches Granian's workers)."""
+
+    def __init__(self, name: str, argv: list[str], port: int, health_path: str, log_path: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.port = port
+        self.health_path = health_path
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        log(f"starting {self.name}: {' '.join(self.argv)}")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
+                                     start_new_session=True, cwd=ROOT)
+        deadline = time.monotonic() + timeout_s
+        url = f"http://127.0.0.1:{self.port}{self.health_path}"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        time.sleep(0.5)  # let every worker come up
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not answer {url} in {timeout_s:.0f} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def worker_rss_mb(self) -> float:
+        """The largest RSS among the worker processes (the Granian main process left out)."""
+        if self.proc is None:
+            return 0.0
+        pids = group_pids(self.proc.pid)
+        workers = [p for p in pids if p != self.proc.pid] or pids
+        return max((rss_mb(p) for p in workers), default=0.0)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            log(f"{self.name} did not stop in 20 s: SIGKILL")
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+        self._log.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------------------------------
+# payload files
+
+
+@dataclass
+class PayloadSet:
+    alerts: int
+    unique: bool
+    lines_file: Path  # one body per line (wrk's Lua script cycles through them)
+    single_file: Path  # the first body alone (oha)
+    count: int
+    bytes_each: int
+
+
+def make_payloads(tmp: Path, alerts: int, unique: bool, seed_base: int) -> PayloadSet:
+    first = payloads.body(alerts, seed_base)
+    single = tmp / f"body-{alerts}.json"
+    single.write_bytes(first)
+    if not unique:
+        return PayloadSet(alerts, False, single, single, 1, len(first))
+    count = max(1, min(UNIQUE_RING_MAX, UNIQUE_RING_BYTES // len(first)))
+    lines = tmp / f"bodies-{alerts}.jsonl"
+    t0 = time.monotonic()
+    with open(lines, "wb") as fh:
+        fh.write(first + b"\n")
+        for k in range(1, count):
+            b = payloads.body(alerts, seed_base + k * 10_007)
+            assert b"\n" not in b
+            fh.write(b + b"\n")
+    log(f"generated {count} unique {alerts}-alert bodies ({len(first)} B each) in {time.monotonic() - t0:.1f} s")
+    return PayloadSet(alerts, True, lines, single, count, len(first))
+
+
+WRK_LUA = r"""
+-- generated by scripts/load/run.py: POST the bodies of BODIES_FILE in turn (thread t sends bodies
+-- t, t+T, t+2T, ...), and print a JSON summary with p99.9 at the end.
+local bodies_file = "__FILE__"
+local nthreads = __THREADS__
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  bodies = {}
+  for line in io.lines(bodies_file) do bodies[#bodies + 1] = line end
+  counter = tid
+  headers = { ["Content-Type"] = "application/json" }
+end
+
+function request()
+  local body = bodies[(counter % #bodies) + 1]
+  counter = counter + nthreads
+  return wrk.format("POST", "/webhook", headers, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
+    '"p50":%d,"p99":%d,"p999":%d,"max":%d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+"""
+
+
+# ------------------------------------------------------------------------------------------------
+# load generators
+
+
+@dataclass
+class Result:
+    requests: int = 0
+    seconds: float = 0.0
+    rps: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    p999_ms: float | None = None
+    errors: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Tools:
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.wrk = ensure_wrk(not args.no_install)
+        self.oha = ensure_oha(not args.no_install) if args.needs_oha else None
+        self.pin = ["taskset", "-c", "1"] if args.pin else []
+
+    def wrk_run(self, port: int, ps: PayloadSet, seconds: float) -> Result:
+        a = self.args
+        script = self.tmp / f"post-{ps.alerts}-{'u' if ps.unique else 'r'}.lua"
+        script.write_text(WRK_LUA.replace("__FILE__", str(ps.lines_file)).replace("__THREADS__", str(a.threads)))
+        argv = [*self.pin, self.wrk, "-t", str(a.threads), "-c", str(a.connections), "-d", f"{seconds:g}s",
+                "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/webhook"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        m = re.search(r"^WRKJSON (\{.*\})$", out.stdout, re.M)
+        if m is None:
+            raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        j = json.loads(m.group(1))
+        secs = j["duration_us"] / 1e6
+        socket_errors = j["connect"] + j["read"] + j["write"] + j["timeout"]
+        return Result(j["requests"], secs, j["requests"] / secs if secs else 0.0, j["p50"] / 1000, j["p99"] / 1000,
+                      j["p999"] / 1000, j["status"] + socket_errors,
+                      {"non_2xx": j["status"], "socket_errors": socket_errors, "max_ms": j["max"] / 1000})
+
+    def oha_run(self, port: int, ps: PayloadSet, rate: float, seconds: float) -> Result:
+        assert self.oha is not None
+        a = self.args
+        conns = max(a.connections, 1)
+        argv = [*self.pin, self.oha, "-z", f"{seconds:g}s", "-q", f"{rate:g}", "--latency-correction",
+                "-c", str(conns), "--no-tui", "--output-format", "json", "-m", "POST",
+                "-H", "Content-Type: application/json", "-D", str(ps.single_file), "-t", "10s",
+                f"http://127.0.0.1:{port}/webhook"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        try:
+            j = json.loads(out.stdout)
+        except json.JSONDecodeError:
+            raise RuntimeError(f"oha failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}") from None
+        summary = j.get("summary", {})
+        codes = {str(k): int(v) for k, v in (j.get("statusCodeDistribution") or {}).items()}
+        errors = {str(k): int(v) for k, v in (j.get("errorDistribution") or {}).items()}
+        ok = sum(v for k, v in codes.items() if k.startswith("2"))
+        non_2xx = sum(codes.values()) - ok
+        # oha counts requests cut by its own deadline (-z) as errors: not the server's fault.
+        socket_errors = sum(v for k, v in errors.items() if "aborted due to deadline" not in k)
+        pct = j.get("latencyPercentiles") or {}
+
+        def ms(key: str) -> float | None:
+            v = pct.get(key)
+            return None if v is None else float(v) * 1000
+
+        total = sum(codes.values())
+        secs = float(summary.get("total") or seconds)
+        return Result(total, secs, total / secs if secs else 0.0, ms("p50"), ms("p99"), ms("p99.9"),
+                      non_2xx + socket_errors,
+                      {"non_2xx": non_2xx, "socket_errors": socket_errors, "codes": codes, "errors": errors,
+                       "target_rate": rate, "success_rate": summary.get("successRate")})
+
+
+# ------------------------------------------------------------------------------------------------
+# the table
+
+
+@dataclass
+class Row:
+    scenario: str
+    target: str
+    alerts: int
+    mode: str
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    p999_ms: float | None
+    errors: int
+    rss_mb: float
+    ratio: str = ""
+    note: str = ""
+
+    @property
+    def alerts_s(self) -> float:
+        return self.rps * self.alerts
+
+
+def fmt_ms(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.2f}" if v < 100 else f"{v:.0f}")
+
+
+def print_table(rows: list[Row], header: str) -> None:
+    cols = ["scenario", "target", "alerts", "mode", "req/s", "alerts/s", "p50 ms", "p99 ms", "p99.9 ms",
+            "errors", "RSS MB/worker", "vs bare", "note"]
+    data = [[r.scenario, r.target, str(r.alerts), r.mode, f"{r.rps:,.0f}", f"{r.alerts_s:,.0f}", fmt_ms(r.p50_ms),
+             fmt_ms(r.p99_ms), fmt_ms(r.p999_ms), str(r.errors), f"{r.rss_mb:.0f}" if r.rss_mb else "-", r.ratio,
+             r.note] for r in rows]
+    widths = [max(len(c), *(len(d[i]) for d in data)) if data else len(c) for i, c in enumerate(cols)]
+    print()
+    print(header)
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    print(line)
+    print("-" * len(line))
+    for d in data:
+        print("  ".join(v.ljust(w) for v, w in zip(d, widths)))
+    print()
+
+
+# ------------------------------------------------------------------------------------------------
+# scenarios
+
+
+class Runner:
+    def __init__(self, args: argparse.Namespace, tools: Tools, wf: Server, bare: Server | None,
+                 sets: dict[tuple[int, bool], PayloadSet]) -> None:
+        self.a = args
+        self.tools = tools
+        self.wf = wf
+        self.bare = bare
+        self.sets = sets
+        self.rows: list[Row] = []
+        self.knee: float | None = None
+
+    def payload(self, alerts: int, unique: bool) -> PayloadSet:
+        return self.sets[(alerts, unique)]
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        log(f"{row.scenario:7} {row.target:11} {row.alerts:5} alerts  {row.rps:9,.0f} req/s  p99 {fmt_ms(row.p99_ms)} ms"
+            f"  errors {row.errors}  {row.ratio} {row.note}")
+        return row
+
+    def _mode(self, ps: PayloadSet) -> str:
+        return f"unique/{ps.count}" if ps.unique else "repeated"
+
+    def max_throughput(self) -> None:
+        for n in self.a.alert_sizes:
+            ps = self.payload(n, self.a.unique)
+            wrapped = ""
+            bare_rps = None
+            if self.bare is not None:
+                b = self.tools.wrk_run(self.bare.port, ps, self.a.duration)
+                bare_rps = b.rps
+                self.add(Row("max", "bare", n, self._mode(ps), b.rps, b.p50_ms, b.p99_ms, b.p999_ms, b.errors,
+                             self.bare.worker_rss_mb(), note="wrk: latency not CO-corrected"))
+            r = self.tools.wrk_run(self.wf.port, ps, self.a.duration)
+            if ps.unique and r.requests > ps.count:
+                wrapped = f"ring wrapped {r.requests / ps.count:.1f}x"
+            ratio = f"{r.rps / bare_rps:.2f}x req/s" if bare_rps else ""
+            self.add(Row("max", "webhookfast", n, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors,
+                         self.wf.worker_rss_mb(), ratio, "; ".join(x for x in ["wrk: not CO-corrected", wrapped] if x)))
+
+    def steady(self) -> None:
+        for n in self.a.steady_sizes:
+            ps = self.payload(n, False)
+            rate = self.a.rate
+            bare_p99 = None
+            if self.bare is not None:
+                b = self.tools.oha_run(self.bare.port, ps, rate, self.a.duration)
+                bare_p99 = b.p99_ms
+                self.add(Row("steady", "bare", n, "repeated", b.rps, b.p50_ms, b.p99_ms, b.p999_ms, b.errors,
+                             self.bare.worker_rss_mb(), note=f"oha -q {rate:g}, CO-corrected"))
+            r = self.tools.oha_run(self.wf.port, ps, rate, self.a.duration)
+            ratio = f"{r.p99_ms / bare_p99:.1f}x p99" if bare_p99 and r.p99_ms else ""
+            short = "" if r.rps >= 0.95 * rate else f"fell short of {rate:g} req/s"
+            self.add(Row("steady", "webhookfast", n, "repeated", r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors,
+                         self.wf.worker_rss_mb(), ratio,
+                         "; ".join(x for x in [f"oha -q {rate:g}, CO-corrected", short] if x)))
+
+    def _stress(self, server: Server, target: str) -> tuple[float | None, Result | None]:
+        ps = self.payload(self.a.rate_alerts, False)
+        rate = self.a.stress_start
+        knee, knee_result = None, None
+        for _step in range(self.a.stress_steps):
+            r = self.tools.oha_run(server.port, ps, rate, self.a.step)
+            ok = r.errors == 0 and r.p99_ms is not None and r.p99_ms <= self.a.stress_p99_ms and r.rps >= 0.9 * rate
+            log(f"  stress {target} {rate:8,.0f} req/s → {r.rps:9,.0f} req/s, p99 {fmt_ms(r.p99_ms)} ms, "
+                f"errors {r.errors}: {'ok' if ok else 'past the knee'}")
+            if not ok:
+                break
+            knee, knee_result = rate, r
+            rate *= self.a.stress_factor
+        return knee, knee_result
+
+    def stress(self) -> None:
+        bare_knee = None
+        if self.bare is not None and self.a.bare_stress:
+            bare_knee, b = self._stress(self.bare, "bare")
+            if b is not None:
+                self.add(Row("stress", "bare", self.a.rate_alerts, "repeated", b.rps, b.p50_ms, b.p99_ms, b.p999_ms,
+                             b.errors, self.bare.worker_rss_mb(), note=f"knee {bare_knee:,.0f} req/s"))
+        knee, r = self._stress(self.wf, "webhookfast")
+        self.knee = knee
+        if r is None:
+            self.add(Row("stress", "webhookfast", self.a.rate_alerts, "repeated", 0, None, None, None, 0,
+                         self.wf.worker_rss_mb(), note=f"failed already at {self.a.stress_start:g} req/s"))
+            return
+        ratio = f"{knee / bare_knee:.2f}x knee" if bare_knee and knee else ""
+        self.add(Row("stress", "webhookfast", self.a.rate_alerts, "repeated", r.rps, r.p50_ms, r.p99_ms, r.p999_ms,
+                     r.errors, self.wf.worker_rss_mb(), ratio,
+                     f"knee {knee:,.0f} req/s (next step x{self.a.stress_factor:g}: errors or p99 > "
+                     f"{self.a.stress_p99_ms:g} ms)"))
+
+    def spike(self) -> None:
+        ps = self.payload(self.a.rate_alerts, False)
+        low = self.a.spike_low
+        high = self.a.spike_rate or (2 * self.knee if self.knee else 5000)
+        d = self.a.spike_duration
+        base = self.tools.oha_run(self.wf.port, ps, low, d)
+        peak = self.tools.oha_run(self.wf.port, ps, high, d)
+        recovered_after = None
+        threshold = max(2 * (base.p99_ms or 1), (base.p99_ms or 0) + 5)
+        slices = []
+        for i in range(int(self.a.spike_recovery)):
+            s = self.tools.oha_run(self.wf.port, ps, low, 1)
+            slices.append(s)
+            if s.errors == 0 and s.p99_ms is not None and s.p99_ms <= threshold:
+                recovered_after = i + 1
+                break
+        rec = f"recovered in {recovered_after} s" if recovered_after else f"not recovered in {self.a.spike_recovery:g} s"
+        self.add(Row("spike", "webhookfast", self.a.rate_alerts, "repeated", base.rps, base.p50_ms, base.p99_ms,
+                     base.p999_ms, base.errors, self.wf.worker_rss_mb(), note=f"before: {low:g} req/s"))
+        self.add(Row("spike", "webhookfast", self.a.rate_alerts, "repeated", peak.rps, peak.p50_ms, peak.p99_ms,
+                     peak.p999_ms, peak.errors, self.wf.worker_rss_mb(),
+                     note=f"spike: {high:,.0f} req/s for {d:g} s; {rec} (p99 <= {threshold:.1f} ms, no errors)"))
+        if slices:
+            s = slices[-1]
+            self.add(Row("spike", "webhookfast", self.a.rate_alerts, "repeated", s.rps, s.p50_ms, s.p99_ms, s.p999_ms,
+                         sum(x.errors for x in slices), self.wf.worker_rss_mb(),
+                         note=f"after: {low:g} req/s, last 1-s slice; errors over {len(slices)} s"))
+
+    def soak(self) -> None:
+        ps = self.payload(self.a.rate_alerts, False)
+        samples: list[tuple[float, float]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            t0 = time.monotonic()
+            while not stop.is_set():
+                samples.append((time.monotonic() - t0, self.wf.worker_rss_mb()))
+                stop.wait(2.0)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            r = self.tools.oha_run(self.wf.port, ps, self.a.soak_rate, self.a.soak_duration)
+        finally:
+            stop.set()
+            sampler.join(timeout=5)
+        samples.append((self.a.soak_duration, self.wf.worker_rss_mb()))
+        first = samples[min(1, len(samples) - 1)][1]  # skip the very first sample (warm-up)
+        last = samples[-1][1]
+        alerts = r.requests * ps.alerts
+        per_m = (last - first) / alerts * 1e6 if alerts else 0.0
+        self.add(Row("soak", "webhookfast", ps.alerts, "repeated", r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, last,
+                     note=f"{self.a.soak_rate:g} req/s for {self.a.soak_duration:g} s: RSS {first:.0f} -> {last:.0f} MB "
+                          f"({last - first:+.1f} MB, {per_m:+.1f} MB per 1M alerts)"))
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database-url", help="default: SQLite in a temp dir; or postgresql://...")
+    p.add_argument("--postgres-temp", action="store_true", help="start a throw-away PostgreSQL cluster")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--scenarios", default="max,steady,stress,spike,soak")
+    p.add_argument("--alerts", default="1,10,100,1000", help="payload sizes for max throughput")
+    p.add_argument("--steady-alerts", default="1,10", help="payload sizes for the steady scenario")
+    p.add_argument("--rate-alerts", type=int, default=1, help="payload size for stress, spike and soak")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--unique", dest="unique", action="store_true", default=True,
+                   help="distinct label sets per request for wrk (default)")
+    g.add_argument("--repeated", dest="unique", action="store_false", help="one body, repeated")
+    p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per max/steady measurement")
+    p.add_argument("-c", "--connections", type=int, default=64)
+    p.add_argument("-t", "--threads", type=int, default=2, help="wrk threads")
+    p.add_argument("--rate", type=float, default=2000.0, help="steady: requests per second")
+    p.add_argument("--step", type=float, default=4.0, help="stress: seconds per step")
+    p.add_argument("--stress-start", type=float, default=500.0)
+    p.add_argument("--stress-factor", type=float, default=1.5)
+    p.add_argument("--stress-steps", type=int, default=8)
+    p.add_argument("--stress-p99-ms", type=float, default=100.0)
+    p.add_argument("--bare-stress", action="store_true", help="also find the bare app's knee")
+    p.add_argument("--spike-low", type=float, default=1000.0)
+    p.add_argument("--spike-rate", type=float, default=0.0, help="default: 2x the stress knee, else 5000")
+    p.add_argument("--spike-duration", type=float, default=5.0)
+    p.add_argument("--spike-recovery", type=float, default=10.0, help="max seconds watched after the spike")
+    p.add_argument("--soak-rate", type=float, default=1000.0)
+    p.add_argument("--soak-duration", type=float, default=60.0)
+    p.add_argument("--server-arg", action="append", default=[], help="extra argument for webhookfast serve")
+    p.add_argument("--no-bare", action="store_true", help="skip the bare Granian reference")
+    p.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
+    p.add_argument("--quick", action="store_true", help="short everything (checks that the script works)")
+    p.add_argument("--no-install", action="store_true", help="never install wrk/oha")
+    p.add_argument("--json", type=Path, help="also write the rows as JSON")
+    p.add_argument("--keep-tmp", action="store_true")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.duration, a.step, a.stress_steps = 2.0, 1.5, 5
+        a.spike_duration, a.spike_recovery, a.soak_duration = 1.5, 3.0, 6.0
+    a.scenario_list = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+    unknown = set(a.scenario_list) - {"max", "steady", "stress", "spike", "soak"}
+    if unknown:
+        p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    a.alert_sizes = [int(x) for x in a.alerts.split(",") if x]
+    a.steady_sizes = [int(x) for x in a.steady_alerts.split(",") if x]
+    a.needs_oha = bool(set(a.scenario_list) & {"steady", "stress", "spike", "soak"})
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="webhookfast-load-"))
+    servers: list[Server] = []
+    pg = None
+    try:
+        tools = Tools(a, tmp)
+        if a.needs_oha and tools.oha is None:
+            a.scenario_list = [s for s in a.scenario_list if s == "max"]
+        if a.postgres_temp:
+            from pgtemp import TempPostgres
+
+            pg = TempPostgres().start()
+            a.database_url = pg.url
+            log(f"temporary PostgreSQL at {pg.url}")
+        db_url = a.database_url or f"sqlite:///{tmp / 'webhookfast.db'}"
+
+        seed_base = int(time.time()) % 100_000 * 1_000_000
+        sets: dict[tuple[int, bool], PayloadSet] = {}
+        for n in sorted(set(a.alert_sizes) | set(a.steady_sizes) | {a.rate_alerts}):
+            sets[(n, False)] = make_payloads(tmp, n, False, seed_base + n)
+            if a.unique and n in a.alert_sizes:
+                sets[(n, True)] = make_payloads(tmp, n, True, seed_base + n)
+
+        pin = ["taskset", "-c", "0"] if a.pin else []
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
+        wf_port = free_port()
+        wf = Server("webhookfast", [*pin, sys.executable, "-m", "webhookfast", "serve", "--host", "127.0.0.1",
+                                    "--port", str(wf_port), "--workers", str(a.workers), "--database-url", db_url,
+                                    *a.server_arg], wf_port, "/healthz", tmp / "webhookfast.log", env)
+        bare = None
+        if not a.no_bare:
+            bare_port = free_port()
+            bare = Server("bare granian", [*pin, sys.executable, "-m", "granian", "--interface", "rsgi",
+                                           "--host", "127.0.0.1", "--port", str(bare_port), "--workers",
+                                           str(a.workers), "--working-dir", str(LOAD_DIR), "bare_app:app"],
+                          bare_port, "/", tmp / "bare.log", env)
+        for s in [wf, bare]:
+            if s is not None:
+                servers.append(s)
+                s.start()
+
+        runner = Runner(a, tools, wf, bare, sets)
+        started = time.monotonic()
+        for name in ["max", "steady", "stress", "spike", "soak"]:
+            if name in a.scenario_list:
+                log(f"scenario {name}")
+                {"max": runner.max_throughput, "steady": runner.steady, "stress": runner.stress,
+                 "spike": runner.spike, "soak": runner.soak}[name]()
+        store = "postgresql" if db_url.startswith("postgres") else "sqlite"
+        header = (f"webhookfast load run {time.strftime('%Y-%m-%d %H:%M:%S')}: store={store}, workers={a.workers}, "
+                  f"cpus={os.cpu_count()}, wrk -t{a.threads} -c{a.connections}, "
+                  f"payload mode for max: {'unique' if a.unique else 'repeated'}, took {time.monotonic() - started:.0f} s")
+        print_table(runner.rows, header)
+        print("mode: unique/N = wrk cycles through N distinct bodies (new label sets: real inserts); repeated = one body "
+              "(rows collapse: upserts). errors = non-2xx + socket errors. RSS = largest worker process. "
+              "vs bare: req/s ratio (max), p99 ratio (steady), knee ratio (stress, with --bare-stress).")
+        if a.json:
+            a.json.write_text(json.dumps([{**asdict(r), "alerts_s": r.alerts_s} for r in runner.rows], indent=2))
+        return 0
+    finally:
+        for s in reversed(servers):
+            try:
+                s.stop()
+            except Exception as exc:  # keep stopping the others
+                log(f"stopping {s.name}: {exc}")
+        if pg is not None:
+            pg.stop()
+        if a.keep_tmp:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

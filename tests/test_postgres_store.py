@@ -1,0 +1,335 @@
+"""PostgresStore against a real PostgreSQL: idempotency, state machine, concurrency, migrations,
+retention, and behaviour while the server is down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TypeVar
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from support.postgres import PostgresServer, database_url, read_tables
+from webhookfast._core import Batch, decode, fingerprint
+from webhookfast.storage import StoreUnavailable, migrations, open_store
+from webhookfast.storage.postgres import PostgresStore
+
+pytestmark = pytest.mark.postgres
+
+PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"
+T0 = 1_795_000_000_000_000  # received_at base (µs)
+T = TypeVar("T")
+
+
+def run_with_store(url: str, fn: Callable[[PostgresStore], Awaitable[T]], **options: object) -> T:
+    async def main() -> T:
+        store = open_store(url, **options)
+        assert isinstance(store, PostgresStore)
+        await store.open()
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def write_all(url: str, flushes: Sequence[Sequence[Batch]]) -> None:
+    async def go(store: PostgresStore) -> None:
+        for batches in flushes:
+            await store.write(batches)
+
+    run_with_store(url, go)
+
+
+def payload(alerts: list[dict[str, object]], receiver: str = "webhookfast") -> bytes:
+    return json.dumps({
+        "receiver": receiver, "status": "firing", "alerts": alerts, "groupLabels": {},
+        "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am:9093",
+        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0,
+    }).encode()
+
+
+def am_alert(labels: dict[str, str], starts_at: str, status: str = "firing",
+             ends_at: str = "0001-01-01T00:00:00Z") -> dict[str, object]:
+    return {"status": status, "labels": labels, "annotations": {"summary": "s"}, "startsAt": starts_at,
+            "endsAt": ends_at, "generatorURL": "", "fingerprint": fingerprint(labels)}
+
+
+LABELS = {"alertname": "DiskFull", "instance": "db-1", "severity": "critical"}
+STARTS = "2026-11-27T10:00:00Z"
+ENDS = "2026-11-27T10:30:00.5Z"
+
+
+def firing(received_at_us: int, receiver: str = "webhookfast") -> Batch:
+    return decode(payload([am_alert(LABELS, STARTS)], receiver), received_at_us=received_at_us)
+
+
+def resolved(received_at_us: int) -> Batch:
+    return decode(payload([am_alert(LABELS, STARTS, "resolved", ENDS)]), received_at_us=received_at_us)
+
+
+def test_same_batch_twice_is_idempotent(pg_url: str) -> None:
+    body = (PAYLOADS / "firing_single.json").read_bytes()
+    write_all(pg_url, [[decode(body, received_at_us=T0)], [decode(body, received_at_us=T0 + 5)]])
+    got = read_tables(pg_url)
+    assert len(got["label_sets"]) == 1
+    assert [(e["fingerprint"], e["status"]) for e in got["alert_events"]] == [("1a8c34c6c39d78c5", "firing")]
+    (a,) = got["alerts"]
+    assert (a["notifications"], a["first_seen"], a["last_seen"]) == (2, T0, T0 + 5)
+    assert got["alert_events"][0]["received_at"] == T0  # history keeps the first delivery
+
+
+def test_firing_then_resolved_keeps_both_states(pg_url: str) -> None:
+    write_all(pg_url, [[firing(T0)], [firing(T0 + 1)], [resolved(T0 + 2)], [resolved(T0 + 3)]])
+    got = read_tables(pg_url)
+    assert [e["status"] for e in got["alert_events"]] == ["firing", "resolved"]
+    assert got["alert_events"][0]["ends_at"] is None
+    (a,) = got["alerts"]
+    assert a["status"] == "resolved"
+    assert a["ends_at"] == got["alert_events"][1]["ends_at"] is not None
+    assert (a["notifications"], a["first_seen"], a["last_seen"]) == (4, T0, T0 + 3)
+
+
+def test_late_firing_does_not_reopen_a_resolved_instance(pg_url: str) -> None:
+    write_all(pg_url, [[resolved(T0 + 10)], [firing(T0 + 5, receiver="late")]])
+    got = read_tables(pg_url)
+    assert [e["status"] for e in got["alert_events"]] == ["firing", "resolved"]
+    (a,) = got["alerts"]
+    assert a["status"] == "resolved"
+    assert a["ends_at"] == next(e["ends_at"] for e in got["alert_events"] if e["status"] == "resolved")
+    # first/last seen follow the receive times, whatever the arrival order; latest write's receiver
+    assert (a["first_seen"], a["last_seen"], a["notifications"], a["receiver"]) == (T0 + 5, T0 + 10, 2, "late")
+
+
+def test_same_instance_twice_in_one_flush(pg_url: str) -> None:
+    # Two deliveries in one flush count twice; an alert repeated inside one request counts once.
+    repeated = decode((PAYLOADS / "prometheus_firing_repeated_in_batch.json").read_bytes(), received_at_us=T0)
+    assert len(set(repeated.fingerprints())) < len(repeated)
+    write_all(pg_url, [[firing(T0), firing(T0 + 1), repeated]])
+    got = read_tables(pg_url)
+    by_fp = {a["fingerprint"]: a for a in got["alerts"]}
+    fp = fingerprint(LABELS)
+    assert by_fp[fp]["notifications"] == 2
+    assert (by_fp[fp]["first_seen"], by_fp[fp]["last_seen"]) == (T0, T0 + 1)
+    assert sum(1 for e in got["alert_events"] if e["fingerprint"] == fp) == 1
+    assert all(a["notifications"] == 1 for f, a in by_fp.items() if f != fp)
+    assert len(got["alert_events"]) == len(got["alerts"]) == len(set(repeated.fingerprints())) + 1
+
+
+def test_two_stores_writing_the_same_batches_concurrently(pg_url: str) -> None:
+    # Two webhookfast processes (here: two stores, each in its own thread and event loop, each
+    # with two flushes in flight) receive the same notifications (an HA Alertmanager pair).
+    n_alerts, rounds = 150, 12
+
+    def make_flushes(reverse: bool, base: int) -> list[list[Batch]]:
+        flushes = []
+        for r in range(rounds):
+            alerts = []
+            for i in range(n_alerts):
+                labels = {"alertname": f"Ha{i % 7}", "instance": f"node-{i}", "severity": "warning"}
+                if r < rounds // 2:
+                    alerts.append(am_alert(labels, f"2026-11-27T09:{i % 60:02d}:00Z"))
+                else:
+                    alerts.append(am_alert(labels, f"2026-11-27T09:{i % 60:02d}:00Z", "resolved",
+                                           "2026-11-27T11:00:00Z"))
+            flushes.append([decode(payload(alerts), received_at_us=base + r)])
+        return flushes[::-1] if reverse else flushes
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def worker(reverse: bool, base: int) -> None:
+        flushes = make_flushes(reverse, base)
+
+        async def go(store: PostgresStore) -> None:
+            barrier.wait(timeout=30)
+            sem = asyncio.Semaphore(store.default_flush_concurrency)
+
+            async def one(batches: list[Batch]) -> None:
+                async with sem:
+                    await store.write(batches)
+
+            await asyncio.gather(*(one(f) for f in flushes))
+
+        try:
+            run_with_store(pg_url, go, pool_max_size=4)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(rev, T0 + 1000 * k)) for k, rev in enumerate((False, True))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    got = read_tables(pg_url)
+    assert len(got["label_sets"]) == n_alerts
+    assert len(got["alert_events"]) == 2 * n_alerts  # one firing and one resolved row per instance
+    keys = [(e["fingerprint"], e["starts_at"], e["status"]) for e in got["alert_events"]]
+    assert len(set(keys)) == len(keys)
+    assert len(got["alerts"]) == n_alerts
+    for a in got["alerts"]:
+        assert a["status"] == "resolved"
+        assert a["notifications"] == 2 * rounds
+        assert a["first_seen"] == T0 and a["last_seen"] == T0 + 1000 + rounds - 1
+
+
+def test_migrate_twice_is_a_no_op(pg_url: str) -> None:
+    assert PostgresStore(pg_url).migrate() == []
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert rows == [(m.version, m.name) for m in migrations.load("postgres")]
+
+
+def test_concurrent_migrations_apply_once(postgres_server: PostgresServer) -> None:
+    dbname = f"test_{uuid.uuid4().hex}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    url = database_url(postgres_server.url, dbname)
+    try:
+        results: list[list[str]] = []
+        errors: list[BaseException] = []
+
+        def migrate() -> None:
+            try:
+                results.append(PostgresStore(url).migrate())
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=migrate) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, errors
+        every = [f"{m.version:04d}_{m.name}" for m in migrations.load("postgres")]
+        assert every[0] == "0001_init"
+        assert sorted(results) == [[], [], [], every]
+        with psycopg.connect(url) as conn:
+            parts = conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'alert_events'::regclass").fetchone()
+            assert parts == (4,)  # DEFAULT + this month + 2 ahead
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def _us(dt: datetime) -> int:
+    return (dt - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+
+
+def _partitions(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'alert_events'::regclass ORDER BY 1").fetchall()]
+
+
+def test_prune(pg_url: str) -> None:
+    now = datetime.now(timezone.utc)
+    this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    old = [am_alert({"alertname": "Old", "i": str(i)}, "2020-03-04T05:06:07Z") for i in range(3)]
+    old.append(am_alert({"alertname": "Shared"}, "2020-03-04T05:06:07Z", "resolved", "2020-03-04T06:00:00Z"))
+    recent_start = this_month.strftime("%Y-%m-%dT%H:%M:%S.000001Z")
+    new = [am_alert({"alertname": "New", "i": str(i)}, recent_start) for i in range(2)]
+    new.append(am_alert({"alertname": "Shared"}, recent_start))
+    write_all(pg_url, [[decode(payload(old + new), received_at_us=T0)]])
+    before = read_tables(pg_url)
+    assert (len(before["label_sets"]), len(before["alert_events"]), len(before["alerts"])) == (6, 7, 7)
+
+    # 1. cutoff at the start of this month: the 2020 rows (DEFAULT partition) go; "Shared" keeps
+    #    its label set because a recent alert still uses it.
+    async def prune_at(store: PostgresStore, when: datetime) -> int:
+        return await store.prune(_us(when))
+
+    n = run_with_store(pg_url, lambda s: prune_at(s, this_month))
+    got = read_tables(pg_url)
+    assert n == 4 + 4 + 3  # 4 events, 4 alerts, 3 label sets ("Old" × 3)
+    assert sorted(ls["labels"].get("i", "shared") for ls in got["label_sets"]) == ["0", "1", "shared"]
+    assert len(got["alert_events"]) == len(got["alerts"]) == 3
+    assert run_with_store(pg_url, lambda s: prune_at(s, this_month)) == 0  # idempotent
+
+    # 2. cutoff past this month's partition: the partition is dropped (not deleted from).
+    parts = _partitions(pg_url)
+    this_part = "alert_events_" + this_month.strftime("%Ym%m")
+    assert this_part in parts
+    n = run_with_store(pg_url, lambda s: prune_at(s, datetime(this_month.year + (this_month.month == 12),
+                                                                  this_month.month % 12 + 1, 1,
+                                                                  tzinfo=timezone.utc)))
+    assert n == 3 + 3 + 3
+    assert this_part not in _partitions(pg_url)
+    assert read_tables(pg_url) == {"label_sets": [], "alert_events": [], "alerts": []}
+
+    # 3. writes for this month still work (DEFAULT catches them) and the partition comes back,
+    #    the rows moved into it, when partitions are ensured again (migrate / store open).
+    write_all(pg_url, [[decode(payload(new), received_at_us=T0)]])
+    assert PostgresStore(pg_url).migrate() == []
+    assert this_part in _partitions(pg_url)
+    with psycopg.connect(pg_url) as conn:
+        where = conn.execute("SELECT DISTINCT tableoid::regclass::text FROM alert_events").fetchall()
+    assert where == [(this_part,)]
+
+
+def test_down_server_ping_and_write_then_recovery(pg_url: str, postgres_server: PostgresServer) -> None:
+    if postgres_server.external:
+        pytest.skip("WEBHOOKFAST_TEST_DATABASE_URL names an external server that the tests cannot stop")
+
+    async def scenario(store: PostgresStore) -> None:
+        await store.write([firing(T0)])
+        assert await store.ping() is True
+
+        await asyncio.to_thread(postgres_server.stop)
+        try:
+            t0 = time.monotonic()
+            assert await store.ping() is False
+            assert time.monotonic() - t0 < 5  # ping never hangs
+            t0 = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.write([firing(T0 + 1)])
+            assert time.monotonic() - t0 < 10  # bounded by write_deadline_s
+            assert await store.ping() is False
+        finally:
+            await asyncio.to_thread(postgres_server.start)
+
+        # The same store (no reopen) recovers by itself.
+        deadline = time.monotonic() + 30
+        while not await store.ping():
+            assert time.monotonic() < deadline, "pool did not reconnect within 30 s"
+            await asyncio.sleep(0.2)
+        await store.write([resolved(T0 + 2)])
+
+    run_with_store(pg_url, scenario, write_deadline_s=2.0, connect_timeout_s=1.0)
+    got = read_tables(pg_url)
+    # The write acknowledged before the stop survived the restart; the failed one left nothing.
+    assert [e["status"] for e in got["alert_events"]] == ["firing", "resolved"]
+    assert got["alerts"][0]["notifications"] == 2
+
+
+def test_open_does_not_block_while_the_server_is_down(postgres_server: PostgresServer) -> None:
+    # A port nothing listens on: open() returns promptly, ping is False, write is StoreUnavailable.
+    from support.postgres import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+
+    async def go() -> None:
+        store = PostgresStore(url, connect_timeout_s=1.0, write_deadline_s=1.0)
+        t0 = time.monotonic()
+        await store.open()
+        try:
+            assert time.monotonic() - t0 < 3
+            assert await store.ping() is False
+            with pytest.raises(StoreUnavailable):
+                await store.write([firing(T0)])
+        finally:
+            await store.close()
+
+    asyncio.run(go())
