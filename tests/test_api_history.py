@@ -342,7 +342,7 @@ def test_pagination_is_stable_under_concurrent_inserts(fresh_env: Env) -> None:
             break
         query["cursor"] = body["next_cursor"]
     # No repeat, nothing skipped; the older newcomer is found, the newer one belongs to page 0.
-    assert rest == [("A", 3 * H + 0), ("A", 2 * H), ("B", H), ("E", 30 * MIN), ("A", 0)][:0] + [
+    assert rest == [
         ("B", 3 * H + 30 * MIN),
         ("A", 3 * H),
         ("A", 2 * H),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -80,6 +80,8 @@ def test_operation_conforms(live_server: ServerProcess, path: str, method: str, 
         suppress_health_check=list(HealthCheck),
         database=None,
         print_blob=True,
+        # No shrinking: against a live server it can take minutes; the failing example is printed as is.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
     def run(case: schemathesis.Case) -> None:
         case.call_and_validate(base_url=live_server.url, checks=CHECKS, timeout=15)

@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 use webhookfast_core::{decode, Limits, RowEncoder};
 
 fn bench<F: FnMut()>(name: &str, bytes: usize, mut f: F) {
+    // Optional name filter: `cargo bench -p webhookfast-core --bench decode -- largest`.
+    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with("--")) {
+        if !name.contains(&filter) {
+            return;
+        }
+    }
     for _ in 0..200 {
         f();
     }

@@ -13,10 +13,13 @@ pub fn check_depth(body: &[u8], max_depth: usize) -> Result<(), usize> {
                 // Skip the string: find the closing quote that is not escaped.
                 i += 1;
                 while i < n {
-                    match body[i] {
-                        b'"' => break,
-                        b'\\' => i += 2,
-                        _ => i += 1,
+                    match memchr::memchr2(b'"', b'\\', &body[i..]) {
+                        None => return Ok(()),
+                        Some(p) if body[i + p] == b'"' => {
+                            i += p;
+                            break;
+                        }
+                        Some(p) => i += p + 2,
                     }
                 }
             }
