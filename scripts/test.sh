@@ -33,7 +33,7 @@ leftover_pids() {
         pid=${env_file#/proc/}
         pid=${pid%/environ}
         [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-        if tr '\0' '\n' <"$env_file" 2>/dev/null | grep -qx "WEBHOOKFAST_TEST_RUN_ID=$WEBHOOKFAST_TEST_RUN_ID"; then
+        if grep -qzxF "WEBHOOKFAST_TEST_RUN_ID=$WEBHOOKFAST_TEST_RUN_ID" "$env_file" 2>/dev/null; then
             echo "$pid"
         fi
     done

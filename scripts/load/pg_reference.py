@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url")
     p.add_argument("--postgres-temp", action="store_true", help="start a throw-away PostgreSQL cluster")
+    p.add_argument("--pg-no-fsync", action="store_true",
+                   help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)")
     p.add_argument("--alerts", default="1,10,100", help="alerts per request")
     p.add_argument("--requests-per-txn", default="1,10", help="requests written per transaction")
     p.add_argument("--modes", default="copy,store")
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.postgres_temp:
             from pgtemp import TempPostgres
 
-            pg = TempPostgres().start()
+            pg = TempPostgres(fsync=not a.pg_no_fsync).start()
             a.database_url = pg.url
             log(f"temporary PostgreSQL at {pg.url}")
         url = a.database_url

@@ -40,7 +40,8 @@ def free_port() -> int:
 
 
 class TempPostgres:
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = True) -> None:
+        self.fsync = fsync
         bindir = find_pg_bin()
         if bindir is None:
             raise RuntimeError("no PostgreSQL server binaries: apt-get install -y postgresql")
@@ -67,7 +68,8 @@ class TempPostgres:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         opts = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.base} "
-            "-c fsync=on -c synchronous_commit=on -c shared_buffers=256MB -c max_connections=100"
+            f"-c fsync={'on' if self.fsync else 'off'} -c synchronous_commit={'on' if self.fsync else 'off'} "
+            "-c shared_buffers=256MB -c max_connections=100"
         )
         self._run(str(self.bindir / "pg_ctl"), "start", "-D", str(self.data), "-w", "-t", "60",
                   "-l", str(self.base / "server.log"), "-o", opts)

@@ -557,6 +557,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url", help="default: SQLite in a temp dir; or postgresql://...")
     p.add_argument("--postgres-temp", action="store_true", help="start a throw-away PostgreSQL cluster")
+    p.add_argument("--pg-no-fsync", action="store_true",
+                   help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--scenarios", default="max,steady,stress,spike,soak")
     p.add_argument("--alerts", default="1,10,100,1000", help="payload sizes for max throughput")
@@ -615,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.postgres_temp:
             from pgtemp import TempPostgres
 
-            pg = TempPostgres().start()
+            pg = TempPostgres(fsync=not a.pg_no_fsync).start()
             a.database_url = pg.url
             log(f"temporary PostgreSQL at {pg.url}")
         db_url = a.database_url or f"sqlite:///{tmp / 'webhookfast.db'}"

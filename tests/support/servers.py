@@ -176,6 +176,7 @@ class ServerProcess:
             try:
                 resp = request(self.url + self.health_path, headers=self.health_headers, timeout=2)
                 if resp.status == 200:
+                    self._wait_workers_started(deadline)
                     return
                 last = f"HTTP {resp.status}: {resp.text[:200]}"
             except OSError as exc:
@@ -186,6 +187,21 @@ class ServerProcess:
                     f"{self.health_timeout:.0f}s (last: {last})\n--- {self.log_path}:\n{tail(self.log())}"
                 )
             time.sleep(0.1)
+
+    def _wait_workers_started(self, deadline: float) -> None:
+        """With several workers, /healthz answers as soon as one of them runs. Wait (best effort, by
+        Granian's "Started worker-N" log lines) until all have started: a SIGTERM that reaches Granian
+        while a worker is still starting can leave it hanging (seen with Granian 2.x).
+        """
+        if not self.workers or self.workers < 2:
+            return
+        wanted = [f"Started worker-{n}\n" for n in range(1, self.workers + 1)]
+        until = min(deadline, time.monotonic() + 15)
+        while time.monotonic() < until:
+            text = self.log()
+            if all(w in text for w in wanted):
+                return
+            time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
         """Send ``sig`` to the server (its main process) and wait; SIGKILL after ``timeout`` s.

@@ -165,7 +165,12 @@ impl<'l> Ctx<'l> {
 
     /// Turn a serde_json error from parsing `text` (found at byte `base` of the body) into a
     /// [`PayloadError`].
-    pub fn to_payload_error(&self, err: serde_json::Error, text: &str, base: usize) -> PayloadError {
+    pub fn to_payload_error(
+        &self,
+        err: serde_json::Error,
+        text: &str,
+        base: usize,
+    ) -> PayloadError {
         let pos = if err.line() > 0 {
             Some(base + line_col_to_offset(text, err.line(), err.column()))
         } else {

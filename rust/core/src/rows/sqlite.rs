@@ -85,11 +85,42 @@ mod tests {
         let b = crate::decode(body.as_bytes(), &Limits::default(), 5_000_000).unwrap();
         let rows = sqlite_rows(&collapse(&[&b]));
         let fp = crate::fingerprint::fingerprint_to_int(b.alerts[0].fingerprint);
-        assert_eq!(rows.label_sets, vec![(fp, r#"{"alertname":"A","severity":"warning"}"#, "A", "warning")]);
+        assert_eq!(
+            rows.label_sets,
+            vec![(
+                fp,
+                r#"{"alertname":"A","severity":"warning"}"#,
+                "A",
+                "warning"
+            )]
+        );
         assert_eq!(
             rows.events,
-            vec![(fp, 1_000_000, "resolved", Some(2_000_000), 5_000_000, "rx", "gk", "alertmanager", "http://g", r#"{"s":"x"}"#)]
+            vec![(
+                fp,
+                1_000_000,
+                "resolved",
+                Some(2_000_000),
+                5_000_000,
+                "rx",
+                "gk",
+                "alertmanager",
+                "http://g",
+                r#"{"s":"x"}"#
+            )]
         );
-        assert_eq!(rows.alerts, vec![(fp, 1_000_000, "resolved", Some(2_000_000), 5_000_000, 5_000_000, 1, "rx")]);
+        assert_eq!(
+            rows.alerts,
+            vec![(
+                fp,
+                1_000_000,
+                "resolved",
+                Some(2_000_000),
+                5_000_000,
+                5_000_000,
+                1,
+                "rx"
+            )]
+        );
     }
 }
