@@ -57,7 +57,7 @@ def _requests(h: AppHarness, count: int) -> None:
     assert proto.status == 200, proto.response
 
 
-def _count_with_memray(h: AppHarness) -> dict[str, float] | None:
+def _count_with_memray(h: AppHarness) -> dict[str, Any] | None:
     try:
         import memray
     except ImportError:

@@ -133,6 +133,9 @@ def generate(rows: int, n_sets: int, days: float, now_us: int, seed: int):
                 prev_end = now_us
             if n_events >= rows:
                 break
+    # Physical order as a live receiver writes it: by time, not grouped by label set.
+    events.sort(key=lambda e: e[4])
+    alerts.sort(key=lambda a: a[4])
     used = {a[0] for a in alerts}
     return [ls for ls in label_sets if ls[0] in used], events, alerts
 

@@ -10,7 +10,7 @@ Plugins:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
@@ -43,16 +43,18 @@ def free_port_fixture() -> Callable[[], int]:
     return _free_port
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Append the logs of the helper processes a failing test used (server, Alertmanager) to its report."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     if report.when not in ("setup", "call") or not report.failed:
-        return
+        return report
     for name, read in item.stash.get(LOGS_KEY, []):
         try:
             text = tail(read(), 60)
         except Exception as exc:  # the log must never hide the real failure
             text = f"(could not read the log: {exc!r})"
         report.sections.append((f"log of {name} (last 60 lines)", text))
+    return report

@@ -114,7 +114,7 @@ def test_metrics_after_good_and_bad_requests(sqlite_server: ServerProcess, paylo
     assert value(text, "webhookfast_http_requests_total", route="webhook", status="415") == 1
     assert value(text, "webhookfast_http_requests_total", route="webhook", status="405") == 1
     assert value(text, "webhookfast_http_requests_total", route="unmatched", status="404") == 1
-    assert value(text, "webhookfast_http_request_duration_seconds_count", route="webhook") == 6
+    assert value(text, "webhookfast_http_request_duration_seconds_count", route="webhook") == 7  # 3 × 200, 400, 422, 415, 405
     assert value(text, "webhookfast_alerts_received_total", format="alertmanager", status="firing") == expected["am_firing"]
     prom_alerts = value(text, "webhookfast_alerts_received_total", format="prometheus")
     assert prom_alerts == expected["prom_firing"]

@@ -12,6 +12,7 @@ import orjson
 
 from webhookfast import metrics
 from webhookfast._core import Limits
+from webhookfast.api import HistoryApi
 from webhookfast.batcher import Batcher
 from webhookfast.errors import HTTPError, error_body, method_not_allowed, not_found
 from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
@@ -83,6 +84,11 @@ class App:
         self._add("healthz", "/healthz", {"GET": self.healthz}, protected=settings.protect_health)
         self._add("readyz", "/readyz", {"GET": self.readyz}, protected=settings.protect_health)
         self._add("metrics", "/metrics", {"GET": self.metrics}, protected=settings.protect_metrics)
+        self._add("openapi", "/openapi.json", {"GET": self.openapi}, protected=settings.protect_health)
+        self.history = HistoryApi(self.store)
+        for name, path, handlers in self.history.routes():
+            self._add(name, path, handlers, protected=True)
+        self._openapi: bytes | None = None
         self.handler: Handler = build_chain(
             self.dispatch,
             auth=auth if auth.enabled else None,
@@ -108,6 +114,7 @@ class App:
         if self._prune_task is not None:
             self._prune_task.cancel()
         await self.batcher.close()
+        await self.history.close()
         await self.store.close()
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -149,7 +156,11 @@ class App:
         return await handler(ctx)
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
-        ctx = Context(scope, proto, self.routes.get(scope.path), time.perf_counter())
+        path = scope.path
+        route = self.routes.get(path)
+        if route is None:
+            route = self.history.match(path)
+        ctx = Context(scope, proto, route, time.perf_counter())
         try:
             response = await self.handler(ctx)
         except Exception:  # last resort: the chain's own recovery failed
@@ -174,6 +185,16 @@ class App:
         if not up:
             raise HTTPError(503, "not_ready", "database unreachable", headers=[("retry-after", "1")])
         return Response(200, _READY)
+
+    async def openapi(self, ctx: Context) -> Response:
+        if self._openapi is None:
+            from webhookfast.api.openapi import PATHS, SCHEMAS
+            from webhookfast.openapi import document
+
+            doc = document(extra_paths=PATHS)
+            doc["components"]["schemas"].update(SCHEMAS)
+            self._openapi = orjson.dumps(doc)
+        return Response(200, self._openapi)
 
     async def metrics(self, ctx: Context) -> Response:
         body, content_type = metrics.render()

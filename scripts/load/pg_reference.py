@@ -12,8 +12,9 @@ pre-generated distinct Alertmanager bodies, ``webhookfast._core.decode`` each, e
 - ``copy``   binary COPY straight into the real tables (label_sets, alert_events, alerts): the
              ceiling (no staging, no ON CONFLICT). The bodies are distinct, so no key repeats; when
              the ring of bodies wraps, the tables are truncated (outside the timed part).
-- ``store``  ``PostgresStore.write`` (what the server does per flush: COPY into temp staging tables,
-             then INSERT ... SELECT ... ON CONFLICT into the real ones), without HTTP or the batcher.
+- ``store``  ``PostgresStore.write`` (what the server does per flush: its ``merge="auto"`` choice of
+             COPY into temp staging + INSERT ... ON CONFLICT, or INSERT ... SELECT FROM unnest for small
+             flushes), without HTTP or the batcher. ``store-copy`` / ``store-unnest`` force one path.
 
 Decode and encode are inside the timed loop (they are part of the work per request); body
 generation is not. Prints rows/s (event rows) and alerts/s per configuration. The target database
@@ -89,9 +90,11 @@ def run_copy(url: str, bodies: list[bytes], per_txn: int, seconds: float) -> tup
     return requests, alerts, rows, busy
 
 
-async def run_store(url: str, bodies: list[bytes], per_txn: int, seconds: float) -> tuple[int, int, int, float]:
+async def run_store(
+    url: str, bodies: list[bytes], per_txn: int, seconds: float, merge: str = "auto"
+) -> tuple[int, int, int, float]:
     limits = Limits()
-    store = PostgresStore(url, pool_min_size=1, pool_max_size=2)
+    store = PostgresStore(url, pool_min_size=1, pool_max_size=2, merge=merge)
     await store.open()
     requests = alerts = rows = 0
     busy = 0.0
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)")
     p.add_argument("--alerts", default="1,10,100", help="alerts per request")
     p.add_argument("--requests-per-txn", default="1,10", help="requests written per transaction")
-    p.add_argument("--modes", default="copy,store")
+    p.add_argument("--modes", default="copy,store", help="copy, store, store-copy, store-unnest")
     p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per configuration")
     a = p.parse_args(argv)
     if not a.database_url and not a.postgres_temp:
@@ -146,20 +149,21 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in [m.strip() for m in a.modes.split(",") if m.strip()]:
                     if mode == "copy":
                         req, al, ev, busy = run_copy(url, bodies, k, a.duration)
-                    elif mode == "store":
-                        req, al, ev, busy = asyncio.run(run_store(url, bodies, k, a.duration))
+                    elif mode in ("store", "store-copy", "store-unnest"):
+                        merge = {"store": "auto", "store-copy": "copy", "store-unnest": "unnest"}[mode]
+                        req, al, ev, busy = asyncio.run(run_store(url, bodies, k, a.duration, merge))
                     else:
                         p.error(f"unknown mode {mode}")
                     row = (mode, n, k, req / busy, al / busy, ev / busy, busy / (req / k) * 1000)
                     rows_out.append(row)
-                    log(f"{mode:5} {n:4} alerts x {k:3} per txn: {row[4]:10,.0f} alerts/s")
+                    log(f"{mode:12} {n:4} alerts x {k:3} per txn: {row[4]:10,.0f} alerts/s")
         print(f"\nPostgreSQL alone ({url.split('@')[-1]}), decode + pg_copy + write, one connection, "
               f"{a.duration:g} s each:")
-        head = f"{'mode':6} {'alerts/req':>10} {'req/txn':>8} {'req/s':>10} {'alerts/s':>11} {'rows/s':>11} {'ms/txn':>8}"
+        head = f"{'mode':12} {'alerts/req':>10} {'req/txn':>8} {'req/s':>10} {'alerts/s':>11} {'rows/s':>11} {'ms/txn':>8}"
         print(head)
         print("-" * len(head))
         for mode, n, k, rps, aps, rows_s, ms in rows_out:
-            print(f"{mode:6} {n:10} {k:8} {rps:10,.0f} {aps:11,.0f} {rows_s:11,.0f} {ms:8.2f}")
+            print(f"{mode:12} {n:10} {k:8} {rps:10,.0f} {aps:11,.0f} {rows_s:11,.0f} {ms:8.2f}")
         print("rows/s = alert_events rows (one per alert state); label_sets and alerts rows are written too.")
         return 0
     finally:

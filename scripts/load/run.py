@@ -316,8 +316,13 @@ class Tools:
         j = json.loads(m.group(1))
         secs = j["duration_us"] / 1e6
         socket_errors = j["connect"] + j["read"] + j["write"] + j["timeout"]
-        return Result(j["requests"], secs, j["requests"] / secs if secs else 0.0, j["p50"] / 1000, j["p99"] / 1000,
-                      j["p999"] / 1000, j["status"] + socket_errors,
+        done = j["requests"] > 0
+
+        def ms(us: int) -> float | None:
+            return us / 1000 if done else None
+
+        return Result(j["requests"], secs, j["requests"] / secs if secs else 0.0, ms(j["p50"]), ms(j["p99"]),
+                      ms(j["p999"]), j["status"] + socket_errors,
                       {"non_2xx": j["status"], "socket_errors": socket_errors, "max_ms": j["max"] / 1000})
 
     def oha_run(self, port: int, ps: PayloadSet, rate: float, seconds: float) -> Result:
@@ -439,6 +444,8 @@ class Runner:
             r = self.tools.wrk_run(self.wf.port, ps, self.a.duration)
             if ps.unique and r.requests > ps.count:
                 wrapped = f"ring wrapped {r.requests / ps.count:.1f}x"
+            if r.requests == 0:
+                wrapped = f"no request completed in {self.a.duration:g} s (raise -d or lower -c)"
             ratio = f"{r.rps / bare_rps:.2f}x req/s" if bare_rps else ""
             self.add(Row("max", "webhookfast", n, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors,
                          self.wf.worker_rss_mb(), ratio, "; ".join(x for x in ["wrk: not CO-corrected", wrapped] if x)))

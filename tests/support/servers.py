@@ -94,6 +94,7 @@ class ServerProcess:
         self.health_timeout = health_timeout
         self.name = name
         self.log_path = Path(log_dir) / f"{name}-{self.port}.log"
+        self.tmp_dir = Path(log_dir) / f"{name}-{self.port}.tmp"
         self.proc: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
         self._log_file: IO[bytes] | None = None
@@ -122,6 +123,9 @@ class ServerProcess:
             if not k.startswith("WEBHOOKFAST_") or k.startswith(_KEEP_ENV)
         }
         env["PYTHONUNBUFFERED"] = "1"
+        # Whatever the server puts in its temp dir (e.g. prometheus-client's multiprocess files) stays
+        # under the test's tmp_path, even when a test SIGKILLs it.
+        env["TMPDIR"] = str(self.tmp_dir)
         for key, value in self.env_overrides.items():
             if value is None:
                 env.pop(key, None)
@@ -144,6 +148,7 @@ class ServerProcess:
         if self.proc is not None:
             raise RuntimeError("already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 (closed in _reap)
         self._log_file.write(f"$ {' '.join(self.command())}\n".encode())
         self._log_file.flush()

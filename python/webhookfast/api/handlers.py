@@ -4,6 +4,7 @@ read-only :mod:`reader <webhookfast.api.readers>` and shape JSON; see docs/api.m
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from functools import partial
@@ -214,14 +215,19 @@ class HistoryApi:
         if since >= until:
             raise bad("since", "since must be before until")
         d = self.d
-        top, flaps, ttr, sev = await self.reader.many(
-            [
-                q.top_firing(d, p, since, until),
-                q.flapping(d, p, since, until),
-                q.time_to_resolve(d, p, since, until),
-                q.firing_by_severity(d, p, now),
-            ]
-        )
+        queries = [
+            q.top_firing(d, p, since, until),
+            q.flapping(d, p, since, until),
+            q.time_to_resolve(d, p, since, until),
+            q.firing_by_severity(d, p, now),
+        ]
+        if d.pg:
+            # Four independent aggregates: in parallel on the reader's connections (its pool size
+            # bounds how many), each on its own snapshot.
+            parts = await asyncio.gather(*(self.reader.many([query]) for query in queries))
+            top, flaps, ttr, sev = (rows for (rows,) in parts)
+        else:
+            top, flaps, ttr, sev = await self.reader.many(queries)
         return _json(
             {
                 "window": {"since": format_time(since), "until": format_time(until)},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -98,13 +99,18 @@ def parse_time_us(text: str, now_us: int) -> int:
 
 
 def format_time(us: int | None) -> str | None:
-    """µs since the epoch → ``2024-05-01T10:00:00.123456Z``."""
+    """µs since the epoch → ``2024-05-01T10:00:00.123456Z`` (clamped to years 0001..9999)."""
     if us is None:
         return None
-    try:
-        return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    except OverflowError:
+    if not _MIN_US <= us <= _MAX_US:
         return "0001-01-01T00:00:00.000000Z" if us < 0 else "9999-12-31T23:59:59.999999Z"
+    s, frac = divmod(us, 1_000_000)
+    t = time.gmtime(s)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{frac:06d}Z"
+
+
+_MIN_US = to_us(datetime(1, 1, 1, tzinfo=timezone.utc))
+_MAX_US = to_us(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc))
 
 
 # -- fingerprints ---------------------------------------------------------------------------------

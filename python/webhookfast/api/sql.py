@@ -58,6 +58,10 @@ class Dialect:
         except OverflowError:
             return datetime(1, 1, 1, tzinfo=timezone.utc) if us < 0 else datetime(9999, 12, 31, tzinfo=timezone.utc)
 
+    def us_interval(self, col: str) -> str:
+        """A duration (PostgreSQL interval, SQLite µs) as integer µs."""
+        return f"(extract(epoch FROM {col}) * 1000000)::int8" if self.pg else col
+
     def json(self, col: str) -> str:
         return f"{col}::text" if self.pg else col
 
@@ -235,16 +239,22 @@ ORDER BY e.starts_at DESC, e.received_at, e.status""",
 
 
 def top_firing(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
+    """Label sets with the most instances started in the window (the count needs only the
+    (starts_at, fingerprint) index; deliveries are summed for the top rows alone)."""
     P = d.p
     conds = [f"a.starts_at >= {P}", f"a.starts_at < {P}"]
     params: list[Any] = [d.t(since), d.t(until)]
     _matchers(d, p.match, conds, params)
     join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
-    params.append(p.top)
+    # Placeholders are positional: the select list's two come first.
+    params = [d.t(since), d.t(until), *params, p.top]
     return (
-        f"""SELECT t.fingerprint, t.firings, t.notifications, {d.json('l.labels')}
+        f"""SELECT t.fingerprint, t.firings,
+       (SELECT sum(x.notifications) FROM alerts x
+         WHERE x.fingerprint = t.fingerprint AND x.starts_at >= {P} AND x.starts_at < {P}),
+       {d.json('l.labels')}
 FROM (
-    SELECT a.fingerprint, count(*) AS firings, sum(a.notifications) AS notifications
+    SELECT a.fingerprint, count(*) AS firings
     FROM alerts a {join}
     {_where(conds)}
     GROUP BY a.fingerprint
@@ -282,16 +292,35 @@ ORDER BY t.changes DESC, t.fingerprint""",
 
 def time_to_resolve(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
     """Per alertname, over the instances resolved in the window (by ends_at): count, p50, p90 and
-    max of ends_at - starts_at. Percentiles are nearest-rank (the value at rank ceil(p·n)), computed
-    with window functions so that both stores give the same integers."""
+    max of ends_at - starts_at. Percentiles are nearest-rank: the value at rank ceil(p·n).
+
+    PostgreSQL: percentile_disc over the interval (it takes rank ceil(p·n) exactly). SQLite: the
+    same rank picked with window functions, ceil(p·n) written as (100·p·n + 99) / 100 in integers
+    (equal to PostgreSQL's float ceil(0.9·n) for every n checked, 1..2,000,000)."""
     P = d.p
     conds = ["a.status = 'resolved'", f"a.ends_at >= {P}", f"a.ends_at < {P}"]
     params: list[Any] = [d.t(since), d.t(until)]
     _matchers(d, p.match, conds, params)
     params.append(p.top)
+    if d.pg:
+        return (
+            f"""SELECT alertname, n, {d.us_interval('p50')}, {d.us_interval('p90')}, {d.us_interval('mx')}
+FROM (
+    SELECT ls.alertname, count(*) AS n,
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY a.ends_at - a.starts_at) AS p50,
+           percentile_disc(0.9) WITHIN GROUP (ORDER BY a.ends_at - a.starts_at) AS p90,
+           max(a.ends_at - a.starts_at) AS mx
+    FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
+    {_where(conds)}
+    GROUP BY ls.alertname
+) t
+ORDER BY p90 DESC, alertname{d.c}
+LIMIT {P}""",
+            params,
+        )
     return (
         f"""WITH d AS (
-    SELECT ls.alertname, {d.us('a.ends_at')} - {d.us('a.starts_at')} AS dur
+    SELECT ls.alertname, a.ends_at - a.starts_at AS dur
     FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
     {_where(conds)}
 ), r AS (
@@ -306,7 +335,7 @@ SELECT alertname, max(n) AS n,
        max(dur) AS mx
 FROM r
 GROUP BY alertname
-ORDER BY p90 DESC, alertname{d.c}
+ORDER BY p90 DESC, alertname
 LIMIT {P}""",
         params,
     )

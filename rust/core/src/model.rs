@@ -114,19 +114,32 @@ pub fn replace_nul(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Bytes serde_json escapes in a string: `"`, `\\` and the controls U+0000..U+001F.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Append `s` as a JSON string literal, escaped exactly as serde_json does.
 pub fn write_json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
     let bytes = s.as_bytes();
-    // Fast path (most strings): nothing to escape.
-    if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
+    out.reserve(bytes.len() + 2);
+    out.push('"');
+    // Copy the runs between escapes in one go (most strings are a single run).
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if !NEEDS_ESCAPE[b as usize] {
+            continue;
+        }
+        out.push_str(&s[start..i]);
         let esc: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -135,10 +148,8 @@ pub fn write_json_str(out: &mut String, s: &str) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
+            _ => "",
         };
-        out.push_str(&s[start..i]);
         if esc.is_empty() {
             out.push_str("\\u00");
             out.push(HEX[(b >> 4) as usize] as char);

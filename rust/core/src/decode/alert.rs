@@ -12,7 +12,7 @@ use super::fields::{
 use super::Ctx;
 use crate::error::{excerpt, Reason};
 use crate::fingerprint::fingerprint_iter;
-use crate::model::{json_object, Alert, Status};
+use crate::model::{json_object, write_json_str, Alert, Status};
 use crate::rfc3339::GO_ZERO_US;
 
 /// Which rules apply to an alert object.
@@ -63,32 +63,64 @@ pub(crate) struct Built {
 /// A required field is missing.
 pub(crate) struct Missing(pub &'static str);
 
+/// The stored form of a string (U+0000 → U+FFFD); sets `nul` when something was replaced.
+/// A string borrowed from the body had no escapes, so it holds no U+0000 (JSON forbids raw
+/// control characters): only unescaped (owned) strings need the scan.
 #[inline]
 fn store(s: Cow<'_, str>, nul: &mut bool) -> String {
-    if s.as_bytes().contains(&0) {
-        *nul = true;
-        s.replace('\0', "\u{FFFD}")
-    } else {
-        s.into_owned()
+    match s {
+        Cow::Borrowed(b) => b.to_owned(),
+        Cow::Owned(o) if o.as_bytes().contains(&0) => {
+            *nul = true;
+            o.replace('\0', "\u{FFFD}")
+        }
+        Cow::Owned(o) => o,
     }
 }
 
-fn store_pairs(pairs: Pairs<'_>, nul: &mut bool) -> Vec<(String, String)> {
+/// Append `s` as a JSON string literal. A string borrowed from the body has nothing to escape
+/// (no `\\` in the source, and no raw `"` or control character in valid JSON), so it is copied.
+#[inline]
+fn push_json_str(out: &mut String, s: &str, borrowed: bool) {
+    if borrowed {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        write_json_str(out, s);
+    }
+}
+
+/// Stored pairs and their canonical JSON, built in one pass (the pairs arrive sorted).
+fn store_pairs(pairs: Pairs<'_>, nul: &mut bool) -> (Vec<(String, String)>, String) {
+    let len: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    let mut json = String::with_capacity(len + 2);
+    json.push('{');
+    let mut out = Vec::with_capacity(pairs.len());
     let mut name_changed = false;
-    let mut out: Vec<(String, String)> = pairs
-        .into_iter()
-        .map(|(k, v)| {
-            let mut k_nul = false;
-            let k = store(k, &mut k_nul);
-            name_changed |= k_nul;
-            (k, store(v, nul))
-        })
-        .collect();
+    for (k, v) in pairs {
+        let (k_borrowed, v_borrowed) =
+            (matches!(k, Cow::Borrowed(_)), matches!(v, Cow::Borrowed(_)));
+        let mut k_nul = false;
+        let k = store(k, &mut k_nul);
+        name_changed |= k_nul;
+        let v = store(v, nul);
+        if !out.is_empty() {
+            json.push(',');
+        }
+        push_json_str(&mut json, &k, k_borrowed);
+        json.push(':');
+        push_json_str(&mut json, &v, v_borrowed);
+        out.push((k, v));
+    }
+    json.push('}');
     if name_changed {
+        // A replaced U+0000 can change the order of names: sort again (rare).
         *nul = true;
         out.sort_by(|a, b| a.0.cmp(&b.0));
+        json = json_object(&out);
     }
-    out
+    (out, json)
 }
 
 /// Validate required fields, derive the status, fingerprint and build the stored alert.
@@ -114,8 +146,9 @@ pub(crate) fn build(raw: RawAlert<'_>, mode: Mode, received_at_us: i64) -> Resul
     let mismatch = mode == Mode::Alertmanager && raw.fingerprint.is_some_and(|f| f != fingerprint);
 
     let mut nul = false;
-    let labels = store_pairs(labels, &mut nul);
-    let annotations = store_pairs(raw.annotations.unwrap_or_default(), &mut nul);
+    let (labels, labels_json) = store_pairs(labels, &mut nul);
+    let (annotations, annotations_json) =
+        store_pairs(raw.annotations.unwrap_or_default(), &mut nul);
     let generator_url = store(raw.generator_url.unwrap_or(Cow::Borrowed("")), &mut nul);
     let find = |name: &str| {
         labels
@@ -130,8 +163,8 @@ pub(crate) fn build(raw: RawAlert<'_>, mode: Mode, received_at_us: i64) -> Resul
         status,
         starts_at_us: raw.starts_at.unwrap_or(received_at_us),
         ends_at_us,
-        labels_json: json_object(&labels),
-        annotations_json: json_object(&annotations),
+        labels_json,
+        annotations_json,
         labels,
         annotations,
         alertname,

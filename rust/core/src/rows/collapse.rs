@@ -56,21 +56,29 @@ pub struct Collapsed<'a> {
 /// One delivery of an alert: which batch and which alert in it.
 #[derive(Clone, Copy)]
 struct Ref<'a> {
+    /// (fingerprint, starts_at, status) then the delivery order (received_at, batch index, alert
+    /// index): unique, so an unstable sort is deterministic. Kept inline (not read through
+    /// `alert`) so that sorting compares plain integers instead of chasing pointers.
+    sort_key: (i64, i64, Status, i64, u32, u32),
     batch: &'a Batch,
     alert: &'a Alert,
-    /// (received_at, batch index, alert index): the delivery order.
-    order: (i64, u32, u32),
-    batch_idx: u32,
 }
 
 impl<'a> Ref<'a> {
     #[inline]
-    fn key(&self) -> (i64, i64, Status) {
-        (
-            fingerprint_to_int(self.alert.fingerprint),
-            self.alert.starts_at_us,
-            self.alert.status,
-        )
+    fn fingerprint(&self) -> i64 {
+        self.sort_key.0
+    }
+
+    /// (received_at, batch index, alert index): the delivery order.
+    #[inline]
+    fn order(&self) -> (i64, u32, u32) {
+        (self.sort_key.3, self.sort_key.4, self.sort_key.5)
+    }
+
+    #[inline]
+    fn batch_idx(&self) -> u32 {
+        self.sort_key.4
     }
 }
 
@@ -80,15 +88,21 @@ pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
     for (bi, b) in batches.iter().enumerate() {
         for (ai, a) in b.alerts.iter().enumerate() {
             refs.push(Ref {
+                sort_key: (
+                    fingerprint_to_int(a.fingerprint),
+                    a.starts_at_us,
+                    a.status,
+                    b.received_at_us,
+                    bi as u32,
+                    ai as u32,
+                ),
                 batch: b,
                 alert: a,
-                order: (b.received_at_us, bi as u32, ai as u32),
-                batch_idx: bi as u32,
             });
         }
     }
     // Sort by key, then by delivery order: the first of each group is the earliest.
-    refs.sort_unstable_by(|x, y| x.key().cmp(&y.key()).then(x.order.cmp(&y.order)));
+    refs.sort_unstable_by_key(|r| r.sort_key);
 
     let mut out = Collapsed {
         label_sets: Vec::new(),
@@ -98,12 +112,12 @@ pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
     let mut batch_ids: Vec<u32> = Vec::new();
     let mut i = 0;
     while i < refs.len() {
-        let fp = refs[i].key().0;
+        let fp = refs[i].fingerprint();
         // Label set: the first delivery (payload order) of this fingerprint.
         let mut j = i;
         let mut first = refs[i];
-        while j < refs.len() && refs[j].key().0 == fp {
-            if (refs[j].order.1, refs[j].order.2) < (first.order.1, first.order.2) {
+        while j < refs.len() && refs[j].fingerprint() == fp {
+            if (refs[j].sort_key.4, refs[j].sort_key.5) < (first.sort_key.4, first.sort_key.5) {
                 first = refs[j];
             }
             j += 1;
@@ -143,19 +157,19 @@ pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
             // Current state.
             let latest = group
                 .iter()
-                .max_by_key(|r| r.order)
+                .max_by_key(|r| r.order())
                 .copied()
                 .unwrap_or(group[0]);
             let latest_resolved = group
                 .iter()
                 .filter(|r| r.alert.status == Status::Resolved)
-                .max_by_key(|r| r.order);
+                .max_by_key(|r| r.order());
             let (status, ends_at_us) = match latest_resolved {
                 Some(r) => (Status::Resolved, r.alert.ends_at_us),
                 None => (Status::Firing, latest.alert.ends_at_us),
             };
             batch_ids.clear();
-            batch_ids.extend(group.iter().map(|r| r.batch_idx));
+            batch_ids.extend(group.iter().map(|r| r.batch_idx()));
             batch_ids.sort_unstable();
             batch_ids.dedup();
             out.alerts.push(AlertRow {

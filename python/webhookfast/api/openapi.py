@@ -1,0 +1,237 @@
+"""OpenAPI 3.1 description of the history routes, merged by the app into /openapi.json:
+``PATHS`` goes under ``paths`` and ``SCHEMAS`` under ``components.schemas``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webhookfast.api.params import DEFAULT_LIMIT, MAX_LIMIT
+
+_REF = "#/components/schemas/"
+_TIME = {"type": "string", "format": "date-time", "examples": ["2024-05-01T10:00:00.000000Z"]}
+_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+_FP = {"type": "string", "pattern": "^[0-9a-f]{16}$", "examples": ["5a3c1e9b0f2d4c77"]}
+_STRMAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_ERROR = {"$ref": _REF + "Error"}
+
+
+def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+_TIME_PARAM = {"type": "string", "examples": ["2024-05-01T10:00:00Z", "2h", "7d", "now"]}
+_MATCH = _q(
+    "match",
+    "Prometheus label matchers, all must hold: `{severity=\"critical\",job=~\"api.*\",team!=\"x\"}` "
+    "(=, !=, =~, !~; regexes fully anchored; a missing label is \"\"; a leading bare name means "
+    "alertname=\"name\").",
+    {"type": "string"},
+)
+_LIMIT = _q("limit", f"Page size (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})
+_CURSOR = _q("cursor", "Opaque `next_cursor` of the previous page (same other parameters).", {"type": "string"})
+_RESPONSES_4XX = {
+    "400": {"description": "Bad parameter; `error.path` names it.", "content": {"application/json": {"schema": _ERROR}}},
+    "401": {"description": "Authentication required.", "content": {"application/json": {"schema": _ERROR}}},
+    "503": {"description": "Database unavailable or query timed out (Retry-After).",
+            "content": {"application/json": {"schema": _ERROR}}},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "request_id"],
+                "properties": {
+                    "code": {"type": "string", "examples": ["invalid_parameter", "not_found"]},
+                    "message": {"type": "string"},
+                    "path": {"type": "string", "description": "The offending parameter."},
+                    "request_id": {"type": "string"},
+                },
+            }
+        },
+    },
+    "AlertInstance": {
+        "type": "object",
+        "required": ["fingerprint", "labels", "annotations", "status", "starts_at", "ends_at",
+                     "first_seen", "last_seen", "notifications", "receiver"],
+        "properties": {
+            "fingerprint": _FP,
+            "labels": _STRMAP,
+            "annotations": {**_STRMAP, "description": "Of the instance's latest state (resolved, else firing)."},
+            "status": {"enum": ["firing", "resolved"]},
+            "starts_at": _TIME,
+            "ends_at": _TIME_OR_NULL,
+            "first_seen": _TIME,
+            "last_seen": _TIME,
+            "notifications": {"type": "integer", "description": "Deliveries received for this instance."},
+            "receiver": {"type": "string"},
+        },
+    },
+    "AlertList": {
+        "type": "object",
+        "required": ["alerts", "next_cursor"],
+        "properties": {
+            "alerts": {"type": "array", "items": {"$ref": _REF + "AlertInstance"}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "TimelineEvent": {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["firing", "resolved"]},
+            "received_at": _TIME,
+            "ends_at": _TIME_OR_NULL,
+            "receiver": {"type": "string"},
+            "group_key": {"type": "string"},
+            "source": {"type": "string"},
+            "generator_url": {"type": "string"},
+            "annotations": _STRMAP,
+        },
+    },
+    "Episode": {
+        "type": "object",
+        "properties": {
+            "starts_at": _TIME,
+            "status": {"enum": ["firing", "resolved"]},
+            "ends_at": _TIME_OR_NULL,
+            "first_seen": _TIME,
+            "last_seen": _TIME,
+            "notifications": {"type": "integer"},
+            "receiver": {"type": "string"},
+            "annotations": _STRMAP,
+            "timeline": {"type": "array", "items": {"$ref": _REF + "TimelineEvent"}},
+        },
+    },
+    "AlertHistory": {
+        "type": "object",
+        "required": ["fingerprint", "labels", "summary", "episodes", "next_cursor"],
+        "properties": {
+            "fingerprint": _FP,
+            "labels": _STRMAP,
+            "summary": {
+                "type": "object",
+                "properties": {
+                    "episodes": {"type": "integer"},
+                    "firing": {"type": "integer"},
+                    "notifications": {"type": "integer"},
+                    "first_started_at": _TIME_OR_NULL,
+                    "last_seen": _TIME_OR_NULL,
+                },
+            },
+            "episodes": {"type": "array", "items": {"$ref": _REF + "Episode"}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "properties": {
+            "window": {"type": "object", "properties": {"since": _TIME, "until": _TIME}},
+            "firing_now": {
+                "type": "object",
+                "properties": {
+                    "total": {"type": "integer"},
+                    "by_severity": {"type": "object", "additionalProperties": {"type": "integer"}},
+                },
+            },
+            "top_firing": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"fingerprint": _FP, "labels": _STRMAP, "firings": {"type": "integer"},
+                                   "notifications": {"type": "integer"}},
+                },
+            },
+            "flapping": {
+                "type": "object",
+                "properties": {
+                    "min_changes": {"type": "integer"},
+                    "alerts": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"fingerprint": _FP, "labels": _STRMAP, "changes": {"type": "integer"},
+                                           "firing": {"type": "integer"}, "resolved": {"type": "integer"}},
+                        },
+                    },
+                },
+            },
+            "time_to_resolve": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"alertname": {"type": "string"}, "resolved": {"type": "integer"},
+                                   "p50_seconds": {"type": "number"}, "p90_seconds": {"type": "number"},
+                                   "max_seconds": {"type": "number"}},
+                },
+            },
+        },
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/alerts": {
+        "get": {
+            "operationId": "listAlerts",
+            "summary": "Alert instances, newest first, with filters and cursor pagination.",
+            "tags": ["history"],
+            "parameters": [
+                _q("status", "Only firing or only resolved instances.", {"enum": ["firing", "resolved"]}),
+                _q("since", "starts_at ≥ since: RFC 3339 with offset, `now`, or a duration before now (`2h`).", _TIME_PARAM),
+                _q("until", "starts_at < until (same forms as since).", _TIME_PARAM),
+                _q("fingerprint", "One label set (16 hex digits).", _FP),
+                _MATCH,
+                _q("q", "Substring of an annotation value (ASCII case-insensitive).",
+                   {"type": "string", "minLength": 1, "maxLength": 256}),
+                _q("sort", "Sort key.", {"enum": ["starts_at", "last_seen"], "default": "starts_at"}),
+                _q("order", "Sort order.", {"enum": ["desc", "asc"], "default": "desc"}),
+                _LIMIT,
+                _CURSOR,
+            ],
+            "responses": {
+                "200": {"description": "A page.", "content": {"application/json": {"schema": {"$ref": _REF + "AlertList"}}}},
+                **_RESPONSES_4XX,
+            },
+        }
+    },
+    "/api/v1/alerts/{fingerprint}": {
+        "get": {
+            "operationId": "getAlert",
+            "summary": "Every instance (episode) of one label set, newest first, with its timeline.",
+            "tags": ["history"],
+            "parameters": [
+                {"name": "fingerprint", "in": "path", "required": True, "schema": _FP},
+                _LIMIT,
+                _CURSOR,
+            ],
+            "responses": {
+                "200": {"description": "The alert's history.",
+                        "content": {"application/json": {"schema": {"$ref": _REF + "AlertHistory"}}}},
+                "404": {"description": "Unknown fingerprint.", "content": {"application/json": {"schema": _ERROR}}},
+                **_RESPONSES_4XX,
+            },
+        }
+    },
+    "/api/v1/stats": {
+        "get": {
+            "operationId": "alertStats",
+            "summary": "Top firing alerts, flapping alerts, time to resolve, firing now by severity.",
+            "tags": ["history"],
+            "parameters": [
+                _q("since", "Window start (default: 24 h before until).", _TIME_PARAM),
+                _q("until", "Window end, exclusive (default: now).", _TIME_PARAM),
+                _MATCH,
+                _q("top", "Rows per list (default 10).", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}),
+                _q("flap_min_changes", "State changes in the window that make an alert flapping (default 4).",
+                   {"type": "integer", "minimum": 2, "maximum": 100000, "default": 4}),
+            ],
+            "responses": {
+                "200": {"description": "Statistics.", "content": {"application/json": {"schema": {"$ref": _REF + "Stats"}}}},
+                **_RESPONSES_4XX,
+            },
+        }
+    },
+}
