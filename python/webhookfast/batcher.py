@@ -153,8 +153,6 @@ class Batcher:
             result = await self.store.write([item.batch for item in taken])
         except Exception as exc:
             elapsed = time.perf_counter() - started
-            if self.on_flush is not None:
-                self.on_flush(len(taken), alerts, elapsed, None)
             if not isinstance(exc, StoreUnavailable):
                 log.exception("flush failed")
                 exc = StoreUnavailable(str(exc))
@@ -163,19 +161,25 @@ class Batcher:
                 log.warning("flush of %d alerts failed, retrying: %s", alerts, exc)
                 self._waiting.extendleft(reversed(taken))
                 self._wake.set()
+                self._report(len(taken), alerts, elapsed, None)
                 await asyncio.sleep(self.retry_backoff_s)
                 return
             for item in taken:
                 self._release(item)
                 if item.future is not None and not item.future.done():
                     item.future.set_exception(exc)
+            self._report(len(taken), alerts, elapsed, None)
             return
-        if self.on_flush is not None:
-            self.on_flush(len(taken), alerts, time.perf_counter() - started, result)
         for item in taken:
             self._release(item)
             if item.future is not None and not item.future.done():
                 item.future.set_result(None)
+        self._report(len(taken), alerts, time.perf_counter() - started, result)
+
+    def _report(self, requests: int, alerts: int, seconds: float, result: WriteResult | None) -> None:
+        # After the release, so that the queue depth it reports excludes this flush.
+        if self.on_flush is not None:
+            self.on_flush(requests, alerts, seconds, result)
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Stop taking batches and flush what is queued (graceful shutdown)."""

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from granian.rsgi import ProtocolClosed
+
 from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
 from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
@@ -52,6 +54,9 @@ class BodyReader:
                 async with _timeout(self.timeout_s):
                     return await self._read(proto, length is not None)
             return await asyncio.wait_for(self._read(proto, length is not None), self.timeout_s)
+        except ProtocolClosed:
+            # The client closed before sending the body its Content-Length announced.
+            raise HTTPError(400, "bad_content_length", "body ended before its Content-Length") from None
         except TimeoutError:
             raise HTTPError(408, "request_timeout", "request body not received in time") from None
         except asyncio.TimeoutError:  # pragma: no cover - Python 3.10 spelling

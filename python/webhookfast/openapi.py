@@ -317,7 +317,7 @@ _REQUEST_ID_PARAM = {
 }
 
 # Authentication applies when configured; without it the empty requirement admits anyone.
-_AUTH = [{"bearerAuth": []}, {"basicAuth": []}, {}]
+_AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"basicAuth": []}, {}]
 
 
 def _ingest(summary: str, operation_id: str, description: str) -> dict[str, Any]:
@@ -415,13 +415,22 @@ def _version() -> str:
         return "0.0.0"
 
 
-def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document; ``extra_paths`` (path → path item) are added to the core routes."""
+def document(
+    extra_paths: dict[str, Any] | None = None, extra_schemas: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; ``extra_paths`` (path → path item) are added to the core routes and
+    ``extra_schemas`` to ``components.schemas``. A name already described is an error (an extra
+    ``Error`` must not replace the contract's), unless the definition is identical."""
     paths = _paths()
     for path, item in (extra_paths or {}).items():
         if path in paths:
             raise ValueError(f"path {path!r} is already described")
         paths[path] = item
+    schemas = _schemas()
+    for name, schema in (extra_schemas or {}).items():
+        if name in schemas and schemas[name] != schema:
+            raise ValueError(f"schema {name!r} is already described (use #/components/schemas/{name})")
+        schemas[name] = schema
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -442,7 +451,7 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         ],
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": schemas,
             "responses": _responses(),
             "headers": _headers(),
             "securitySchemes": {

@@ -21,11 +21,10 @@ Scenarios (each bounded in time by -d / its own duration option; every subproces
 - ``soak``   a fixed rate for ``--soak-duration`` seconds: worker RSS sampled, drift reported.
 
 Payloads are Alertmanager v4 bodies (benches/payloads.py). ``--unique`` (default) sends distinct
-label sets per request (wrk cycles through a ring of pre-generated bodies; the ring size is printed
-and wraps only if a run sends more requests than the ring holds) so that the database does real
-inserts; ``--repeated`` sends one body over and over, which the store collapses to one row per alert
-(upserts). oha sends one body per run, so the fixed-rate scenarios always use repeated bodies (the
-table says so in its ``mode`` column).
+label sets per request (wrk's Lua script and ``oha -Z`` cycle through a ring of pre-generated bodies,
+one per line; the ring size is printed and a note says when a run sent more requests than the ring
+holds) so that the database does real inserts; ``--repeated`` sends one body over and over, which
+the store collapses to one row per alert (upserts). The ``mode`` column says which was used.
 
 Output: one table (scenario, target, alerts per request, mode, req/s, alerts/s, p50/p99/p99.9 ms,
 errors = non-2xx answers + socket errors, RSS per worker process, ratio to the bare app).
@@ -181,6 +180,37 @@ class Server:
         workers = [p for p in pids if p != self.proc.pid] or pids
         return max((rss_mb(p) for p in workers), default=0.0)
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by every process of the server's group."""
+        if self.proc is None:
+            return 0.0
+        total = 0
+        for pid in group_pids(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    stat = fh.read()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15)
+            except (OSError, ValueError, IndexError):
+                continue
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, max_wait_s: float = 60.0, idle_share: float = 0.1) -> float:
+        """Wait until the server is idle (it may still be working through requests a load generator
+        left behind, e.g. big bodies queued at the end of a wrk run). Returns the seconds waited."""
+        started = time.monotonic()
+        prev = self.cpu_seconds()
+        while time.monotonic() - started < max_wait_s:
+            time.sleep(0.5)
+            cur = self.cpu_seconds()
+            if (cur - prev) / 0.5 < idle_share:
+                break
+            prev = cur
+        waited = time.monotonic() - started
+        if waited > 1.0:
+            log(f"{self.name}: waited {waited:.1f} s for the server to go idle")
+        return waited
+
     def stop(self) -> None:
         if self.proc is None:
             return
@@ -303,8 +333,10 @@ class Tools:
         self.oha = ensure_oha(not args.no_install) if args.needs_oha else None
         self.pin = ["taskset", "-c", "1"] if args.pin else []
 
-    def wrk_run(self, port: int, ps: PayloadSet, seconds: float) -> Result:
+    def wrk_run(self, server: Server, ps: PayloadSet, seconds: float) -> Result:
         a = self.args
+        server.settle()
+        port = server.port
         script = self.tmp / f"post-{ps.alerts}-{'u' if ps.unique else 'r'}.lua"
         script.write_text(WRK_LUA.replace("__FILE__", str(ps.lines_file)).replace("__THREADS__", str(a.threads)))
         argv = [*self.pin, self.wrk, "-t", str(a.threads), "-c", str(a.connections), "-d", f"{seconds:g}s",
@@ -325,13 +357,16 @@ class Tools:
                       ms(j["p999"]), j["status"] + socket_errors,
                       {"non_2xx": j["status"], "socket_errors": socket_errors, "max_ms": j["max"] / 1000})
 
-    def oha_run(self, port: int, ps: PayloadSet, rate: float, seconds: float) -> Result:
+    def oha_run(self, server: Server, ps: PayloadSet, rate: float, seconds: float, settle: bool = True) -> Result:
         assert self.oha is not None
         a = self.args
+        if settle:
+            server.settle()
+        port = server.port
         conns = max(a.connections, 1)
         argv = [*self.pin, self.oha, "-z", f"{seconds:g}s", "-q", f"{rate:g}", "--latency-correction",
                 "-c", str(conns), "--no-tui", "--output-format", "json", "-m", "POST",
-                "-H", "Content-Type: application/json", "-D", str(ps.single_file), "-t", "10s",
+                "-H", "Content-Type: application/json", *(["-Z", str(ps.lines_file)] if ps.unique else ["-D", str(ps.single_file)]), "-t", "10s",
                 f"http://127.0.0.1:{port}/webhook"]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         try:
@@ -437,11 +472,11 @@ class Runner:
             wrapped = ""
             bare_rps = None
             if self.bare is not None:
-                b = self.tools.wrk_run(self.bare.port, ps, self.a.duration)
+                b = self.tools.wrk_run(self.bare, ps, self.a.duration)
                 bare_rps = b.rps
                 self.add(Row("max", "bare", n, self._mode(ps), b.rps, b.p50_ms, b.p99_ms, b.p999_ms, b.errors,
                              self.bare.worker_rss_mb(), note="wrk: latency not CO-corrected"))
-            r = self.tools.wrk_run(self.wf.port, ps, self.a.duration)
+            r = self.tools.wrk_run(self.wf, ps, self.a.duration)
             if ps.unique and r.requests > ps.count:
                 wrapped = f"ring wrapped {r.requests / ps.count:.1f}x"
             if r.requests == 0:
@@ -452,27 +487,27 @@ class Runner:
 
     def steady(self) -> None:
         for n in self.a.steady_sizes:
-            ps = self.payload(n, False)
+            ps = self.payload(n, self.a.unique)
             rate = self.a.rate
             bare_p99 = None
             if self.bare is not None:
-                b = self.tools.oha_run(self.bare.port, ps, rate, self.a.duration)
+                b = self.tools.oha_run(self.bare, ps, rate, self.a.duration)
                 bare_p99 = b.p99_ms
-                self.add(Row("steady", "bare", n, "repeated", b.rps, b.p50_ms, b.p99_ms, b.p999_ms, b.errors,
+                self.add(Row("steady", "bare", n, self._mode(ps), b.rps, b.p50_ms, b.p99_ms, b.p999_ms, b.errors,
                              self.bare.worker_rss_mb(), note=f"oha -q {rate:g}, CO-corrected"))
-            r = self.tools.oha_run(self.wf.port, ps, rate, self.a.duration)
+            r = self.tools.oha_run(self.wf, ps, rate, self.a.duration)
             ratio = f"{r.p99_ms / bare_p99:.1f}x p99" if bare_p99 and r.p99_ms else ""
             short = "" if r.rps >= 0.95 * rate else f"fell short of {rate:g} req/s"
-            self.add(Row("steady", "webhookfast", n, "repeated", r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors,
+            self.add(Row("steady", "webhookfast", n, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors,
                          self.wf.worker_rss_mb(), ratio,
                          "; ".join(x for x in [f"oha -q {rate:g}, CO-corrected", short] if x)))
 
     def _stress(self, server: Server, target: str) -> tuple[float | None, Result | None]:
-        ps = self.payload(self.a.rate_alerts, False)
+        ps = self.payload(self.a.rate_alerts, self.a.unique)
         rate = self.a.stress_start
         knee, knee_result = None, None
         for _step in range(self.a.stress_steps):
-            r = self.tools.oha_run(server.port, ps, rate, self.a.step)
+            r = self.tools.oha_run(server, ps, rate, self.a.step, settle=_step == 0)
             ok = r.errors == 0 and r.p99_ms is not None and r.p99_ms <= self.a.stress_p99_ms and r.rps >= 0.9 * rate
             log(f"  stress {target} {rate:8,.0f} req/s → {r.rps:9,.0f} req/s, p99 {fmt_ms(r.p99_ms)} ms, "
                 f"errors {r.errors}: {'ok' if ok else 'past the knee'}")
@@ -487,50 +522,50 @@ class Runner:
         if self.bare is not None and self.a.bare_stress:
             bare_knee, b = self._stress(self.bare, "bare")
             if b is not None:
-                self.add(Row("stress", "bare", self.a.rate_alerts, "repeated", b.rps, b.p50_ms, b.p99_ms, b.p999_ms,
+                self.add(Row("stress", "bare", self.a.rate_alerts, self._mode(self.payload(self.a.rate_alerts, self.a.unique)), b.rps, b.p50_ms, b.p99_ms, b.p999_ms,
                              b.errors, self.bare.worker_rss_mb(), note=f"knee {bare_knee:,.0f} req/s"))
         knee, r = self._stress(self.wf, "webhookfast")
         self.knee = knee
         if r is None:
-            self.add(Row("stress", "webhookfast", self.a.rate_alerts, "repeated", 0, None, None, None, 0,
+            self.add(Row("stress", "webhookfast", self.a.rate_alerts, self._mode(self.payload(self.a.rate_alerts, self.a.unique)), 0, None, None, None, 0,
                          self.wf.worker_rss_mb(), note=f"failed already at {self.a.stress_start:g} req/s"))
             return
         ratio = f"{knee / bare_knee:.2f}x knee" if bare_knee and knee else ""
-        self.add(Row("stress", "webhookfast", self.a.rate_alerts, "repeated", r.rps, r.p50_ms, r.p99_ms, r.p999_ms,
+        self.add(Row("stress", "webhookfast", self.a.rate_alerts, self._mode(self.payload(self.a.rate_alerts, self.a.unique)), r.rps, r.p50_ms, r.p99_ms, r.p999_ms,
                      r.errors, self.wf.worker_rss_mb(), ratio,
                      f"knee {knee:,.0f} req/s (next step x{self.a.stress_factor:g}: errors or p99 > "
                      f"{self.a.stress_p99_ms:g} ms)"))
 
     def spike(self) -> None:
-        ps = self.payload(self.a.rate_alerts, False)
+        ps = self.payload(self.a.rate_alerts, self.a.unique)
         low = self.a.spike_low
         high = self.a.spike_rate or (2 * self.knee if self.knee else 5000)
         d = self.a.spike_duration
-        base = self.tools.oha_run(self.wf.port, ps, low, d)
-        peak = self.tools.oha_run(self.wf.port, ps, high, d)
+        base = self.tools.oha_run(self.wf, ps, low, d)
+        peak = self.tools.oha_run(self.wf, ps, high, d, settle=False)
         recovered_after = None
         threshold = max(2 * (base.p99_ms or 1), (base.p99_ms or 0) + 5)
         slices = []
         for i in range(int(self.a.spike_recovery)):
-            s = self.tools.oha_run(self.wf.port, ps, low, 1)
+            s = self.tools.oha_run(self.wf, ps, low, 1, settle=False)
             slices.append(s)
             if s.errors == 0 and s.p99_ms is not None and s.p99_ms <= threshold:
                 recovered_after = i + 1
                 break
         rec = f"recovered in {recovered_after} s" if recovered_after else f"not recovered in {self.a.spike_recovery:g} s"
-        self.add(Row("spike", "webhookfast", self.a.rate_alerts, "repeated", base.rps, base.p50_ms, base.p99_ms,
+        self.add(Row("spike", "webhookfast", self.a.rate_alerts, self._mode(ps), base.rps, base.p50_ms, base.p99_ms,
                      base.p999_ms, base.errors, self.wf.worker_rss_mb(), note=f"before: {low:g} req/s"))
-        self.add(Row("spike", "webhookfast", self.a.rate_alerts, "repeated", peak.rps, peak.p50_ms, peak.p99_ms,
+        self.add(Row("spike", "webhookfast", self.a.rate_alerts, self._mode(ps), peak.rps, peak.p50_ms, peak.p99_ms,
                      peak.p999_ms, peak.errors, self.wf.worker_rss_mb(),
                      note=f"spike: {high:,.0f} req/s for {d:g} s; {rec} (p99 <= {threshold:.1f} ms, no errors)"))
         if slices:
             s = slices[-1]
-            self.add(Row("spike", "webhookfast", self.a.rate_alerts, "repeated", s.rps, s.p50_ms, s.p99_ms, s.p999_ms,
+            self.add(Row("spike", "webhookfast", self.a.rate_alerts, self._mode(ps), s.rps, s.p50_ms, s.p99_ms, s.p999_ms,
                          sum(x.errors for x in slices), self.wf.worker_rss_mb(),
                          note=f"after: {low:g} req/s, last 1-s slice; errors over {len(slices)} s"))
 
     def soak(self) -> None:
-        ps = self.payload(self.a.rate_alerts, False)
+        ps = self.payload(self.a.rate_alerts, self.a.unique)
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
 
@@ -540,10 +575,11 @@ class Runner:
                 samples.append((time.monotonic() - t0, self.wf.worker_rss_mb()))
                 stop.wait(2.0)
 
+        self.wf.settle()
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
-            r = self.tools.oha_run(self.wf.port, ps, self.a.soak_rate, self.a.soak_duration)
+            r = self.tools.oha_run(self.wf, ps, self.a.soak_rate, self.a.soak_duration, settle=False)
         finally:
             stop.set()
             sampler.join(timeout=5)
@@ -552,7 +588,7 @@ class Runner:
         last = samples[-1][1]
         alerts = r.requests * ps.alerts
         per_m = (last - first) / alerts * 1e6 if alerts else 0.0
-        self.add(Row("soak", "webhookfast", ps.alerts, "repeated", r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, last,
+        self.add(Row("soak", "webhookfast", ps.alerts, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, last,
                      note=f"{self.a.soak_rate:g} req/s for {self.a.soak_duration:g} s: RSS {first:.0f} -> {last:.0f} MB "
                           f"({last - first:+.1f} MB, {per_m:+.1f} MB per 1M alerts)"))
 
@@ -573,7 +609,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate-alerts", type=int, default=1, help="payload size for stress, spike and soak")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--unique", dest="unique", action="store_true", default=True,
-                   help="distinct label sets per request for wrk (default)")
+                   help="distinct label sets per request (default)")
     g.add_argument("--repeated", dest="unique", action="store_false", help="one body, repeated")
     p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per max/steady measurement")
     p.add_argument("-c", "--connections", type=int, default=64)
@@ -633,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         sets: dict[tuple[int, bool], PayloadSet] = {}
         for n in sorted(set(a.alert_sizes) | set(a.steady_sizes) | {a.rate_alerts}):
             sets[(n, False)] = make_payloads(tmp, n, False, seed_base + n)
-            if a.unique and n in a.alert_sizes:
+            if a.unique:
                 sets[(n, True)] = make_payloads(tmp, n, True, seed_base + n)
 
         pin = ["taskset", "-c", "0"] if a.pin else []
@@ -664,9 +700,9 @@ def main(argv: list[str] | None = None) -> int:
         store = "postgresql" if db_url.startswith("postgres") else "sqlite"
         header = (f"webhookfast load run {time.strftime('%Y-%m-%d %H:%M:%S')}: store={store}, workers={a.workers}, "
                   f"cpus={os.cpu_count()}, wrk -t{a.threads} -c{a.connections}, "
-                  f"payload mode for max: {'unique' if a.unique else 'repeated'}, took {time.monotonic() - started:.0f} s")
+                  f"payloads: {'unique' if a.unique else 'repeated'}, took {time.monotonic() - started:.0f} s")
         print_table(runner.rows, header)
-        print("mode: unique/N = wrk cycles through N distinct bodies (new label sets: real inserts); repeated = one body "
+        print("mode: unique/N = wrk/oha cycle through N distinct bodies (new label sets: real inserts); repeated = one body "
               "(rows collapse: upserts). errors = non-2xx + socket errors. RSS = largest worker process. "
               "vs bare: req/s ratio (max), p99 ratio (steady), knee ratio (stress, with --bare-stress).")
         if a.json:

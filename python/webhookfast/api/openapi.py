@@ -37,23 +37,8 @@ _RESPONSES_4XX = {
             "content": {"application/json": {"schema": _ERROR}}},
 }
 
+# "Error" is the contract's own schema (webhookfast.openapi), referenced, never redefined here.
 SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message", "request_id"],
-                "properties": {
-                    "code": {"type": "string", "examples": ["invalid_parameter", "not_found"]},
-                    "message": {"type": "string"},
-                    "path": {"type": "string", "description": "The offending parameter."},
-                    "request_id": {"type": "string"},
-                },
-            }
-        },
-    },
     "AlertInstance": {
         "type": "object",
         "required": ["fingerprint", "labels", "annotations", "status", "starts_at", "ends_at",

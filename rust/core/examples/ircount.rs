@@ -8,8 +8,8 @@
 //
 // Only `measure` (the loop body, `n` times) is counted, so Ir / n is the cost of one call.
 // Payloads: `single` / `largest` fixtures, or `gen:N` (N alerts cycled from the largest fixture,
-// each with its own `instance` label and correct fingerprint). Modes: `decode`, and `pgcopy` /
-// `sqlite` over 100 decoded batches of the payload.
+// each with its own `instance` label and correct fingerprint). Modes: `decode`, `floor` (serde_json
+// skipping everything), and `pgcopy` / `sqlite` over 100 decoded batches of the payload.
 
 use std::hint::black_box;
 
@@ -70,6 +70,10 @@ fn main() {
     match mode.as_str() {
         "decode" => measure(n, || {
             black_box(decode(black_box(&body), &limits, NOW).unwrap());
+        }),
+        // The parser alone (serde_json skipping every value): the floor for `decode`.
+        "floor" => measure(n, || {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap());
         }),
         "pgcopy" | "sqlite" => {
             let batches: Vec<Batch> = (0..100)

@@ -163,27 +163,6 @@ pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Compact JSON object of already-sorted pairs.
-pub fn json_object<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
-    let cap = pairs
-        .iter()
-        .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 6)
-        .sum::<usize>()
-        + 2;
-    let mut out = String::with_capacity(cap);
-    out.push('{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_json_str(&mut out, k.as_ref());
-        out.push(':');
-        write_json_str(&mut out, v.as_ref());
-    }
-    out.push('}');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,19 +186,6 @@ mod tests {
             write_json_str(&mut out, &s);
             assert_eq!(out, serde_json::to_string(&s).unwrap(), "{s:?}");
         }
-    }
-
-    #[test]
-    fn json_object_is_compact_and_parses_back() {
-        let pairs = vec![
-            ("a".to_string(), "1".to_string()),
-            ("b\n".to_string(), "x\"y".to_string()),
-        ];
-        let j = json_object(&pairs);
-        assert_eq!(j, r#"{"a":"1","b\n":"x\"y"}"#);
-        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&j).unwrap();
-        assert_eq!(v["b\n"], "x\"y");
-        assert_eq!(json_object::<&str, &str>(&[]), "{}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::fields::{
 use super::Ctx;
 use crate::error::{excerpt, Reason};
 use crate::fingerprint::fingerprint_iter;
-use crate::model::{json_object, write_json_str, Alert, Status};
+use crate::model::{write_json_str, Alert, Status};
 use crate::rfc3339::GO_ZERO_US;
 
 /// Which rules apply to an alert object.
@@ -91,19 +91,17 @@ fn push_json_str(out: &mut String, s: &str, borrowed: bool) {
     }
 }
 
-/// Stored pairs and their canonical JSON, built in one pass (the pairs arrive sorted).
+/// Stored pairs and their canonical JSON, built in one pass (the pairs arrive sorted, and names
+/// holding a NUL were refused while parsing, so replacing U+0000 in values keeps that order).
 fn store_pairs(pairs: Pairs<'_>, nul: &mut bool) -> (Vec<(String, String)>, String) {
     let len: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
     let mut json = String::with_capacity(len + 2);
     json.push('{');
     let mut out = Vec::with_capacity(pairs.len());
-    let mut name_changed = false;
     for (k, v) in pairs {
         let (k_borrowed, v_borrowed) =
             (matches!(k, Cow::Borrowed(_)), matches!(v, Cow::Borrowed(_)));
-        let mut k_nul = false;
-        let k = store(k, &mut k_nul);
-        name_changed |= k_nul;
+        let k = store(k, nul);
         let v = store(v, nul);
         if !out.is_empty() {
             json.push(',');
@@ -114,12 +112,6 @@ fn store_pairs(pairs: Pairs<'_>, nul: &mut bool) -> (Vec<(String, String)>, Stri
         out.push((k, v));
     }
     json.push('}');
-    if name_changed {
-        // A replaced U+0000 can change the order of names: sort again (rare).
-        *nul = true;
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        json = json_object(&out);
-    }
     (out, json)
 }
 

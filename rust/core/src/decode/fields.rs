@@ -129,6 +129,13 @@ impl<'de> Visitor<'de> for StrMap<'_, '_> {
             if k.is_empty() && self.kind == MapKind::Labels {
                 return Err(ctx.fail(Reason::InvalidLabel, "empty label name"));
             }
+            // A NUL in a name would be stored as U+FFFD and could then collide with another name
+            // (and jsonb would silently keep one of the two): refuse it. Only escaped (owned)
+            // strings can hold one.
+            if matches!(k, Cow::Owned(_)) && k.contains('\0') {
+                ctx.push_key(&k);
+                return Err(ctx.fail(Reason::InvalidLabel, format!("{what} name contains NUL")));
+            }
             if k.len() > limits.max_name_bytes {
                 ctx.push_key(&k);
                 return Err(ctx.fail(

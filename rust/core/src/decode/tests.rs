@@ -156,19 +156,33 @@ fn nul_is_replaced_but_fingerprint_uses_original_bytes() {
     assert_eq!(a.labels[1].1, "a\u{FFFD}b\u{1}c\u{1f}");
     assert!(!a.labels_json.contains("\\u0000"));
     assert!(a.labels_json.contains("\\u0001"));
-    // NUL in a label name, annotation, generatorURL and receiver too.
-    let body = r#"{"receiver":"r\u0000","alerts":[{"status":"firing","labels":{"a\u0000":"x"},"annotations":{"s":"\u0000"},"generatorURL":"u\u0000","startsAt":"2025-01-10T10:00:00Z"}]}"#;
+    // NUL in an annotation, generatorURL and receiver too.
+    let body = r#"{"receiver":"r\u0000","alerts":[{"status":"firing","labels":{"a":"x"},"annotations":{"s":"\u0000"},"generatorURL":"u\u0000","startsAt":"2025-01-10T10:00:00Z"}]}"#;
     let b = ok(body);
     assert_eq!(b.receiver, "r\u{FFFD}");
     assert_eq!(b.nul_replaced, 1);
     let a = &b.alerts[0];
-    assert_eq!(a.labels[0].0, "a\u{FFFD}");
     assert_eq!(a.annotations[0].1, "\u{FFFD}");
     assert_eq!(a.generator_url, "u\u{FFFD}");
-    assert_eq!(
-        a.fingerprint,
-        crate::fingerprint::fingerprint(&[("a\0", "x")])
-    );
+}
+
+#[test]
+fn nul_in_a_name_is_refused() {
+    // Replaced, "a\u0000" would collide with a real "a\u{FFFD}" label.
+    for (body, path) in [
+        (
+            r#"{"alerts":[{"status":"firing","labels":{"a\u0000":"1","a\ufffd":"2"},"startsAt":"2025-01-10T10:00:00Z"}]}"#,
+            "alerts[0].labels.a\u{0}",
+        ),
+        (
+            r#"{"labels":{"a":"1"},"annotations":{"n\u0000":"x"}}"#,
+            "annotations.n\u{0}",
+        ),
+    ] {
+        let e = decode(body.as_bytes(), &Limits::default(), NOW).unwrap_err();
+        assert_eq!(e.reason, Reason::InvalidLabel, "{body}");
+        assert_eq!(e.path.as_deref(), Some(path));
+    }
 }
 
 #[test]
@@ -765,4 +779,22 @@ fn never_panics_on_mutations() {
             let _ = decode(&m, &limits, NOW);
         }
     }
+}
+
+/// labels_json/annotations_json are built in one pass (strings borrowed from the body copied
+/// as-is, unescaped ones escaped): they must equal serde_json's canonical form of the stored maps.
+#[test]
+fn canonical_json_matches_serde_json() {
+    use std::collections::BTreeMap;
+    let body = r#"{"alerts":[{"status":"firing","labels":{"a":"plain","b\"q":"x\\y\u003c\u00e9\n","c":"\u0001\u001f\u007f","d":"\u0000"},"annotations":{"z":"é团队 ⚠️","y":"\t\"</b>&"},"startsAt":"2025-01-10T10:00:00Z"}]}"#;
+    let b = decode(body.as_bytes(), &Limits::default(), 0).unwrap();
+    let a = &b.alerts[0];
+    for (pairs, json) in [
+        (&a.labels, &a.labels_json),
+        (&a.annotations, &a.annotations_json),
+    ] {
+        let map: BTreeMap<&str, &str> = pairs.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(*json, serde_json::to_string(&map).unwrap());
+    }
+    assert_eq!(b.nul_replaced, 1);
 }

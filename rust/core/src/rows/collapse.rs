@@ -131,15 +131,15 @@ pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
         // Within the fingerprint: instances (starts_at), each with its statuses.
         let mut k = i;
         while k < j {
-            let starts = refs[k].alert.starts_at_us;
+            let starts = refs[k].sort_key.1;
             let mut m = k;
-            while m < j && refs[m].alert.starts_at_us == starts {
+            while m < j && refs[m].sort_key.1 == starts {
                 m += 1;
             }
             let group = &refs[k..m];
             // Events: first of each status run.
             for (n, r) in group.iter().enumerate() {
-                if n == 0 || group[n - 1].alert.status != r.alert.status {
+                if n == 0 || group[n - 1].sort_key.2 != r.sort_key.2 {
                     out.events.push(EventRow {
                         fingerprint: fp,
                         starts_at_us: starts,
