@@ -27,16 +27,6 @@ _OK = orjson.dumps({"status": "ok"})
 _READY = orjson.dumps({"status": "ready"})
 
 
-def read_secret(value: Any, path: Any) -> str | None:
-    """A secret given inline (SecretStr) or as a file (first line, surrounding blanks removed)."""
-    if path is not None:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().strip()
-    if value is not None:
-        return str(value.get_secret_value())
-    return None
-
-
 class App:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
@@ -71,13 +61,7 @@ class App:
             settings.retry_after_s,
             durable=settings.ack is AckMode.commit,
         )
-        auth = Auth(
-            bearer_tokens=[t for t in [read_secret(settings.bearer_token, settings.bearer_token_file)] if t],
-            basic_user=settings.basic_auth_user,
-            basic_password=read_secret(settings.basic_auth_password, settings.basic_auth_password_file),
-            protect_health=settings.protect_health,
-            protect_metrics=settings.protect_metrics,
-        )
+        auth = Auth.from_settings(settings)
         self.routes: dict[str, Route] = {}
         self._add("webhook", "/webhook", {"POST": ingest}, protected=True)
         self._add("alerts_v2", "/api/v2/alerts", {"POST": ingest}, protected=True)

@@ -21,6 +21,7 @@ import click
 from pydantic import ValidationError
 
 from webhookfast.logs import configure_logging
+from webhookfast.middleware.auth import Auth
 from webhookfast.settings import Settings
 from webhookfast.storage import open_store
 
@@ -74,6 +75,10 @@ def serve(**options: Any) -> None:
     configure_logging(settings.log_level)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    try:  # fail here, once, rather than in every worker
+        Auth.from_settings(settings)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"credentials: {exc}") from None
     if settings.migrate_on_start:
         _migrate(settings, required=False)
 
@@ -83,7 +88,7 @@ def serve(**options: Any) -> None:
 
     # Workers are fresh processes: they rebuild the app from these variables.
     os.environ.update(settings.env())
-    metrics_dir = tempfile.mkdtemp(prefix="webhookfast-metrics-")
+    metrics_dir = _metrics_dir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     tls: dict[str, Any] = {}
     if settings.tls_cert is not None:
@@ -104,6 +109,30 @@ def serve(**options: Any) -> None:
         ).serve()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+_METRICS_PREFIX = "webhookfast-metrics-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _metrics_dir() -> str:
+    """A private PROMETHEUS_MULTIPROC_DIR named after this process; the directories of processes
+    that died without cleaning up (SIGKILL) are removed first."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(_METRICS_PREFIX + "*"):
+        pid = old.name[len(_METRICS_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
 
 
 def _migrate(settings: Settings, *, required: bool) -> None:

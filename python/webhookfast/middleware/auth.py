@@ -8,10 +8,34 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from webhookfast import metrics
 from webhookfast.errors import HTTPError
 from webhookfast.http import Context, Handler, Response
+
+if TYPE_CHECKING:
+    from webhookfast.settings import Settings
+
+
+def read_secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:
+    """A secret given inline or as a file (its content, surrounding blanks removed).
+
+    Granian hides header values that are not visible ASCII, so a credential outside that range
+    could never match: refuse it at start-up rather than answer 401 to every request.
+    """
+    if path is not None:
+        secret: str | None = path.read_text("utf-8").strip()
+    elif value is not None:
+        secret = value.get_secret_value()
+    else:
+        return None
+    if secret is not None and not (secret.isascii() and secret.isprintable()):
+        raise ValueError(f"{name} must be printable ASCII (HTTP headers carry nothing else)")
+    return secret or None
 
 
 class Auth:
@@ -36,6 +60,23 @@ class Auth:
         if self._basic:
             schemes.append('Basic realm="webhookfast", charset="UTF-8"')
         self._challenge = [("www-authenticate", ", ".join(schemes))]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Auth:
+        """Raises ValueError for an unusable credential (``serve`` checks this before starting)."""
+        token = read_secret(settings.bearer_token, settings.bearer_token_file, "the bearer token")
+        user = settings.basic_auth_user
+        if user is not None:
+            read_secret(SecretStr(user), None, "the basic auth user")
+        return cls(
+            bearer_tokens=[token] if token else [],
+            basic_user=user,
+            basic_password=read_secret(
+                settings.basic_auth_password, settings.basic_auth_password_file, "the basic auth password"
+            ),
+            protect_health=settings.protect_health,
+            protect_metrics=settings.protect_metrics,
+        )
 
     @property
     def enabled(self) -> bool:
