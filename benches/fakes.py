@@ -113,7 +113,10 @@ def webhook_request(body: bytes, *, auth: bool = True, sized: bool = True) -> tu
 class MemoryStore(Store):
     """A store whose write returns at once: measures everything but the database."""
 
-    dialect = "memory"
+    # The App builds a history reader from the store's dialect: "sqlite" gives it a lazy SQLite
+    # reader on ``path`` that connects only when a history route is queried (never, here).
+    dialect = "sqlite"
+    path = ":memory:"
     default_flush_concurrency = 1
 
     def __init__(self) -> None:

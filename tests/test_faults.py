@@ -194,3 +194,18 @@ def test_sigterm_during_load_answers_or_flushes(server_factory, tmp_path: Path) 
     assert code == 0
     stored = stored_requests_sqlite(db)
     assert all(stored.get(i) == 3 for i in load.acknowledged())
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_ack_enqueue_flushes_everything_on_sigterm(server_factory, tmp_path: Path, store: str, request) -> None:  # type: ignore[no-untyped-def]
+    url = request.getfixturevalue("pg_url") if store == "postgres" else f"sqlite:///{tmp_path}/enqueue.db"
+    server = server_factory(url, extra_args=["--ack", "enqueue"])
+    with Load(server.url) as load:
+        assert wait_for(lambda: len(load.acknowledged()) >= 300)
+        code = server.stop(signal.SIGTERM)
+    assert code == 0
+    acked = load.acknowledged()
+    assert load.statuses() <= {200, 503, 0}
+    stored = stored_requests(url, 3) if store == "postgres" else stored_requests_sqlite(tmp_path / "enqueue.db")
+    missing = [i for i in acked if stored.get(i) != 3]
+    assert not missing, f"{len(missing)} of {len(acked)} queued requests were not flushed on SIGTERM"
