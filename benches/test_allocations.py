@@ -7,7 +7,8 @@ Two counts, both printed (also with -q) and written to ``.codspeed/webhookfast-a
 - **allocations per request** (the target: ≤ 20 Python allocations per 1-alert request): every
   allocation *event* during the N requests, counted by memray's tracker with
   ``trace_python_allocators=True`` — ``python`` = PyMem/PyObject allocator calls (objects, frames,
-  buffers), ``native`` = malloc and friends (the Rust core and C extensions). tracemalloc cannot
+  buffers), ``native`` = libc malloc and friends (C extensions; a Rust core built with its own
+  allocator, e.g. mimalloc, is not seen there). tracemalloc cannot
   count allocation events (it only holds the blocks still alive), so this part needs memray
   (``pip install memray``); without it, it is reported as not measured.
 - **blocks retained per request** (tracemalloc): live blocks after minus before, divided by N — a
@@ -126,7 +127,7 @@ def test_allocations_per_request(
         verdict = "meets" if counted["python"] <= TARGET else "misses"
         lines.append(
             f"  Python allocations per request: {counted['python']:.1f} ({verdict} the target of <= {TARGET}); "
-            f"native (malloc...): {counted['native']:.1f}"
+            f"native (libc malloc): {counted['native']:.1f}"
         )
         lines.append("  by allocator: " + ", ".join(f"{k}={v:.1f}" for k, v in counted["by_kind"].items()))
     lines.append(

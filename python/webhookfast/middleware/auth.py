@@ -21,21 +21,13 @@ if TYPE_CHECKING:
     from webhookfast.settings import Settings
 
 
-def read_secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:
-    """A secret given inline or as a file (its content, surrounding blanks removed).
-
-    Granian hides header values that are not visible ASCII, so a credential outside that range
-    could never match: refuse it at start-up rather than answer 401 to every request.
-    """
+def read_secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """A secret given inline or as a file (its content, surrounding blanks removed)."""
     if path is not None:
-        secret: str | None = path.read_text("utf-8").strip()
-    elif value is not None:
-        secret = value.get_secret_value()
-    else:
-        return None
-    if secret is not None and not (secret.isascii() and secret.isprintable()):
-        raise ValueError(f"{name} must be printable ASCII (HTTP headers carry nothing else)")
-    return secret or None
+        return path.read_text("utf-8").strip() or None
+    if value is not None:
+        return value.get_secret_value() or None
+    return None
 
 
 class Auth:
@@ -64,16 +56,16 @@ class Auth:
     @classmethod
     def from_settings(cls, settings: Settings) -> Auth:
         """Raises ValueError for an unusable credential (``serve`` checks this before starting)."""
-        token = read_secret(settings.bearer_token, settings.bearer_token_file, "the bearer token")
-        user = settings.basic_auth_user
-        if user is not None:
-            read_secret(SecretStr(user), None, "the basic auth user")
+        token = read_secret(settings.bearer_token, settings.bearer_token_file)
+        # Granian hides header values that are not visible ASCII, so such a token could never
+        # match: refuse it at start-up rather than answer 401 to every request. (Basic auth
+        # travels base64-encoded: any UTF-8 user and password work.)
+        if token is not None and not (token.isascii() and token.isprintable()):
+            raise ValueError("the bearer token must be printable ASCII (HTTP headers carry nothing else)")
         return cls(
             bearer_tokens=[token] if token else [],
-            basic_user=user,
-            basic_password=read_secret(
-                settings.basic_auth_password, settings.basic_auth_password_file, "the basic auth password"
-            ),
+            basic_user=settings.basic_auth_user,
+            basic_password=read_secret(settings.basic_auth_password, settings.basic_auth_password_file),
             protect_health=settings.protect_health,
             protect_metrics=settings.protect_metrics,
         )
