@@ -11,7 +11,6 @@ drive ``App.__rsgi__`` in-process without a socket.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -147,20 +146,16 @@ class MemoryStore(Store):
         return 0
 
 
-def quiet_access_log() -> None:
-    """Send the access log (INFO) to /dev/null through a real handler, so that its cost is counted
-    as in production (where it goes to stderr), without flooding the benchmark's output."""
-    from webhookfast.logs import JsonFormatter
+_DEVNULL_FD: int | None = None
 
-    logger = logging.getLogger("webhookfast.access")
-    if any(getattr(h, "_webhookfast_bench", False) for h in logger.handlers):
-        return
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
-    handler.setFormatter(JsonFormatter())
-    handler._webhookfast_bench = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+
+def quiet_access_log(app: Any) -> None:
+    """Point the app's access log at /dev/null through its real sink, so that its cost is counted
+    as in production (where it goes to stderr), without flooding the benchmark's output."""
+    global _DEVNULL_FD
+    if _DEVNULL_FD is None:
+        _DEVNULL_FD = os.open(os.devnull, os.O_WRONLY)
+    app.access_log.sink.fd = _DEVNULL_FD
 
 
 def make_settings(*, full_stack: bool, database_url: str = "sqlite:///:memory:", **overrides: Any) -> Any:
@@ -201,6 +196,6 @@ class AppHarness:
 def make_app(*, full_stack: bool, store: Store | None = None, **overrides: Any) -> Any:
     from webhookfast.app import App
 
-    if full_stack:
-        quiet_access_log()
-    return App(make_settings(full_stack=full_stack, **overrides), store=store if store is not None else MemoryStore())
+    app = App(make_settings(full_stack=full_stack, **overrides), store=store if store is not None else MemoryStore())
+    quiet_access_log(app)
+    return app

@@ -95,8 +95,10 @@ def _chain(name: str, app: Any) -> Any:
     if name == "request_id":
         return RequestId().wrap(d)
     if name == "access_log":
-        quiet_access_log()
-        return AccessLog(log=True).wrap(d)
+        access_log = AccessLog(log=True)
+        quiet_access_log(app)
+        access_log.sink = app.access_log.sink
+        return access_log.wrap(d)
     if name == "recovery":
         return Recovery().wrap(d)
     if name == "auth":
@@ -112,7 +114,7 @@ def _chain(name: str, app: Any) -> Any:
 def test_stack(benchmark: Any, harness_factory: Callable[..., AppHarness], stack: str) -> None:
     if stack == "default":
         h = harness_factory(full_stack=False, access_log=True)
-        quiet_access_log()
+        quiet_access_log(h.app)
     elif stack == "full":
         h = harness_factory(full_stack=True)
     else:

@@ -62,3 +62,15 @@ def test_stale_metrics_dirs_are_removed(tmp_path: Path, monkeypatch: pytest.Monk
     assert not dead.exists()
     assert live.exists()
     assert fresh.name.startswith(f"webhookfast-metrics-{os.getpid()}-")
+
+
+def test_cli_does_not_import_prometheus_client() -> None:
+    """prometheus-client fixes its value class at import: imported in the parent before
+    PROMETHEUS_MULTIPROC_DIR is set, forked workers would keep metrics in private memory and
+    /metrics would come back empty."""
+    import subprocess
+    import sys
+
+    code = "import sys, webhookfast.cli; print('prometheus_client' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

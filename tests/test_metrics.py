@@ -5,6 +5,7 @@ only metrics that exist."""
 from __future__ import annotations
 
 import json
+import time
 import os
 import re
 import shutil
@@ -161,7 +162,10 @@ def test_counts_sum_across_two_workers(server_factory, payloads_dir: Path) -> No
         assert server.post("/webhook", single).status == 200
     for _ in range(5):
         assert server.post("/webhook", b"not json").status == 400
-    scrapes = [scrape(server) for _ in range(6)]  # whichever worker answers, the view is merged
+    # Each worker folds its request counts into the shared files at least every second
+    # (metrics.RequestObserver): after that, whichever worker answers, the view is merged.
+    time.sleep(1.5)
+    scrapes = [scrape(server) for _ in range(6)]
     for text in scrapes:
         promtool_check(text)
         assert value(text, "webhookfast_http_requests_total", route="webhook", status="200") == n
@@ -170,6 +174,7 @@ def test_counts_sum_across_two_workers(server_factory, payloads_dir: Path) -> No
         assert value(text, "webhookfast_payload_errors_total", reason="invalid_json") == 5
         assert value(text, "webhookfast_http_request_duration_seconds_count", route="webhook") == n + 5
     # Both workers answered something: the /metrics scrapes themselves are counted per worker and merged.
+    time.sleep(1.5)
     final = scrape(server)
     assert value(final, "webhookfast_http_requests_total", route="metrics", status="200") == len(scrapes)
 

@@ -73,13 +73,14 @@ class App:
         for name, path, handlers in self.history.routes():
             self._add(name, path, handlers, protected=True)
         self._openapi: bytes | None = None
+        self.access_log = AccessLog(log=settings.access_log)
         self.handler: Handler = build_chain(
             self.dispatch,
             auth=auth if auth.enabled else None,
             rate_limit=RateLimit(settings.rate_limit_rps, settings.rate_limit_burst)
             if settings.rate_limit_rps > 0
             else None,
-            access_log=AccessLog(log=settings.access_log),
+            access_log=self.access_log,
         )
         self._prune_task: asyncio.Task[None] | None = None
 
@@ -101,6 +102,8 @@ class App:
         await self.batcher.close()
         await self.history.close()
         await self.store.close()
+        metrics.request_observer.fold()
+        self.access_log.sink.flush()
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.startup())

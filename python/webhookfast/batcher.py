@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 
 from webhookfast._core import Batch
+from webhookfast.deadlines import DeadlineQueue
 from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
 
 log = logging.getLogger("webhookfast.batcher")
@@ -32,9 +33,9 @@ class DeadlineExceeded(Exception):
     """The batch was not committed in time (the database is slow or down)."""
 
 
-def _expire(future: asyncio.Future[None], deadline_s: float) -> None:
+def _fail_late(future: asyncio.Future[None]) -> None:
     if not future.done():
-        future.set_exception(DeadlineExceeded(f"not committed within {deadline_s:g} s"))
+        future.set_exception(DeadlineExceeded("not committed in time"))
 
 
 class _Pending:
@@ -77,6 +78,7 @@ class Batcher:
         self._wake = asyncio.Event()
         self._flushers: list[asyncio.Task[None]] = []
         self._closing = False
+        self._deadlines: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue(deadline_s, _fail_late)
 
     def start(self) -> None:
         self._flushers = [
@@ -98,16 +100,15 @@ class Batcher:
         if self.ack_enqueue:
             self._enqueue(_Pending(batch, None))
             return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._enqueue(_Pending(batch, future))
-        # A timer rather than wait_for: no extra task per request. If the deadline passes first the
-        # flush still commits the batch (the sender's retry then collapses into the same rows).
-        timer = loop.call_later(self.deadline_s, _expire, future, self.deadline_s)
+        # If the deadline passes first the flush still commits the batch (the sender's retry then
+        # collapses into the same rows).
+        deadline = self._deadlines.add(future)
         try:
             await future
         finally:
-            timer.cancel()
+            deadline.active = False
 
     def _enqueue(self, item: _Pending) -> None:
         self._waiting.append(item)
@@ -186,6 +187,7 @@ class Batcher:
         self._closing = True
         self._wake.set()
         if not self._flushers:
+            self._deadlines.close()
             return
         done, pending = await asyncio.wait(self._flushers, timeout=timeout_s)
         for task in pending:
@@ -195,3 +197,4 @@ class Batcher:
         for task in done:
             if task.exception() is not None:
                 log.error("flusher died: %r", task.exception())
+        self._deadlines.close()

@@ -20,8 +20,8 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from webhookfast.credentials import Credentials
 from webhookfast.logs import configure_logging
-from webhookfast.middleware.auth import Auth
 from webhookfast.settings import Settings
 from webhookfast.storage import open_store
 
@@ -76,7 +76,7 @@ def serve(**options: Any) -> None:
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     try:  # fail here, once, rather than in every worker
-        Auth.from_settings(settings)
+        Credentials.from_settings(settings)
     except (OSError, ValueError) as exc:
         raise click.UsageError(f"credentials: {exc}") from None
     if settings.migrate_on_start:

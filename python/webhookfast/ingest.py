@@ -4,27 +4,23 @@ Rust, hand the batch to the batcher, answer once it is committed."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import orjson
-
 from granian.rsgi import ProtocolClosed
 
 from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
 from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
+from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable
 from webhookfast.http import Context, Response
 from webhookfast.storage.base import StoreUnavailable
 
-if sys.version_info >= (3, 11):
-    _timeout = asyncio.timeout
-else:  # pragma: no cover - Python 3.10
-    _timeout = None
-
 
 def is_json(content_type: str | None) -> bool:
+    if content_type == "application/json":  # what Alertmanager and Prometheus send
+        return True
     if content_type is None:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
@@ -38,6 +34,8 @@ class BodyReader:
     def __init__(self, max_bytes: int, timeout_s: float) -> None:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        # A slow body's reading task is cancelled at its deadline and answered 408.
+        self._deadlines: DeadlineQueue[asyncio.Task[Any]] = DeadlineQueue(timeout_s, asyncio.Task.cancel)
 
     def too_large(self) -> HTTPError:
         return HTTPError(413, "payload_too_large", f"body exceeds {self.max_bytes} bytes")
@@ -49,25 +47,41 @@ class BodyReader:
                 raise HTTPError(400, "bad_content_length", "Content-Length is not a number")
             if int(length) > self.max_bytes:
                 raise self.too_large()
+        sized = length is not None
+        task = asyncio.current_task()
+        if task is None:  # not run as a task (Granian's asyncio task mode always is): no watchdog
+            try:
+                return await asyncio.wait_for(self._read(proto, sized), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise self.timed_out() from None
+        deadline = self._deadlines.add(task)
         try:
-            if _timeout is not None:
-                async with _timeout(self.timeout_s):
-                    return await self._read(proto, length is not None)
-            return await asyncio.wait_for(self._read(proto, length is not None), self.timeout_s)
+            return await self._read(proto, sized)
+        except asyncio.CancelledError:
+            if not deadline.expired:
+                raise  # the client went away
+            if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation is handled
+                task.uncancel()
+            raise self.timed_out() from None
+        finally:
+            deadline.active = False
+
+    def timed_out(self) -> HTTPError:
+        return HTTPError(408, "request_timeout", "request body not received in time")
+
+    async def _read(self, proto: Any, sized: bool) -> bytes:
+        try:
+            if sized:
+                body: bytes = await proto()
+                if len(body) > self.max_bytes:
+                    raise self.too_large()
+                return body
+            return await self._read_chunked(proto)
         except ProtocolClosed:
             # The client closed before sending the body its Content-Length announced.
             raise HTTPError(400, "bad_content_length", "body ended before its Content-Length") from None
-        except TimeoutError:
-            raise HTTPError(408, "request_timeout", "request body not received in time") from None
-        except asyncio.TimeoutError:  # pragma: no cover - Python 3.10 spelling
-            raise HTTPError(408, "request_timeout", "request body not received in time") from None
 
-    async def _read(self, proto: Any, sized: bool) -> bytes:
-        if sized:
-            body: bytes = await proto()
-            if len(body) > self.max_bytes:
-                raise self.too_large()
-            return body
+    async def _read_chunked(self, proto: Any) -> bytes:
         chunks = []
         total = 0
         async for chunk in proto:

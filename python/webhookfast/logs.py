@@ -1,4 +1,4 @@
-"""Logging as JSON lines on stderr (the access log's lines are JSON already)."""
+"""Logging as JSON lines on stderr, like the access log (middleware/access_log.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import orjson
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        if record.name == "webhookfast.access":
-            return record.getMessage()
         entry: dict[str, object] = {
             "ts": round(record.created, 6),
             "level": record.levelname.lower(),

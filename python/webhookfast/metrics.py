@@ -7,7 +7,9 @@ Label values are bounded (routes, status codes, reason codes), never taken from 
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from functools import lru_cache
 
 from prometheus_client import (
@@ -70,16 +72,54 @@ store_up = Gauge(
 )
 
 
-@lru_cache(maxsize=256)
-def request_children(route: str, status: int) -> tuple[Counter, Histogram]:
-    """Labelled children cached: ``labels()`` costs a lock and a dict lookup per call."""
-    return requests_total.labels(route, str(status)), request_seconds.labels(route)
+class RequestObserver:
+    """Request counts and latencies gathered in plain Python, folded into ``requests_total`` and
+    ``request_seconds`` at most every ``fold_interval_s`` and before each scrape.
+
+    In multi-process mode every ``inc``/``observe`` takes a lock and writes an mmap'd file (about
+    9 µs for the pair, measured): a tenth of a 1-alert request. Folding writes once per route and
+    status per interval instead. A scrape may miss up to one interval of other workers' requests.
+    """
+
+    def __init__(self, fold_interval_s: float = 1.0) -> None:
+        self.fold_interval_s = fold_interval_s
+        self._bounds = request_seconds._upper_bounds  # the histogram's own buckets, +Inf last
+        self._pending: dict[tuple[str, int], list[float]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        key = (route, status)
+        slot = self._pending.get(key)
+        if slot is None:
+            # [count, sum, then one count per bucket]
+            slot = self._pending[key] = [0, 0.0] + [0] * len(self._bounds)
+        slot[0] += 1
+        slot[1] += seconds
+        slot[2 + bisect_left(self._bounds, seconds)] += 1
+        if self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(self.fold_interval_s, self.fold)
+            except RuntimeError:  # no loop (a synchronous caller): fold at once
+                self.fold()
+
+    def fold(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, {}
+        for (route, status), slot in pending.items():
+            requests_total.labels(route, str(status)).inc(slot[0])
+            child = request_seconds.labels(route)
+            # prometheus-client keeps per-bucket (non-cumulative) values and a sum; adding to them
+            # is exactly what ``observe`` would have done slot[0] times.
+            child._sum.inc(slot[1])
+            for i, n in enumerate(slot[2:]):
+                if n:
+                    child._buckets[i].inc(n)
 
 
-def observe_request(route: str, status: int, seconds: float) -> None:
-    counter, histogram = request_children(route, status)
-    counter.inc()
-    histogram.observe(seconds)
+request_observer = RequestObserver()
+observe_request = request_observer.observe
 
 
 @lru_cache(maxsize=16)
@@ -89,6 +129,7 @@ def alert_children(fmt: str) -> tuple[Counter, Counter]:
 
 def render() -> tuple[bytes, str]:
     """The exposition for /metrics (all workers merged when running multi-process)."""
+    request_observer.fold()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

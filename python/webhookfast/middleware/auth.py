@@ -8,26 +8,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
-
 from webhookfast import metrics
+from webhookfast.credentials import Credentials
 from webhookfast.errors import HTTPError
 from webhookfast.http import Context, Handler, Response
 
 if TYPE_CHECKING:
     from webhookfast.settings import Settings
-
-
-def read_secret(value: SecretStr | None, path: Path | None) -> str | None:
-    """A secret given inline or as a file (its content, surrounding blanks removed)."""
-    if path is not None:
-        return path.read_text("utf-8").strip() or None
-    if value is not None:
-        return value.get_secret_value() or None
-    return None
 
 
 class Auth:
@@ -55,17 +44,11 @@ class Auth:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Auth:
-        """Raises ValueError for an unusable credential (``serve`` checks this before starting)."""
-        token = read_secret(settings.bearer_token, settings.bearer_token_file)
-        # Granian hides header values that are not visible ASCII, so such a token could never
-        # match: refuse it at start-up rather than answer 401 to every request. (Basic auth
-        # travels base64-encoded: any UTF-8 user and password work.)
-        if token is not None and not (token.isascii() and token.isprintable()):
-            raise ValueError("the bearer token must be printable ASCII (HTTP headers carry nothing else)")
+        creds = Credentials.from_settings(settings)
         return cls(
-            bearer_tokens=[token] if token else [],
-            basic_user=settings.basic_auth_user,
-            basic_password=read_secret(settings.basic_auth_password, settings.basic_auth_password_file),
+            bearer_tokens=[creds.bearer_token] if creds.bearer_token else [],
+            basic_user=creds.basic_user,
+            basic_password=creds.basic_password,
             protect_health=settings.protect_health,
             protect_metrics=settings.protect_metrics,
         )
