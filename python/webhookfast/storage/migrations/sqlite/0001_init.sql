@@ -1,11 +1,14 @@
 -- Times are integer microseconds since the Unix epoch (UTC); fingerprints are the 64-bit
 -- Prometheus fingerprint stored as a signed integer; labels/annotations are JSON text.
+-- Wide rows (label sets, events with annotations) live in rowid tables: new rows append at the
+-- end, and only the narrow unique index takes the random fingerprint order. Keyed WITHOUT ROWID,
+-- every flush dirtied pages all over the table and the WAL grew by megabytes per commit.
 CREATE TABLE label_sets (
-    fingerprint INTEGER PRIMARY KEY,
+    fingerprint INTEGER NOT NULL UNIQUE,
     labels      TEXT NOT NULL,
     alertname   TEXT NOT NULL,
     severity    TEXT NOT NULL
-) WITHOUT ROWID;
+);
 
 CREATE TABLE alert_events (
     fingerprint   INTEGER NOT NULL,
@@ -18,8 +21,8 @@ CREATE TABLE alert_events (
     source        TEXT NOT NULL,
     generator_url TEXT NOT NULL,
     annotations   TEXT NOT NULL,
-    PRIMARY KEY (fingerprint, starts_at, status)
-) WITHOUT ROWID;
+    UNIQUE (fingerprint, starts_at, status)
+);
 CREATE INDEX alert_events_received_at ON alert_events (received_at);
 
 CREATE TABLE alerts (
