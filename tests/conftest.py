@@ -26,11 +26,6 @@ pytest_plugins = ["support.postgres", "support.servers", "support.alertmanager"]
 PAYLOADS_DIR = TESTS_DIR / "fixtures" / "payloads"
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (also available as the ``free_port`` fixture)."""
-    return _free_port()
-
-
 @pytest.fixture(scope="session")
 def payloads_dir() -> Path:
     """tests/fixtures/payloads: byte-for-byte captures of real Alertmanager and Prometheus requests."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ import pytest
 from webhookfast._core import decode, fingerprint
 from webhookfast.api import HistoryApi
 from webhookfast.api.params import to_us
+from webhookfast.api.readers import SQLiteReader
 from webhookfast.errors import HTTPError
 from webhookfast.http import Context
 from webhookfast.storage import open_store
@@ -578,5 +580,45 @@ def test_reading_does_not_wait_for_the_writer_sqlite(tmp_path: Any) -> None:
             e.loop.run_until_complete(
                 e.loop.run_in_executor(e.store._thread, conn.execute, "ROLLBACK")  # type: ignore[attr-defined]
             )
+    finally:
+        e.close()
+
+
+def test_pathological_regex_times_out_sqlite(tmp_path: Any) -> None:
+    """A catastrophic regex (Python's ``re`` backtracks exponentially on ``(a|a)*b``) is stopped at
+    the reader's deadline with the same 503 ``query_timeout`` as PostgreSQL's statement_timeout,
+    and the reader thread is free again afterwards."""
+    e = Env(_sqlite_url(tmp_path))
+    try:
+        # 100 instances whose label x costs (a|a)*b about 2**21 steps each: well over 10 s in all.
+        slow = [{"alertname": "Slow", "x": "a" * 21, "i": str(i)} for i in range(100)]
+        for n in range(0, len(slow), 20):
+            alerts = [
+                {"status": "firing", "labels": labels, "annotations": {}, "startsAt": iso(T + 8 * H),
+                 "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prom/slow"}
+                for labels in slow[n : n + 20]
+            ]
+            e.write([(T + 8 * H + MIN, "team-slow", alerts)])
+        e.loop.run_until_complete(e.api.close())
+        e.api = HistoryApi(
+            e.store, reader=SQLiteReader(e.store.path, threads=1, query_timeout_ms=500), clock=lambda: CLOCK
+        )
+        e.routes = {path: handlers["GET"] for _, path, handlers in e.api.routes()}
+
+        started = time.monotonic()
+        with pytest.raises(HTTPError) as info:
+            e.loop.run_until_complete(
+                e.routes["/api/v1/alerts"](
+                    Context(Scope("/api/v1/alerts", urlencode({"match": '{x=~"(a|a)*b"}'})), None, None, 0.0)
+                )
+            )
+        elapsed = time.monotonic() - started
+        err = info.value
+        assert (err.status, err.code) == (503, "query_timeout"), err.message
+        assert ("retry-after", "1") in err.headers
+        assert elapsed < 10, f"took {elapsed:.1f} s"
+
+        # The (single) reader thread is free again, and its next query has a deadline of its own.
+        assert len(e.ok("/api/v1/alerts", {"match": '{x=~"a+"}', "limit": 1000})["alerts"]) == 100
     finally:
         e.close()

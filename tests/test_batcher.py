@@ -203,3 +203,39 @@ def test_duplicate_deliveries_collapse_and_count(db: Path) -> None:
         events = conn.execute("SELECT status, count(*) FROM alert_events GROUP BY status").fetchall()
     assert rows == [("resolved", 6, 1), ("resolved", 6, 1)]
     assert sorted(events) == [("firing", 2), ("resolved", 2)]
+
+
+def test_a_crashing_report_does_not_kill_the_flusher(db: Path) -> None:
+    async def main() -> None:
+        store = SQLiteStore(f"sqlite:///{db}")
+        await store.open()
+
+        def broken_report(*_: object) -> None:
+            raise RuntimeError("metrics backend exploded")
+
+        batcher = Batcher(store, on_flush=broken_report)
+        batcher.start()
+        for i in range(3):  # each flush's report raises; the flusher keeps going
+            await batcher.submit(decode(payload(i)))
+        await batcher.close()
+        await store.close()
+
+    run(main())
+    assert count(db, "alerts") == 3
+
+
+def test_close_answers_waiting_requests_when_the_store_hangs(db: Path) -> None:
+    async def main() -> None:
+        store = RecordingStore(f"sqlite:///{db}", delay_s=60)
+        await store.open()
+        batcher = Batcher(store, deadline_s=120)
+        batcher.start()
+        waiting = [asyncio.ensure_future(batcher.submit(decode(payload(i)))) for i in range(3)]
+        await asyncio.sleep(0.05)
+        await batcher.close(timeout_s=0.2)
+        results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
+        assert all(isinstance(r, StoreUnavailable) for r in results), results
+        assert batcher.queued_alerts == 0
+        await store.close()
+
+    run(main())

@@ -5,34 +5,22 @@ only metrics that exist."""
 from __future__ import annotations
 
 import json
-import time
-import os
 import re
-import shutil
 import subprocess
+import time
 from pathlib import Path
 
-import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.servers import ServerProcess
+from support.tools import promtool
 from webhookfast import metrics as wf_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "webhookfast-dashboard.json"
 RULES = ROOT / "deploy" / "prometheus" / "webhookfast-rules.yml"
 JSON = {"Content-Type": "application/json"}
-
-
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool is not installed (apt-get install prometheus)"
-        if os.environ.get("WEBHOOKFAST_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from support import tools
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 RULES = DEPLOY / "webhookfast-rules.yml"
@@ -18,13 +18,7 @@ RULE_TESTS = DEPLOY / "webhookfast-rules.test.yml"
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool is not installed (apt-get install prometheus)"
-        if os.environ.get("WEBHOOKFAST_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return tools.promtool()
 
 
 def run(promtool: str, *args: str) -> str:

@@ -14,10 +14,11 @@ from webhookfast import metrics
 from webhookfast._core import Limits
 from webhookfast.api import HistoryApi
 from webhookfast.batcher import Batcher
-from webhookfast.errors import HTTPError, error_body, method_not_allowed, not_found
+from webhookfast.errors import HTTPError, internal_error, method_not_allowed, not_found
 from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
 from webhookfast.ingest import BodyReader, Ingest
 from webhookfast.middleware import AccessLog, Auth, RateLimit, build_chain
+from webhookfast.middleware.recovery import error_response
 from webhookfast.settings import AckMode, Settings
 from webhookfast.storage import Store, WriteResult, open_store
 
@@ -35,6 +36,7 @@ class App:
             pool_min_size=settings.pool_min_size,
             pool_max_size=settings.pool_max_size,
             connect_timeout_s=settings.connect_timeout_s,
+            write_deadline_s=settings.write_deadline_s,
         )
         self.batcher = Batcher(
             self.store,
@@ -54,10 +56,11 @@ class App:
             max_value_bytes=settings.max_value_bytes,
             max_depth=settings.max_depth,
         )
+        self.body_reader = BodyReader(settings.max_body_bytes, settings.body_timeout_s)
         ingest = Ingest(
             self.batcher,
             limits,
-            BodyReader(settings.max_body_bytes, settings.body_timeout_s),
+            self.body_reader,
             settings.retry_after_s,
             durable=settings.ack is AckMode.commit,
         )
@@ -99,9 +102,10 @@ class App:
     async def shutdown(self) -> None:
         if self._prune_task is not None:
             self._prune_task.cancel()
-        await self.batcher.close()
+        await self.batcher.close(self.settings.shutdown_flush_timeout_s)
         await self.history.close()
         await self.store.close()
+        self.body_reader.close()
         metrics.request_observer.fold()
         self.access_log.sink.flush()
 
@@ -154,7 +158,7 @@ class App:
             response = await self.handler(ctx)
         except Exception:  # last resort: the chain's own recovery failed
             log.exception("unhandled error outside the middleware chain")
-            response = Response(500, error_body(HTTPError(500, "internal_error", "internal server error"), ctx.request_id))
+            response = error_response(internal_error(), ctx.request_id)
         headers = [("content-type", response.content_type), ("x-request-id", ctx.request_id), *SECURITY_HEADERS]
         if response.headers:
             headers.extend(response.headers)

@@ -77,6 +77,7 @@ class Batcher:
         self.queued_bytes = 0
         self._wake = asyncio.Event()
         self._flushers: list[asyncio.Task[None]] = []
+        self._in_flight: dict[int, list[_Pending]] = {}  # what each running flush holds
         self._closing = False
         self._deadlines: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue(deadline_s, _fail_late)
 
@@ -144,8 +145,16 @@ class Batcher:
                 await self._wake.wait()
                 continue
             taken = self._take()
-            if taken:
+            if not taken:
+                continue
+            self._in_flight[id(taken)] = taken
+            try:
                 await self._flush(taken)
+            except Exception:  # a flusher must outlive any single failure
+                log.exception("flush crashed")
+                self._fail(taken, StoreUnavailable("flush crashed"))
+            finally:
+                del self._in_flight[id(taken)]
 
     async def _flush(self, taken: list[_Pending]) -> None:
         started = time.perf_counter()
@@ -157,44 +166,62 @@ class Batcher:
             if not isinstance(exc, StoreUnavailable):
                 log.exception("flush failed")
                 exc = StoreUnavailable(str(exc))
+            self._report(len(taken), alerts, elapsed, None)
             if self.ack_enqueue:
-                # Already acknowledged: keep the batches and try again after a pause.
+                # Already acknowledged: keep the batches and try again after a pause. They go back
+                # only after it, so that another flusher does not retry them at once.
                 log.warning("flush of %d alerts failed, retrying: %s", alerts, exc)
+                await asyncio.sleep(self.retry_backoff_s)
                 self._waiting.extendleft(reversed(taken))
                 self._wake.set()
-                self._report(len(taken), alerts, elapsed, None)
-                await asyncio.sleep(self.retry_backoff_s)
+                taken.clear()  # handed back: not this flush's any more
                 return
-            for item in taken:
-                self._release(item)
-                if item.future is not None and not item.future.done():
-                    item.future.set_exception(exc)
-            self._report(len(taken), alerts, elapsed, None)
+            self._fail(taken, exc)
             return
+        requests = len(taken)
         for item in taken:
             self._release(item)
             if item.future is not None and not item.future.done():
                 item.future.set_result(None)
-        self._report(len(taken), alerts, time.perf_counter() - started, result)
+        taken.clear()
+        self._report(requests, alerts, time.perf_counter() - started, result)
+
+    def _fail(self, items: list[_Pending], exc: Exception) -> None:
+        for item in items:
+            self._release(item)
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(exc)
+        items.clear()
 
     def _report(self, requests: int, alerts: int, seconds: float, result: WriteResult | None) -> None:
         # After the release, so that the queue depth it reports excludes this flush.
         if self.on_flush is not None:
-            self.on_flush(requests, alerts, seconds, result)
+            try:
+                self.on_flush(requests, alerts, seconds, result)
+            except Exception:
+                log.exception("flush report failed")
 
     async def close(self, timeout_s: float = 30.0) -> None:
-        """Stop taking batches and flush what is queued (graceful shutdown)."""
+        """Stop taking batches and flush what is queued (graceful shutdown, at most ``timeout_s``)."""
         self._closing = True
         self._wake.set()
-        if not self._flushers:
-            self._deadlines.close()
-            return
-        done, pending = await asyncio.wait(self._flushers, timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            log.error("shutdown: %d alerts could not be flushed in %.0f s", self.queued_alerts, timeout_s)
-        for task in done:
-            if task.exception() is not None:
-                log.error("flusher died: %r", task.exception())
+        if self._flushers:
+            _, pending = await asyncio.wait(self._flushers, timeout=timeout_s)
+            # Collected before the cancelled flushers unwind and forget what they held.
+            left = [item for items in self._in_flight.values() for item in items] + list(self._waiting)
+            self._waiting.clear()
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            if left:
+                lost = sum(item.alerts for item in left if item.future is None)
+                log.error(
+                    "shutdown: %d alerts not flushed within %.0f s (%d of them already acknowledged)",
+                    sum(item.alerts for item in left),
+                    timeout_s,
+                    lost,
+                )
+                # Requests still waiting get their 503 now rather than hang.
+                self._fail(left, StoreUnavailable("shutting down"))
         self._deadlines.close()

@@ -50,17 +50,30 @@ def error_body(err: HTTPError, request_id: str) -> bytes:
     return orjson.dumps({"error": detail})
 
 
-def not_found() -> HTTPError:
-    return HTTPError(404, "not_found", "no such route")
+def internal_error() -> HTTPError:
+    return HTTPError(500, "internal_error", "internal server error")
+
+
+def not_found(message: str = "no such route", *, path: str | None = None) -> HTTPError:
+    return HTTPError(404, "not_found", message, path=path)
 
 
 def method_not_allowed(allow: str) -> HTTPError:
     return HTTPError(405, "method_not_allowed", "method not allowed", headers=[("allow", allow)])
 
 
+def service_unavailable(code: str, message: str, retry_after: int) -> HTTPError:
+    """A 503 with ``Retry-After`` (Alertmanager retries 503s; it never retries a 4xx)."""
+    return HTTPError(503, code, message, headers=[("retry-after", str(retry_after))])
+
+
 def overloaded(retry_after: int, message: str = "ingest queue is full, retry later") -> HTTPError:
-    return HTTPError(503, "overloaded", message, headers=[("retry-after", str(retry_after))])
+    return service_unavailable("overloaded", message, retry_after)
 
 
 def unavailable(retry_after: int, message: str = "database unavailable, retry later") -> HTTPError:
-    return HTTPError(503, "store_unavailable", message, headers=[("retry-after", str(retry_after))])
+    return service_unavailable("store_unavailable", message, retry_after)
+
+
+def query_timeout(retry_after: int = 1, message: str = "history query took too long") -> HTTPError:
+    return service_unavailable("query_timeout", message, retry_after)

@@ -43,20 +43,15 @@ class BodyReader:
     async def read(self, scope: Any, proto: Any) -> bytes:
         length = scope.headers.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):
                 raise HTTPError(400, "bad_content_length", "Content-Length is not a number")
             if int(length) > self.max_bytes:
                 raise self.too_large()
-        sized = length is not None
         task = asyncio.current_task()
-        if task is None:  # not run as a task (Granian's asyncio task mode always is): no watchdog
-            try:
-                return await asyncio.wait_for(self._read(proto, sized), self.timeout_s)
-            except asyncio.TimeoutError:
-                raise self.timed_out() from None
+        assert task is not None  # Granian (asyncio task mode) runs every request as a task
         deadline = self._deadlines.add(task)
         try:
-            return await self._read(proto, sized)
+            return await self._read(proto, length is not None)
         except asyncio.CancelledError:
             if not deadline.expired:
                 raise  # the client went away
@@ -65,6 +60,9 @@ class BodyReader:
             raise self.timed_out() from None
         finally:
             deadline.active = False
+
+    def close(self) -> None:
+        self._deadlines.close()
 
     def timed_out(self) -> HTTPError:
         return HTTPError(408, "request_timeout", "request body not received in time")

@@ -48,7 +48,7 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
         "value_too_long",
     ),
     500: ("internal_error",),
-    503: ("overloaded", "store_unavailable", "not_ready"),
+    503: ("overloaded", "store_unavailable", "query_timeout", "not_ready"),
 }
 assert SYNTAX_REASONS <= set(ERROR_CODES[400])
 
@@ -64,7 +64,10 @@ _ERROR_DESCRIPTIONS = {
     415: "The body is not `application/json` (or `application/*+json`).",
     422: "Valid JSON, but not an acceptable alert payload.",
     500: "An unexpected error (details only in the server log, under the request id).",
-    503: "Back-pressure: queue full or rate limited, database down or too slow, or not ready. Retry later.",
+    503: (
+        "Back-pressure: queue full or rate limited, database down or too slow, a history query over "
+        "its time limit, or not ready. Retry later."
+    ),
 }
 
 

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     flush_max_alerts: int = Field(5_000, ge=1)
     flush_concurrency: int = Field(0, ge=0, le=32)  # 0 = the store's own default
     write_deadline_s: float = Field(5.0, gt=0)  # well under Alertmanager's 10 s timeout
+    shutdown_flush_timeout_s: float = Field(30.0, gt=0)  # SIGTERM: longest wait for the last flushes
     retry_after_s: int = Field(1, ge=0)
 
     # PostgreSQL pool.
@@ -63,9 +64,6 @@ class Settings(BaseSettings):
     basic_auth_user: str | None = None
     basic_auth_password: SecretStr | None = None
     basic_auth_password_file: Path | None = None
-    hmac_secret: SecretStr | None = None
-    hmac_secret_file: Path | None = None
-    hmac_max_skew_s: int = Field(300, ge=1)
     protect_health: bool = False
     protect_metrics: bool = False
 

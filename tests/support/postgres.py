@@ -20,7 +20,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,8 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
+
+from support.net import free_port
 
 ENV_URL = "WEBHOOKFAST_TEST_DATABASE_URL"
 PG_USER = "postgres"
@@ -57,12 +58,6 @@ def find_pg_bin() -> Path | None:
     if not candidates:
         return None
     return Path(max(candidates, key=_version_key))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ensure_system_user(name: str) -> pwd.struct_passwd:

@@ -27,7 +27,7 @@ from webhookfast.api.params import (
     parse_params,
 )
 from webhookfast.api.readers import Reader, reader_for
-from webhookfast.errors import HTTPError
+from webhookfast.errors import not_found
 from webhookfast.http import Context, Response, Route
 
 ALERTS_PATH = "/api/v1/alerts"
@@ -53,8 +53,8 @@ class HistoryApi:
     """The history endpoints over one store. ``clock`` (µs since the epoch) is for tests.
 
     PostgreSQL: queries go through a small pool of the API's own (``pg_pool_size`` connections) so
-    that they never take a connection the ingest path waits for; ``pg_shared_pool=True`` borrows the
-    store's pool instead. SQLite: a few reader threads with their own connections.
+    that they never take a connection the ingest path waits for. SQLite: a few reader threads with
+    their own connections.
     """
 
     def __init__(
@@ -63,13 +63,10 @@ class HistoryApi:
         *,
         reader: Reader | None = None,
         clock: Callable[[], int] = _now_us,
-        pg_shared_pool: bool = False,
         pg_pool_size: int = 2,
     ) -> None:
         self.store = store
-        self.reader = reader if reader is not None else reader_for(
-            store, pg_shared_pool=pg_shared_pool, pg_max_size=pg_pool_size
-        )
+        self.reader = reader if reader is not None else reader_for(store, pg_max_size=pg_pool_size)
         self.d = self.reader.dialect
         self.clock = clock
         self._alert_route_args = ("alert", ALERT_PREFIX + "{fingerprint}")
@@ -155,7 +152,7 @@ class HistoryApi:
             ]
         )
         if not ls_rows:
-            raise HTTPError(404, "not_found", "no alert with this fingerprint", path="fingerprint")
+            raise not_found("no alert with this fingerprint", path="fingerprint")
         more = len(eps) > p.limit
         eps = eps[: p.limit]
         timelines: dict[int, list[dict[str, Any]]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import time
 from collections.abc import Mapping
@@ -156,20 +157,12 @@ class Matcher:
         return hit != self.negated
 
 
-_regex_cache: dict[str, re.Pattern[str]] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def compile_regex(pattern: str) -> re.Pattern[str]:
     """Fully anchored (use ``fullmatch``), ``.`` matching newlines too: ``^(?s:pattern)$`` as
     Prometheus does. Character classes and ``(?i)`` are ASCII-only, as PostgreSQL's regexes are
     under ``COLLATE "C"`` whatever the database locale: both stores then agree."""
-    r = _regex_cache.get(pattern)
-    if r is None:
-        r = re.compile(pattern, re.DOTALL | re.ASCII)
-        if len(_regex_cache) > 256:
-            _regex_cache.clear()
-        _regex_cache[pattern] = r
-    return r
+    return re.compile(pattern, re.DOTALL | re.ASCII)
 
 
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

@@ -2,6 +2,10 @@
 
 * SQLite: a small pool of threads, each with its own connection (``PRAGMA query_only``). In WAL
   mode readers never wait for the writer's thread or lock, and the writer never waits for them.
+  Each statement has a deadline (``query_timeout_ms``, like PostgreSQL's ``statement_timeout``):
+  a progress handler and the REGEXP function interrupt it once the deadline has passed. A single
+  call of Python's ``re`` cannot be interrupted, though: one catastrophic match on one value runs
+  to its end before the deadline is noticed.
 * PostgreSQL: a small psycopg pool of the API's own (``application_name=webhookfast-api``), so a
   slow history query can never hold a connection the ingest path is waiting for. MVCC does the rest.
 
@@ -11,16 +15,18 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from webhookfast.api.params import compile_regex
+from webhookfast.api.params import bad, compile_regex
 from webhookfast.api.sql import POSTGRES, SQLITE, Dialect, Query
-from webhookfast.errors import HTTPError, unavailable
+from webhookfast.errors import query_timeout, unavailable
 
 Rows = list[tuple[Any, ...]]
 
@@ -42,41 +48,82 @@ def _regexp(pattern: str, value: str | None) -> int:
         return 0
 
 
+class _Deadline:
+    """The deadline of the statement a reader connection is running (``inf`` between statements)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = math.inf
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.at
+
+
+# SQLite virtual-machine instructions between two calls of the progress handler.
+PROGRESS_OPS = 10_000
+
+
 class SQLiteReader:
     dialect = SQLITE
 
-    def __init__(self, path: str, threads: int = 4, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        path: str,
+        threads: int = 4,
+        busy_timeout_ms: int = 5000,
+        query_timeout_ms: int = 5000,
+    ) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
+        self.query_timeout_s = query_timeout_ms / 1000
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhookfast-api-sqlite")
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> tuple[sqlite3.Connection, _Deadline]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA query_only = ON")
             conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per reader
-            conn.create_function("wf_regexp", 2, _regexp, deterministic=True)
-            self._local.conn = conn
+            deadline = _Deadline()
+
+            def regexp(pattern: str, value: str | None) -> int:
+                # The progress handler runs only every PROGRESS_OPS instructions, and a slow regex
+                # makes each of them long: check the deadline on every call too.
+                if deadline.expired():
+                    conn.interrupt()  # the statement fails with "interrupted" after this row
+                    return 0
+                return _regexp(pattern, value)
+
+            conn.create_function("wf_regexp", 2, regexp, deterministic=True)
+            conn.set_progress_handler(deadline.expired, PROGRESS_OPS)  # true → "interrupted"
+            self._local.conn, self._local.deadline = conn, deadline
             with self._lock:
                 self._conns.append(conn)
-        return conn
+        return conn, self._local.deadline
+
+    def _run(self, conn: sqlite3.Connection, deadline: _Deadline, query: Query) -> Rows:
+        deadline.at = time.monotonic() + self.query_timeout_s
+        try:
+            return conn.execute(*query).fetchall()
+        finally:
+            deadline.at = math.inf
 
     def _many_sync(self, queries: Sequence[Query]) -> list[Rows]:
-        conn = self._conn()
+        conn, deadline = self._conn()
         if len(queries) == 1:
-            sql, params = queries[0]
-            return [conn.execute(sql, params).fetchall()]
+            return [self._run(conn, deadline, queries[0])]
         conn.execute("BEGIN")  # deferred: the first SELECT takes the snapshot
         try:
-            return [conn.execute(sql, params).fetchall() for sql, params in queries]
+            return [self._run(conn, deadline, query) for query in queries]
         finally:
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
 
     async def many(self, queries: Sequence[Query]) -> list[Rows]:
         if self._closed:
@@ -84,6 +131,8 @@ class SQLiteReader:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, self._many_sync, queries)
         except sqlite3.OperationalError as exc:
+            if str(exc) == "interrupted":
+                raise query_timeout() from exc
             raise unavailable(1, f"database busy or unavailable: {str(exc)[:80]}") from exc
 
     async def close(self) -> None:
@@ -173,9 +222,9 @@ class PostgresReader:
                         out.append(await cur.fetchall())
                     return out
         except pg_errors.InvalidRegularExpression as exc:
-            raise HTTPError(400, "invalid_parameter", f"invalid regex: {str(exc)[:120]}", path="match") from exc
+            raise bad("match", f"invalid regex: {str(exc)[:120]}") from exc
         except pg_errors.QueryCanceled as exc:
-            raise HTTPError(503, "query_timeout", "history query took too long", headers=[("retry-after", "1")]) from exc
+            raise query_timeout() from exc
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise unavailable(1) from exc
 
@@ -185,18 +234,14 @@ class PostgresReader:
             await pool.close()
 
 
-def reader_for(store: Any, *, pg_shared_pool: bool = False, pg_max_size: int = 2) -> Reader:
+def reader_for(store: Any, *, pg_max_size: int = 2) -> Reader:
     """The reader matching a store (SQLiteStore → threads, PostgresStore → its own small pool)."""
     dialect = getattr(store, "dialect", "")
     if dialect == "sqlite":
         return SQLiteReader(store.path)
     if dialect == "postgresql":
-        pool = None
-        if pg_shared_pool:
-            pool = getattr(store, "pool", None) or getattr(store, "_pool", None)
         return PostgresReader(
             store.url,
-            pool=pool,
             max_size=pg_max_size,
             connect_timeout_s=getattr(store, "connect_timeout_s", 2.0),
         )

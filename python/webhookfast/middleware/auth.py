@@ -26,15 +26,11 @@ class Auth:
         bearer_tokens: list[str] | None = None,
         basic_user: str | None = None,
         basic_password: str | None = None,
-        protect_health: bool = False,
-        protect_metrics: bool = False,
     ) -> None:
         self._tokens = [t.encode() for t in bearer_tokens or []]
         self._basic: tuple[bytes, bytes] | None = None
         if basic_user is not None and basic_password is not None:
             self._basic = (basic_user.encode(), basic_password.encode())
-        self.protect_health = protect_health
-        self.protect_metrics = protect_metrics
         schemes = []
         if self._tokens:
             schemes.append('Bearer realm="webhookfast"')
@@ -49,8 +45,6 @@ class Auth:
             bearer_tokens=[creds.bearer_token] if creds.bearer_token else [],
             basic_user=creds.basic_user,
             basic_password=creds.basic_password,
-            protect_health=settings.protect_health,
-            protect_metrics=settings.protect_metrics,
         )
 
     @property

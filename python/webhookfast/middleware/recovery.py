@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from webhookfast.errors import HTTPError, error_body
+from webhookfast.errors import HTTPError, error_body, internal_error
 from webhookfast.http import Context, Handler, Response
 
 log = logging.getLogger("webhookfast.recovery")
@@ -20,9 +20,7 @@ class Recovery:
                 return error_response(err, ctx.request_id)
             except Exception:
                 log.exception("unhandled error (request_id=%s)", ctx.request_id)
-                return error_response(
-                    HTTPError(500, "internal_error", "internal server error"), ctx.request_id
-                )
+                return error_response(internal_error(), ctx.request_id)
 
         return recovery
 

@@ -12,7 +12,7 @@ def open_store(url: str, **options: object) -> Store:
     if url.startswith("sqlite:"):
         from webhookfast.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(url)
+        return SQLiteStore(url)  # the pool and timeout options are PostgreSQL's
     if url.startswith(("postgresql:", "postgres:")):
         from webhookfast.storage.postgres import PostgresStore
 

@@ -201,7 +201,6 @@ class PostgresStore(Store):
         connect_timeout_s: float = 2.0,
         write_deadline_s: float = 5.0,
         merge: str = "auto",
-        **_ignored: object,
     ) -> None:
         if merge not in ("auto", "copy", "unnest"):
             raise ValueError("merge must be auto, copy or unnest")
