@@ -130,3 +130,22 @@ def unique_bodies(n: int, count: int) -> tuple[bytes, ...]:
 @pytest.fixture
 def tmp_sqlite_url(tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{tmp_path / 'bench.db'}"
+
+
+@pytest.fixture(scope="session")
+def bench_pg_url() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster (fsync on), migrated: the flush path against a real server.
+    The test command installs Debian's postgresql, so this runs there; elsewhere it is skipped."""
+    sys.path.insert(0, str(BENCH_DIR.parent / "scripts" / "load"))
+    from pgtemp import TempPostgres, find_pg_bin
+
+    from webhookfast.storage.postgres import PostgresStore
+
+    if find_pg_bin() is None:
+        pytest.skip("no PostgreSQL server binaries (apt-get install -y postgresql)")
+    server = TempPostgres().start()
+    try:
+        PostgresStore(server.url).migrate()
+        yield server.url
+    finally:
+        server.stop()

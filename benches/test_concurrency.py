@@ -5,6 +5,8 @@ middleware stack.
 - ``store=sqlite``: the real SQLite store (WAL, synchronous=FULL) on a file in a temp dir: the
   time includes the commits (one per flush; with N in flight the flusher gathers many requests
   into each transaction).
+- ``store=postgres``: the real PostgreSQL store on a throw-away cluster (fsync on): the flush path
+  (Rust COPY encoding or unnest, merge, commit) with group commit.
 - ``store=memory``: a store whose write returns at once: the batcher's own overhead.
 
 Each call sends ``inflight`` requests: **per-request cost = reported time / inflight**. Bodies are
@@ -29,11 +31,15 @@ INFLIGHT = [1, 10, 50, 100]
 RING = 2000  # distinct 1-alert bodies
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "postgres", "memory"])
 def harness(request: pytest.FixtureRequest, tmp_sqlite_url: str) -> Iterator[AppHarness]:
     if request.param == "sqlite":
         store: Any = SQLiteStore(tmp_sqlite_url)
         store.migrate()
+    elif request.param == "postgres":
+        from webhookfast.storage.postgres import PostgresStore
+
+        store = PostgresStore(request.getfixturevalue("bench_pg_url"))
     else:
         store = MemoryStore()
     h = AppHarness(make_app(full_stack=True, store=store))

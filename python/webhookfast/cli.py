@@ -62,6 +62,8 @@ def main() -> None:
 @_env_option("--access-log/--no-access-log", default=None, help="JSON access log on stderr.  [default: on]")
 @_env_option("--log-level", type=click.Choice(["debug", "info", "warning", "error", "critical"]))
 @_env_option("--max-body-bytes", type=int, help="Largest request body.  [default: 16 MiB]")
+@_env_option("--flush-concurrency", type=int, help="Flushes in flight at once (0: the store's default, "
+              "1 for SQLite, 2 for PostgreSQL).")
 @_env_option("--retention-days", type=int, help="Prune history older than this, hourly (0 = keep all).")
 @_env_option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
 @_env_option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert.")
