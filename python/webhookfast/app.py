@@ -57,17 +57,19 @@ class App:
             max_depth=settings.max_depth,
         )
         self.body_reader = BodyReader(settings.max_body_bytes, settings.body_timeout_s)
+        auth = Auth.from_settings(settings)
         ingest = Ingest(
             self.batcher,
             limits,
             self.body_reader,
             settings.retry_after_s,
             durable=settings.ack is AckMode.commit,
+            auth=auth if auth.enabled else None,
         )
-        auth = Auth.from_settings(settings)
         self.routes: dict[str, Route] = {}
-        self._add("webhook", "/webhook", {"POST": ingest}, protected=True)
-        self._add("alerts_v2", "/api/v2/alerts", {"POST": ingest}, protected=True)
+        # The ingest routes are the only ones whose handler reads (and so can verify) a signed body.
+        self._add("webhook", "/webhook", {"POST": ingest}, protected=True, signable=True)
+        self._add("alerts_v2", "/api/v2/alerts", {"POST": ingest}, protected=True, signable=True)
         self._add("healthz", "/healthz", {"GET": self.healthz}, protected=settings.protect_health)
         self._add("readyz", "/readyz", {"GET": self.readyz}, protected=settings.protect_health)
         self._add("metrics", "/metrics", {"GET": self.metrics}, protected=settings.protect_metrics)
@@ -87,8 +89,10 @@ class App:
         )
         self._prune_task: asyncio.Task[None] | None = None
 
-    def _add(self, name: str, path: str, handlers: dict[str, Handler], protected: bool) -> None:
-        self.routes[path] = Route(name, path, handlers, protected)
+    def _add(
+        self, name: str, path: str, handlers: dict[str, Handler], protected: bool, signable: bool = False
+    ) -> None:
+        self.routes[path] = Route(name, path, handlers, protected, signable)
 
     # -- life cycle -------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class Credentials:
     bearer_token: str | None
     basic_user: str | None
     basic_password: str | None
+    hmac_secret: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Credentials:
@@ -42,4 +43,5 @@ class Credentials:
         if token is not None and not (token.isascii() and token.isprintable()):
             raise ValueError("the bearer token must be printable ASCII (HTTP headers carry nothing else)")
         password = read_secret(settings.basic_auth_password, settings.basic_auth_password_file)
-        return cls(token, settings.basic_auth_user, password)
+        hmac_secret = read_secret(settings.hmac_secret, settings.hmac_secret_file)
+        return cls(token, settings.basic_auth_user, password, hmac_secret)

@@ -36,20 +36,24 @@ class Response:
 class Route:
     """One path: its handler per method and whether authentication applies."""
 
-    __slots__ = ("name", "path", "handlers", "allow", "protected")
+    __slots__ = ("name", "path", "handlers", "allow", "protected", "signable")
 
-    def __init__(self, name: str, path: str, handlers: dict[str, Handler], protected: bool) -> None:
+    def __init__(
+        self, name: str, path: str, handlers: dict[str, Handler], protected: bool, signable: bool = False
+    ) -> None:
         self.name = name
         self.path = path
         self.handlers = handlers
         self.allow = ", ".join(sorted(handlers))
         self.protected = protected
+        # Only handlers that read the body (ingest) can check a request signature, which covers it.
+        self.signable = signable
 
 
 class Context:
     """Everything known about one request; middleware read and add to it."""
 
-    __slots__ = ("scope", "proto", "route", "request_id", "alerts", "bytes_in", "started")
+    __slots__ = ("scope", "proto", "route", "request_id", "alerts", "bytes_in", "started", "verify_signature")
 
     def __init__(self, scope: Any, proto: Any, route: Route | None, started: float) -> None:
         self.scope = scope
@@ -59,6 +63,9 @@ class Context:
         self.alerts = 0
         self.bytes_in = 0
         self.started = started
+        # Set by auth when a request is admitted on its signature headers alone: the handler must
+        # verify the signature over the body before using it.
+        self.verify_signature = False
 
 
 Handler = Callable[[Context], Awaitable[Response]]

@@ -4,7 +4,7 @@ Rust, hand the batch to the batcher, answer once it is committed."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from granian.rsgi import ProtocolClosed
@@ -16,6 +16,9 @@ from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable
 from webhookfast.http import Context, Response
 from webhookfast.storage.base import StoreUnavailable
+
+if TYPE_CHECKING:
+    from webhookfast.middleware.auth import Auth
 
 
 def is_json(content_type: str | None) -> bool:
@@ -92,7 +95,14 @@ class BodyReader:
 
 class Ingest:
     def __init__(
-        self, batcher: Batcher, limits: Limits, reader: BodyReader, retry_after_s: int, *, durable: bool = True
+        self,
+        batcher: Batcher,
+        limits: Limits,
+        reader: BodyReader,
+        retry_after_s: int,
+        *,
+        durable: bool = True,
+        auth: Auth | None = None,
     ) -> None:
         self.batcher = batcher
         # "stored": committed before this answer; "queued": ack=enqueue answered before the commit.
@@ -100,6 +110,7 @@ class Ingest:
         self.limits = limits
         self.reader = reader
         self.retry_after_s = retry_after_s
+        self.auth = auth  # verifies request signatures (see middleware/auth.py)
 
     async def __call__(self, ctx: Context) -> Response:
         scope = ctx.scope
@@ -107,6 +118,11 @@ class Ingest:
             raise HTTPError(415, "unsupported_media_type", "Content-Type must be application/json")
         body = await self.reader.read(scope, ctx.proto)
         ctx.bytes_in = len(body)
+        if ctx.verify_signature:
+            # Before decoding: an unsigned body must not reach the decoder, its errors or the store.
+            if self.auth is None:
+                raise HTTPError(401, "unauthorized", "valid credentials are required")
+            self.auth.verify_signature(scope.headers, body)
         try:
             batch = decode(body, self.limits)
         except PayloadError as err:

@@ -56,7 +56,7 @@ ALL_ERROR_CODES: tuple[str, ...] = tuple(code for codes in ERROR_CODES.values() 
 
 _ERROR_DESCRIPTIONS = {
     400: "The body is not JSON (or not UTF-8, nested too deep, has a duplicate key), or a bad Content-Length.",
-    401: "Authentication is configured and the request lacks valid credentials.",
+    401: "Authentication is configured and the request lacks valid credentials (or a valid, fresh signature).",
     404: "No such route.",
     405: "The route exists but not with this method.",
     408: "The request body was not received in time.",
@@ -270,7 +270,7 @@ def _headers() -> dict[str, Any]:
             "schema": {"type": "string", "minLength": 1},
         },
         "WWW-Authenticate": {
-            "description": "The accepted schemes (Bearer and/or Basic).",
+            "description": "The accepted schemes (Bearer, Basic and/or Signature).",
             "required": True,
             "schema": {"type": "string"},
         },
@@ -321,6 +321,8 @@ _REQUEST_ID_PARAM = {
 
 # Authentication applies when configured; without it the empty requirement admits anyone.
 _AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"basicAuth": []}, {}]
+# Ingest routes also take a signed request: both headers together (one requirement object).
+_INGEST_AUTH: list[dict[str, list[str]]] = [*_AUTH[:2], {"hmacTimestamp": [], "hmacSignature": []}, {}]
 
 
 def _ingest(summary: str, operation_id: str, description: str) -> dict[str, Any]:
@@ -330,7 +332,7 @@ def _ingest(summary: str, operation_id: str, description: str) -> dict[str, Any]
             "summary": summary,
             "description": description,
             "tags": ["ingest"],
-            "security": _AUTH,
+            "security": _INGEST_AUTH,
             "parameters": [_REQUEST_ID_PARAM],
             "requestBody": {
                 "required": True,
@@ -467,6 +469,20 @@ def document(
                     "type": "http",
                     "scheme": "basic",
                     "description": "WEBHOOKFAST_BASIC_AUTH_USER/_PASSWORD; Alertmanager: http_config.basic_auth.",
+                },
+                "hmacTimestamp": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Webhookfast-Timestamp",
+                    "description": "Unix seconds, within WEBHOOKFAST_HMAC_MAX_SKEW_S of the server's clock. "
+                    "Ingest routes only, with X-Webhookfast-Signature.",
+                },
+                "hmacSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Webhookfast-Signature",
+                    "description": "`sha256=` + lowercase hex HMAC-SHA256(WEBHOOKFAST_HMAC_SECRET, "
+                    "timestamp + \".\" + raw body). Ingest routes only, with X-Webhookfast-Timestamp.",
                 },
             },
         },

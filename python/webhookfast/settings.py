@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     basic_auth_user: str | None = None
     basic_auth_password: SecretStr | None = None
     basic_auth_password_file: Path | None = None
+    # HMAC-SHA256 request signing, for senders that can sign (Alertmanager cannot). A signed
+    # request older or newer than hmac_max_skew_s is refused: the replay window.
+    hmac_secret: SecretStr | None = None
+    hmac_secret_file: Path | None = None
+    hmac_max_skew_s: int = Field(300, ge=1)
     protect_health: bool = False
     protect_metrics: bool = False
 

@@ -1,14 +1,21 @@
 """Authentication: bearer tokens and basic auth, exactly as Alertmanager's ``http_config`` sends
-them. Either configured method admits a request. Comparisons are constant-time, secrets are never
-logged, and a refusal is a 401 with ``WWW-Authenticate`` naming the accepted schemes.
+them, and optional HMAC-SHA256 request signatures for senders that can sign. Any configured method
+admits a request on its own. Comparisons are constant-time, secrets are never logged, and a refusal
+is a 401 with ``WWW-Authenticate`` naming the accepted schemes.
+
+A signature covers the body, which the middleware has not read: it only lets a signed request
+through to an ingest handler (``ctx.verify_signature``), which checks the signature right after
+reading the body and before decoding it (``Auth.verify_signature``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from webhookfast import metrics
 from webhookfast.credentials import Credentials
@@ -19,6 +26,38 @@ if TYPE_CHECKING:
     from webhookfast.settings import Settings
 
 
+TIMESTAMP_HEADER = "x-webhookfast-timestamp"
+SIGNATURE_HEADER = "x-webhookfast-signature"
+_PREFIX = "sha256="
+
+
+def sign(secret: bytes, timestamp: int | str, body: bytes) -> str:
+    """The ``X-Webhookfast-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of ``f"{timestamp}." + body``.
+    The timestamp is inside the MAC so that an old signature cannot be re-dated into the window."""
+    return _PREFIX + hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def check_signature(
+    secret: bytes, max_skew_s: int, timestamp: str | None, signature: str | None, body: bytes, now: float
+) -> tuple[str, str] | None:
+    """None when the signature is valid and fresh, else (metric reason, message). The message says
+    what failed, never what was expected."""
+    if timestamp is None or signature is None:
+        return "bad_signature", "both X-Webhookfast-Timestamp and X-Webhookfast-Signature are required"
+    timestamp = timestamp.strip()
+    # Unix seconds, digits only: no sign, no fraction, nothing huge to parse.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return "bad_signature", "X-Webhookfast-Timestamp must be unix seconds"
+    expected = sign(secret, timestamp, body).encode()
+    given = signature.strip().lower().encode()  # hex case carries no meaning
+    if not hmac.compare_digest(given, expected):
+        return "bad_signature", "signature does not match"
+    # Checked after the MAC, so only a holder of the secret learns about the window.
+    if abs(now - int(timestamp)) > max_skew_s:
+        return "stale_signature", "signature timestamp outside the allowed window"
+    return None
+
+
 class Auth:
     def __init__(
         self,
@@ -26,16 +65,23 @@ class Auth:
         bearer_tokens: list[str] | None = None,
         basic_user: str | None = None,
         basic_password: str | None = None,
+        hmac_secret: str | None = None,
+        hmac_max_skew_s: int = 300,
     ) -> None:
         self._tokens = [t.encode() for t in bearer_tokens or []]
         self._basic: tuple[bytes, bytes] | None = None
         if basic_user is not None and basic_password is not None:
             self._basic = (basic_user.encode(), basic_password.encode())
+        self._hmac = hmac_secret.encode() if hmac_secret else None
+        self._max_skew_s = hmac_max_skew_s
         schemes = []
         if self._tokens:
             schemes.append('Bearer realm="webhookfast"')
         if self._basic:
             schemes.append('Basic realm="webhookfast", charset="UTF-8"')
+        if self._hmac:
+            # Not a registered scheme: it tells a client that signed requests are accepted.
+            schemes.append('Signature realm="webhookfast", headers="X-Webhookfast-Timestamp X-Webhookfast-Signature"')
         self._challenge = [("www-authenticate", ", ".join(schemes))]
 
     @classmethod
@@ -45,11 +91,33 @@ class Auth:
             bearer_tokens=[creds.bearer_token] if creds.bearer_token else [],
             basic_user=creds.basic_user,
             basic_password=creds.basic_password,
+            hmac_secret=creds.hmac_secret,
+            hmac_max_skew_s=settings.hmac_max_skew_s,
         )
 
     @property
     def enabled(self) -> bool:
-        return bool(self._tokens or self._basic)
+        return bool(self._tokens or self._basic or self._hmac)
+
+    def _refuse(self, reason: str, message: str) -> HTTPError:
+        metrics.auth_failures.labels(reason).inc()
+        return HTTPError(401, "unauthorized", message, headers=self._challenge)
+
+    def verify_signature(self, headers: Any, body: bytes, now: float | None = None) -> None:
+        """For a request admitted on its signature headers: raises the 401 unless the signature
+        over this body is valid and fresh."""
+        if self._hmac is None:  # cannot happen: the middleware sets the flag only with a secret
+            raise self._refuse("missing", "valid credentials are required")
+        failure = check_signature(
+            self._hmac,
+            self._max_skew_s,
+            headers.get(TIMESTAMP_HEADER),
+            headers.get(SIGNATURE_HEADER),
+            body,
+            time.time() if now is None else now,
+        )
+        if failure is not None:
+            raise self._refuse(*failure)
 
     def _bearer_ok(self, credentials: str) -> bool:
         given = credentials.strip().encode()
@@ -84,15 +152,22 @@ class Auth:
         return "wrong_scheme"
 
     def wrap(self, inner: Handler) -> Handler:
-        challenge = self._challenge
-
         async def auth(ctx: Context) -> Response:
             route = ctx.route
             if route is not None and route.protected:
-                reason = self.check(ctx.scope.headers.get("authorization"))
+                headers = ctx.scope.headers
+                reason = self.check(headers.get("authorization"))
                 if reason is not None:
-                    metrics.auth_failures.labels(reason).inc()
-                    raise HTTPError(401, "unauthorized", "valid credentials are required", headers=challenge)
+                    signed = self._hmac is not None and (
+                        headers.get(SIGNATURE_HEADER) is not None or headers.get(TIMESTAMP_HEADER) is not None
+                    )
+                    if signed and route.signable:
+                        # Admitted for now: the handler verifies the signature over the body.
+                        ctx.verify_signature = True
+                    elif signed:
+                        raise self._refuse(reason, "request signatures are accepted on ingest routes only")
+                    else:
+                        raise self._refuse(reason, "valid credentials are required")
             return await inner(ctx)
 
         return auth
