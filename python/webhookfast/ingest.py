@@ -146,13 +146,13 @@ class Ingest:
                 raise unavailable(self.retry_after_s) from None
             firing, resolved = metrics.alert_children(batch.format)
             if batch.firing:
-                firing.inc(batch.firing)
+                metrics.count(firing, batch.firing)
             if batch.resolved:
-                resolved.inc(batch.resolved)
+                metrics.count(resolved, batch.resolved)
             if batch.fingerprint_mismatches:
-                metrics.fingerprint_mismatches.inc(batch.fingerprint_mismatches)
+                metrics.count(metrics.fingerprint_mismatches, batch.fingerprint_mismatches)
             if batch.nul_replaced:
-                metrics.nul_replaced.inc(batch.nul_replaced)
+                metrics.count(metrics.nul_replaced, batch.nul_replaced)
         return Response(
             200,
             orjson.dumps({"status": self.status_word, "alerts": n, "request_id": ctx.request_id}),

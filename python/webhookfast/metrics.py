@@ -73,8 +73,9 @@ store_up = Gauge(
 
 
 class RequestObserver:
-    """Request counts and latencies gathered in plain Python, folded into ``requests_total`` and
-    ``request_seconds`` at most every ``fold_interval_s`` and before each scrape.
+    """Request counts and latencies (and other per-request counters, ``add``) gathered in plain
+    Python, folded into the prometheus-client metrics at most every ``fold_interval_s`` and before
+    each scrape.
 
     In multi-process mode every ``inc``/``observe`` takes a lock and writes an mmap'd file (about
     9 µs for the pair, measured): a tenth of a 1-alert request. Folding writes once per route and
@@ -85,7 +86,13 @@ class RequestObserver:
         self.fold_interval_s = fold_interval_s
         self._bounds = request_seconds._upper_bounds  # the histogram's own buckets, +Inf last
         self._pending: dict[tuple[str, int], list[float]] = {}
+        self._counts: dict[Counter, float] = {}
         self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, counter: Counter, amount: float) -> None:
+        """``counter.inc(amount)``, deferred to the next fold."""
+        self._counts[counter] = self._counts.get(counter, 0) + amount
+        self._arm()
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)
@@ -96,6 +103,9 @@ class RequestObserver:
         slot[0] += 1
         slot[1] += seconds
         slot[2 + bisect_left(self._bounds, seconds)] += 1
+        self._arm()
+
+    def _arm(self) -> None:
         if self._timer is None:
             try:
                 self._timer = asyncio.get_running_loop().call_later(self.fold_interval_s, self.fold)
@@ -106,6 +116,9 @@ class RequestObserver:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        counts, self._counts = self._counts, {}
+        for counter, amount in counts.items():
+            counter.inc(amount)
         pending, self._pending = self._pending, {}
         for (route, status), slot in pending.items():
             requests_total.labels(route, str(status)).inc(slot[0])
@@ -120,6 +133,7 @@ class RequestObserver:
 
 request_observer = RequestObserver()
 observe_request = request_observer.observe
+count = request_observer.add
 
 
 @lru_cache(maxsize=16)

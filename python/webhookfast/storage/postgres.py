@@ -40,6 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
 from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+from webhookfast.storage.upsert import POSTGRES_ALERTS_CONFLICT
 
 log = logging.getLogger("webhookfast.storage.postgres")
 
@@ -83,19 +84,7 @@ COPY_ALERTS = f"COPY {STAGE_ALERTS} ({ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)
 # relies on) go in one simple-protocol query: one round trip. ORDER BY makes the lock order
 # explicit even though the Rust encoder already sorts: concurrent flushes of the same alerts then
 # queue behind each other instead of deadlocking.
-# The alerts upsert has exactly the semantics of sqlite.UPSERT_ALERTS: a resolved state is final
-# for an instance (a late or retried "firing" never reopens it), first_seen only moves back,
-# last_seen only forward, deliveries add up, the latest receiver wins.
-UPSERT_ALERTS_CONFLICT = """ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
-    status = CASE WHEN a.status = 'resolved' OR excluded.status = 'resolved'
-                  THEN 'resolved' ELSE 'firing' END,
-    ends_at = CASE WHEN excluded.status = 'resolved' THEN excluded.ends_at
-                   WHEN a.status = 'resolved' THEN a.ends_at
-                   ELSE excluded.ends_at END,
-    first_seen = LEAST(a.first_seen, excluded.first_seen),
-    last_seen = GREATEST(a.last_seen, excluded.last_seen),
-    notifications = a.notifications + excluded.notifications,
-    receiver = excluded.receiver"""
+# The alerts upsert is the rule shared with SQLite (storage/upsert.py).
 
 MERGE_SQL = f"""
 SELECT pg_advisory_xact_lock_shared({LABELS_LOCK});
@@ -107,7 +96,7 @@ SELECT {EVENT_COLUMNS} FROM {STAGE_EVENTS} ORDER BY fingerprint, starts_at, stat
 ON CONFLICT (fingerprint, starts_at, status) DO NOTHING;
 INSERT INTO alerts AS a ({ALERT_COLUMNS})
 SELECT {ALERT_COLUMNS} FROM {STAGE_ALERTS} ORDER BY fingerprint, starts_at
-{UPSERT_ALERTS_CONFLICT};
+{POSTGRES_ALERTS_CONFLICT};
 """
 
 # The other merge, for small flushes: no staging, one INSERT ... SELECT FROM unnest(arrays) per
@@ -142,7 +131,7 @@ SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('fs')}, {_ts('ls')}, n, r
 FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
             %s::integer[], %s::text[]) AS u(f, sa, st, ea, fs, ls, n, r)
 ORDER BY f, sa
-{UPSERT_ALERTS_CONFLICT}
+{POSTGRES_ALERTS_CONFLICT}
 """
 
 SCHEMA_MIGRATIONS_SQL = """

@@ -16,23 +16,11 @@ from pathlib import Path
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
 from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+from webhookfast.storage.upsert import SQLITE_ALERTS_CONFLICT
 
 INSERT_LABEL_SETS = "INSERT INTO label_sets VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 INSERT_EVENTS = "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-# A resolved state is final for an instance: a late or retried "firing" never reopens it.
-UPSERT_ALERTS = """
-INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
-    status = CASE WHEN alerts.status = 'resolved' OR excluded.status = 'resolved'
-                  THEN 'resolved' ELSE 'firing' END,
-    ends_at = CASE WHEN excluded.status = 'resolved' THEN excluded.ends_at
-                   WHEN alerts.status = 'resolved' THEN alerts.ends_at
-                   ELSE excluded.ends_at END,
-    first_seen = min(alerts.first_seen, excluded.first_seen),
-    last_seen = max(alerts.last_seen, excluded.last_seen),
-    notifications = alerts.notifications + excluded.notifications,
-    receiver = excluded.receiver
-"""
+UPSERT_ALERTS = f"INSERT INTO alerts AS a VALUES (?, ?, ?, ?, ?, ?, ?, ?)\n{SQLITE_ALERTS_CONFLICT}"
 
 
 def path_from_url(url: str) -> str:
