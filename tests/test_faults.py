@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from support.net import request
+from support.sqlite import query
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -90,16 +91,11 @@ def stored_requests(url: str, n: int) -> dict[int, int]:
 
 
 def stored_requests_sqlite(db: Path) -> dict[int, int]:
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT CAST(json_extract(l.labels, '$.request') AS INTEGER), count(*) FROM alerts a "
-            "JOIN label_sets l USING (fingerprint) GROUP BY 1"
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = query(
+        db,
+        "SELECT CAST(json_extract(l.labels, '$.request') AS INTEGER), count(*) FROM alerts a "
+        "JOIN label_sets l USING (fingerprint) GROUP BY 1",
+    )
     return {int(r): int(c) for r, c in rows}
 
 

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 import time
 from pathlib import Path
 
+from support.sqlite import query
 from webhookfast.middleware.auth import Auth, check_signature, sign
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
 JSON_HEADERS = {"Content-Type": "application/json"}
 SECRET = "hmac-s3cret-9f2c1e"
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def signed(body: bytes, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
@@ -78,7 +70,7 @@ def test_signed_requests(server_factory, tmp_path: Path) -> None:
     ok = server.post("/webhook", body, signed(body))
     assert ok.status == 200, ok.text
     assert ok.json()["status"] == "stored"
-    assert rows(db, "SELECT count(*) FROM alerts") == [(1,)]
+    assert query(db, "SELECT count(*) FROM alerts") == [(1,)]
 
     def refused(headers: dict[str, str], message: str, payload: bytes = body, path: str = "/webhook") -> None:
         resp = server.post(path, payload, headers)
@@ -109,7 +101,7 @@ def test_signed_requests(server_factory, tmp_path: Path) -> None:
     headers = signed(body)
     assert server.post("/webhook", body, headers).status == 200
     assert server.post("/webhook", body, headers).status == 200
-    assert rows(db, "SELECT count(*) FROM alerts") == [(1,)]
+    assert query(db, "SELECT count(*) FROM alerts") == [(1,)]
     # The Prometheus path takes signed requests too.
     prom = (PAYLOADS / "prometheus_firing.json").read_bytes()
     assert server.post("/api/v2/alerts", prom, signed(prom)).status == 200

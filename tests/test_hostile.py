@@ -440,24 +440,20 @@ def rss_kb(pid: int) -> int:
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("hostile")
-    server = ServerProcess(
+    with ServerProcess(
         f"sqlite:///{tmp}/wf.db",
         tmp / "logs",
         name="webhookfast-hostile",
         env={"WEBHOOKFAST_BEARER_TOKEN": TOKEN, "WEBHOOKFAST_BODY_TIMEOUT_S": "1"},
-    )
-    server.start()
-    server.db_path = tmp / "wf.db"  # type: ignore[attr-defined]
-    # Warm up (imports, first flush paths) before taking the RSS baseline.
-    for _ in range(3):
-        exchange(server, post(b'{"alerts": ['))
-    workers = worker_pids(server)
-    assert workers, "no worker process found under the serve process"
-    server.rss_before = {pid: rss_kb(pid) for pid in workers}  # type: ignore[attr-defined]
-    try:
+    ) as server:
+        server.db_path = tmp / "wf.db"  # type: ignore[attr-defined]
+        # Warm up (imports, first flush paths) before taking the RSS baseline.
+        for _ in range(3):
+            exchange(server, post(b'{"alerts": ['))
+        workers = worker_pids(server)
+        assert workers, "no worker process found under the serve process"
+        server.rss_before = {pid: rss_kb(pid) for pid in workers}  # type: ignore[attr-defined]
         yield server
-    finally:
-        server.stop(timeout=15)
         if server.is_running():
             server.kill()
 
@@ -579,7 +575,7 @@ def test_zz_resources_bounded_and_nothing_stored(hostile_server: ServerProcess) 
 @pytest.fixture(scope="module")
 def protected_server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("protected")
-    server = ServerProcess(
+    with ServerProcess(
         f"sqlite:///{tmp}/wf.db",
         tmp / "logs",
         name="webhookfast-protected",
@@ -591,14 +587,8 @@ def protected_server(tmp_path_factory: pytest.TempPathFactory):
             "WEBHOOKFAST_PROTECT_METRICS": "true",
         },
         health_headers={"Authorization": AUTH},
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop(timeout=15)
-        if server.is_running():
-            server.kill()
 
 
 def basic(user: str, password: str) -> str:

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from support.sqlite import query
 
 from webhookfast._core import decode, fingerprint_from_int
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
 JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def payload_files() -> list[Path]:
@@ -38,7 +30,7 @@ def test_every_captured_payload_is_stored(sqlite_server, sqlite_db_path: Path, p
     assert answer["status"] == "stored"
     assert answer["alerts"] == len(decode(body))
     assert answer["request_id"] == resp.headers["x-request-id"]
-    stored = {fingerprint_from_int(fp) for (fp,) in rows(sqlite_db_path, "SELECT fingerprint FROM alerts")}
+    stored = {fingerprint_from_int(fp) for (fp,) in query(sqlite_db_path, "SELECT fingerprint FROM alerts")}
     assert stored == set(decode(body).fingerprints())
     sent = [a.get("fingerprint") for a in (json.loads(body).get("alerts", []) if body.startswith(b"{") else [])]
     for fp in filter(None, sent):  # what Alertmanager computed is what we stored
@@ -50,8 +42,8 @@ def test_repeats_collapse_and_count(sqlite_server, sqlite_db_path: Path) -> None
     for _ in range(3):
         assert sqlite_server.post("/webhook", body, JSON_HEADERS).status == 200
     n = len(decode(body))
-    assert rows(sqlite_db_path, "SELECT count(*), min(notifications), max(notifications) FROM alerts") == [(n, 3, 3)]
-    assert rows(sqlite_db_path, "SELECT count(*) FROM alert_events") == [(n,)]
+    assert query(sqlite_db_path, "SELECT count(*), min(notifications), max(notifications) FROM alerts") == [(n, 3, 3)]
+    assert query(sqlite_db_path, "SELECT count(*) FROM alert_events") == [(n,)]
 
 
 def test_firing_then_resolved_history(sqlite_server, sqlite_db_path: Path) -> None:
@@ -66,7 +58,7 @@ def test_firing_then_resolved_history(sqlite_server, sqlite_db_path: Path) -> No
     assert sqlite_server.post("/api/v2/alerts", resolved, JSON_HEADERS).status == 200
     both = set(decode(firing).fingerprints()) & set(decode(resolved).fingerprints())
     assert both, "the captures share alerts"
-    history = rows(
+    history = query(
         sqlite_db_path,
         "SELECT fingerprint, group_concat(status, ',') FROM "
         "(SELECT fingerprint, status FROM alert_events ORDER BY fingerprint, received_at) GROUP BY fingerprint",
@@ -118,7 +110,7 @@ def test_bad_requests_get_json_errors(
     if status == 405:
         assert resp.headers["allow"] == "POST"
     assert sqlite_server.get("/healthz").status == 200
-    assert rows(sqlite_db_path, "SELECT count(*) FROM alert_events") == [(0,)]
+    assert query(sqlite_db_path, "SELECT count(*) FROM alert_events") == [(0,)]
 
 
 def test_payload_error_names_the_path(sqlite_server) -> None:
@@ -145,7 +137,7 @@ def test_sigterm_flushes_and_exits_zero(server_factory, tmp_path: Path) -> None:
     body = (PAYLOADS / "firing_largest.json").read_bytes()
     assert server.post("/webhook", body, JSON_HEADERS).status == 200
     assert server.stop(signal.SIGTERM) == 0
-    assert rows(db, "SELECT count(*) FROM alerts") == [(len(decode(body)),)]
+    assert query(db, "SELECT count(*) FROM alerts") == [(len(decode(body)),)]
 
 
 def test_bearer_token_required_when_configured(server_factory, tmp_path: Path) -> None:

@@ -84,14 +84,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     from support.servers import ServerProcess
 
     tmp = tmp_path_factory.mktemp("schemathesis")
-    server = ServerProcess(f"sqlite:///{tmp}/wf.db", tmp / "logs", name="webhookfast-schemathesis")
-    server.start()
-    try:
+    with ServerProcess(f"sqlite:///{tmp}/wf.db", tmp / "logs", name="webhookfast-schemathesis") as server:
         yield server
-    finally:
-        server.stop(timeout=15)
-        if server.is_running():
-            server.kill()
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), CASES, ids=[f"{m} {p} {g.value}" for p, m, g in CASES])

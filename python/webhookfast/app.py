@@ -58,13 +58,13 @@ class App:
         )
         self.body_reader = BodyReader(settings.max_body_bytes, settings.body_timeout_s)
         auth = Auth.from_settings(settings)
+        auth_layer = auth if auth.enabled else None
         ingest = Ingest(
             self.batcher,
             limits,
             self.body_reader,
             settings.retry_after_s,
             durable=settings.ack is AckMode.commit,
-            auth=auth if auth.enabled else None,
         )
         self.routes: dict[str, Route] = {}
         # The ingest routes are the only ones whose handler reads (and so can verify) a signed body.
@@ -81,7 +81,7 @@ class App:
         self.access_log = AccessLog(log=settings.access_log)
         self.handler: Handler = build_chain(
             self.dispatch,
-            auth=auth if auth.enabled else None,
+            auth=auth_layer,
             rate_limit=RateLimit(settings.rate_limit_rps, settings.rate_limit_burst)
             if settings.rate_limit_rps > 0
             else None,

@@ -53,7 +53,7 @@ class Route:
 class Context:
     """Everything known about one request; middleware read and add to it."""
 
-    __slots__ = ("scope", "proto", "route", "request_id", "alerts", "bytes_in", "started", "verify_signature")
+    __slots__ = ("scope", "proto", "route", "request_id", "alerts", "bytes_in", "started", "signature_check")
 
     def __init__(self, scope: Any, proto: Any, route: Route | None, started: float) -> None:
         self.scope = scope
@@ -64,8 +64,8 @@ class Context:
         self.bytes_in = 0
         self.started = started
         # Set by auth when a request is admitted on its signature headers alone: the handler must
-        # verify the signature over the body before using it.
-        self.verify_signature = False
+        # call it with the body before using the body.
+        self.signature_check: Callable[[Any, bytes], None] | None = None
 
 
 Handler = Callable[[Context], Awaitable[Response]]

@@ -4,7 +4,7 @@ Rust, hand the batch to the batcher, answer once it is committed."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from granian.rsgi import ProtocolClosed
@@ -16,9 +16,6 @@ from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable
 from webhookfast.http import Context, Response
 from webhookfast.storage.base import StoreUnavailable
-
-if TYPE_CHECKING:
-    from webhookfast.middleware.auth import Auth
 
 
 def is_json(content_type: str | None) -> bool:
@@ -102,7 +99,6 @@ class Ingest:
         retry_after_s: int,
         *,
         durable: bool = True,
-        auth: Auth | None = None,
     ) -> None:
         self.batcher = batcher
         # "stored": committed before this answer; "queued": ack=enqueue answered before the commit.
@@ -110,7 +106,6 @@ class Ingest:
         self.limits = limits
         self.reader = reader
         self.retry_after_s = retry_after_s
-        self.auth = auth  # verifies request signatures (see middleware/auth.py)
 
     async def __call__(self, ctx: Context) -> Response:
         scope = ctx.scope
@@ -118,11 +113,9 @@ class Ingest:
             raise HTTPError(415, "unsupported_media_type", "Content-Type must be application/json")
         body = await self.reader.read(scope, ctx.proto)
         ctx.bytes_in = len(body)
-        if ctx.verify_signature:
+        if ctx.signature_check is not None:
             # Before decoding: an unsigned body must not reach the decoder, its errors or the store.
-            if self.auth is None:
-                raise HTTPError(401, "unauthorized", "valid credentials are required")
-            self.auth.verify_signature(scope.headers, body)
+            ctx.signature_check(scope.headers, body)
         try:
             batch = decode(body, self.limits)
         except PayloadError as err:

@@ -4,7 +4,7 @@ admits a request on its own. Comparisons are constant-time, secrets are never lo
 is a 401 with ``WWW-Authenticate`` naming the accepted schemes.
 
 A signature covers the body, which the middleware has not read: it only lets a signed request
-through to an ingest handler (``ctx.verify_signature``), which checks the signature right after
+through to an ingest handler (``ctx.signature_check``), which checks the signature right after
 reading the body and before decoding it (``Auth.verify_signature``).
 """
 
@@ -106,7 +106,7 @@ class Auth:
     def verify_signature(self, headers: Any, body: bytes, now: float | None = None) -> None:
         """For a request admitted on its signature headers: raises the 401 unless the signature
         over this body is valid and fresh."""
-        if self._hmac is None:  # cannot happen: the middleware sets the flag only with a secret
+        if self._hmac is None:  # the middleware hands this out only when a secret is set
             raise self._refuse("missing", "valid credentials are required")
         failure = check_signature(
             self._hmac,
@@ -163,7 +163,7 @@ class Auth:
                     )
                     if signed and route.signable:
                         # Admitted for now: the handler verifies the signature over the body.
-                        ctx.verify_signature = True
+                        ctx.signature_check = self.verify_signature
                     elif signed:
                         raise self._refuse(reason, "request signatures are accepted on ingest routes only")
                     else:
