@@ -258,6 +258,13 @@ fn fingerprint_from_int(value: i64) -> String {
     core::fingerprint_hex(core::fingerprint_from_int(value))
 }
 
+/// Microseconds since the Unix epoch as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (clamped to years
+/// 0001..9999); ``None`` stays ``None``.
+#[pyfunction]
+fn format_time(us: Option<i64>) -> Option<String> {
+    us.map(core::rfc3339::format_rfc3339_us)
+}
+
 /// One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer).
 #[pyclass(module = "webhookfast._core", frozen)]
 struct PgCopy {
@@ -404,6 +411,7 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_to_int, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_from_int, m)?)?;
+    m.add_function(wrap_pyfunction!(format_time, m)?)?;
     add_row_aliases(m)?;
     // `add` keeps an `__all__`; the stub (checked by stubtest) has none.
     if m.hasattr("__all__")? {

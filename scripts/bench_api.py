@@ -97,13 +97,15 @@ def cases(s: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
-async def bench(url: str, requests: int, explain: bool, pool_size: int) -> None:
+async def bench(url: str, requests: int, explain: bool, pool_size: int, only: str | None = None) -> None:
     store = open_store(url)
     api = HistoryApi(store, pg_pool_size=pool_size)
     try:
         s = await sample_data(api)
         rows = []
         for name, make in cases(s):
+            if only is not None and only not in name:
+                continue
             for _ in range(min(20, requests)):  # warm-up (caches, prepared statements)
                 path, query = make()
                 status, body = await call(api, path, query)
@@ -178,6 +180,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--pool-size", type=int, default=2)
     ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--only", metavar="TEXT", help="run only the cases whose name contains TEXT")
     a = ap.parse_args()
     if a.temp_postgres:
         from support.postgres import PostgresServer, database_url, find_pg_bin
@@ -195,13 +198,13 @@ def main() -> int:
             import gen_history  # type: ignore[import-not-found]
 
             gen_history.main(["--url", url, "--rows", str(a.rows)])
-            asyncio.run(bench(url, a.requests, a.explain, a.pool_size))
+            asyncio.run(bench(url, a.requests, a.explain, a.pool_size, a.only))
         finally:
             server.destroy()
         return 0
     if not a.url:
         ap.error("--url or --temp-postgres")
-    asyncio.run(bench(a.url, a.requests, a.explain, a.pool_size))
+    asyncio.run(bench(a.url, a.requests, a.explain, a.pool_size, a.only))
     return 0
 
 

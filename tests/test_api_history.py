@@ -22,7 +22,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
@@ -47,9 +47,8 @@ CLOCK = T + 10 * H
 
 
 def iso(us: int) -> str:
-    from webhookfast.api.params import format_time
-
-    return format_time(us)  # type: ignore[return-value]
+    # Written independently of the API's formatter (webhookfast._core.format_time) on purpose.
+    return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 LABELS = {

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.alertmanager import prometheus_fingerprint
-from webhookfast._core import Limits, PayloadError, decode, fingerprint
+from webhookfast._core import Limits, PayloadError, decode, fingerprint, format_time
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"
 FIXTURES = [p.read_bytes() for p in sorted(PAYLOADS.glob("*.json")) if not p.name.endswith(".headers.json")]
@@ -340,3 +340,19 @@ def test_nul_replacement_never_duplicates_a_label_name() -> None:
         json.loads(row[1], object_pairs_hook=no_duplicates)
     (alert,) = batch.to_dicts()
     assert len(alert["labels"]) == 3, alert["labels"]
+
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+_MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+
+
+@given(st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1), st.integers(_MIN_US - 2, _MAX_US + 2)))
+def test_format_time_matches_datetime_and_clamps(us: int) -> None:
+    """The history API's timestamps: what datetime says inside years 0001..9999, the nearest end
+    outside (PostgreSQL stores years up to 294276)."""
+    clamped = min(max(us, _MIN_US), _MAX_US)
+    expected = (_EPOCH + timedelta(microseconds=clamped)).isoformat(timespec="microseconds")
+    assert format_time(us) == expected.replace("+00:00", "Z")
+    assert format_time(None) is None

@@ -93,6 +93,10 @@ def fingerprint_to_int(fp: str) -> int:
 def fingerprint_from_int(value: int) -> str:
     """The hex fingerprint of a stored signed 64-bit integer."""
 
+def format_time(us: int | None) -> str | None:
+    """Microseconds since the Unix epoch as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (clamped to years
+    0001..9999); ``None`` stays ``None``."""
+
 @final
 class PgCopy:
     """One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer)."""

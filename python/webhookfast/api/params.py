@@ -10,7 +10,6 @@ import base64
 import binascii
 import functools
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,6 +19,9 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+# Both shape every row of every answer: µs → RFC 3339, stored signed int64 → 16 hex digits.
+from webhookfast._core import fingerprint_from_int as format_fingerprint  # noqa: F401
+from webhookfast._core import format_time  # noqa: F401
 from webhookfast.errors import HTTPError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -99,21 +101,6 @@ def parse_time_us(text: str, now_us: int) -> int:
     return to_us(dt)
 
 
-def format_time(us: int | None) -> str | None:
-    """µs since the epoch → ``2024-05-01T10:00:00.123456Z`` (clamped to years 0001..9999)."""
-    if us is None:
-        return None
-    if not _MIN_US <= us <= _MAX_US:
-        return "0001-01-01T00:00:00.000000Z" if us < 0 else "9999-12-31T23:59:59.999999Z"
-    s, frac = divmod(us, 1_000_000)
-    t = time.gmtime(s)
-    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{frac:06d}Z"
-
-
-_MIN_US = to_us(datetime(1, 1, 1, tzinfo=timezone.utc))
-_MAX_US = to_us(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc))
-
-
 # -- fingerprints ---------------------------------------------------------------------------------
 
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
@@ -125,10 +112,6 @@ def parse_fingerprint(text: str) -> int:
         raise ValueError("a fingerprint is 16 hexadecimal digits")
     v = int(text, 16)
     return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def format_fingerprint(v: int) -> str:
-    return format(v & 0xFFFF_FFFF_FFFF_FFFF, "016x")
 
 
 # -- label matchers -------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ class PostgresReader:
 
     async def _configure(self, conn: Any) -> None:
         await conn.execute(
-            f"SET statement_timeout = {int(self.statement_timeout_ms)}; SET default_transaction_read_only = on"
+            f"SET statement_timeout = {int(self.statement_timeout_ms)}; SET default_transaction_read_only = on; SET plan_cache_mode = force_custom_plan"
         )
 
     async def _get_pool(self) -> Any:

@@ -145,7 +145,17 @@ pub fn parse_rfc3339_us(s: &str) -> Result<i64, TimeError> {
     Ok(secs * 1_000_000 + micros)
 }
 
-/// Format microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (for messages/tests).
+/// Microseconds since the Unix epoch of `9999-12-31T23:59:59.999999Z`, the last four-digit-year instant.
+pub const MAX_US: i64 = 253_402_300_799_999_999;
+
+/// Format microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, clamped to the
+/// four-digit years RFC 3339 allows (`0001-01-01T00:00:00.000000Z` … `9999-12-31T23:59:59.999999Z`),
+/// so that any stored value (PostgreSQL keeps years up to 294276) formats as a valid timestamp.
+pub fn format_rfc3339_us(us: i64) -> String {
+    format_us(us.clamp(GO_ZERO_US, MAX_US))
+}
+
+/// Format microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (not clamped).
 pub fn format_us(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000);
@@ -291,6 +301,23 @@ mod tests {
             p("0001-01-01T00:00:00-23:59").unwrap(),
             GO_ZERO_US + (23 * 3600 + 59 * 60) * 1_000_000
         );
+    }
+
+    #[test]
+    fn clamped_formatting() {
+        assert_eq!(format_rfc3339_us(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_rfc3339_us(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(format_rfc3339_us(GO_ZERO_US), "0001-01-01T00:00:00.000000Z");
+        assert_eq!(format_rfc3339_us(GO_ZERO_US - 1), "0001-01-01T00:00:00.000000Z");
+        assert_eq!(format_rfc3339_us(i64::MIN), "0001-01-01T00:00:00.000000Z");
+        assert_eq!(format_rfc3339_us(MAX_US), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(format_rfc3339_us(MAX_US + 1), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(format_rfc3339_us(i64::MAX), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(
+            format_rfc3339_us(1_709_210_096_000_123),
+            "2024-02-29T12:34:56.000123Z"
+        );
+        assert_eq!(p("9999-12-31T23:59:59.999999Z"), Ok(MAX_US));
     }
 
     #[test]
