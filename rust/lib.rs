@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
 
 use webhookfast_core as core;
@@ -265,6 +266,71 @@ fn format_time(us: Option<i64>) -> Option<String> {
     us.map(core::rfc3339::format_rfc3339_us)
 }
 
+/// One row of the alert list query, its strings borrowed from the Python objects (no copies).
+struct ListRow {
+    ints: [i64; 5], // fingerprint, starts_at, first_seen, last_seen, notifications
+    ends_at: Option<i64>,
+    status: PyBackedStr,
+    receiver: PyBackedStr,
+    labels: PyBackedStr,
+    annotations: Option<PyBackedStr>,
+}
+
+fn list_row(item: &Bound<'_, PyAny>) -> PyResult<ListRow> {
+    let t = item.cast::<PyTuple>()?;
+    if t.len() != 10 {
+        return Err(PyTypeError::new_err("an alert row has 10 columns"));
+    }
+    Ok(ListRow {
+        ints: [
+            t.get_item(0)?.extract()?,
+            t.get_item(1)?.extract()?,
+            t.get_item(4)?.extract()?,
+            t.get_item(5)?.extract()?,
+            t.get_item(6)?.extract()?,
+        ],
+        ends_at: t.get_item(3)?.extract()?,
+        status: t.get_item(2)?.extract()?,
+        receiver: t.get_item(7)?.extract()?,
+        labels: t.get_item(8)?.extract()?,
+        annotations: t.get_item(9)?.extract()?,
+    })
+}
+
+/// The JSON body of one ``GET /api/v1/alerts`` page from the rows of its query
+/// ``(fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, receiver,
+/// labels, annotations)``: what ``orjson.dumps(..., option=OPT_SORT_KEYS)`` gives for the page.
+#[pyfunction]
+#[pyo3(signature = (rows, next_cursor = None))]
+fn alert_page<'py>(
+    py: Python<'py>,
+    rows: &Bound<'py, PyAny>,
+    next_cursor: Option<&str>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let owned = rows
+        .try_iter()?
+        .map(|item| list_row(&item?))
+        .collect::<PyResult<Vec<ListRow>>>()?;
+    let refs: Vec<core::answers::AlertRow<'_>> = owned
+        .iter()
+        .map(|r| core::answers::AlertRow {
+            fingerprint: r.ints[0],
+            starts_at: r.ints[1],
+            status: &r.status,
+            ends_at: r.ends_at,
+            first_seen: r.ints[2],
+            last_seen: r.ints[3],
+            notifications: r.ints[4],
+            receiver: &r.receiver,
+            labels: &r.labels,
+            annotations: r.annotations.as_deref(),
+        })
+        .collect();
+    let body = core::answers::alert_page(&refs, next_cursor)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, &body))
+}
+
 /// One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer).
 #[pyclass(module = "webhookfast._core", frozen)]
 struct PgCopy {
@@ -412,6 +478,7 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fingerprint_to_int, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_from_int, m)?)?;
     m.add_function(wrap_pyfunction!(format_time, m)?)?;
+    m.add_function(wrap_pyfunction!(alert_page, m)?)?;
     add_row_aliases(m)?;
     // `add` keeps an `__all__`; the stub (checked by stubtest) has none.
     if m.hasattr("__all__")? {

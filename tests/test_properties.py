@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.alertmanager import prometheus_fingerprint
-from webhookfast._core import Limits, PayloadError, decode, fingerprint, format_time
+from webhookfast._core import Limits, PayloadError, alert_page, decode, fingerprint, format_time
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"
 FIXTURES = [p.read_bytes() for p in sorted(PAYLOADS.glob("*.json")) if not p.name.endswith(".headers.json")]
@@ -356,3 +356,50 @@ def test_format_time_matches_datetime_and_clamps(us: int) -> None:
     expected = (_EPOCH + timedelta(microseconds=clamped)).isoformat(timespec="microseconds")
     assert format_time(us) == expected.replace("+00:00", "Z")
     assert format_time(None) is None
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+_I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_JSON_OBJ = st.dictionaries(
+    _TEXT, st.recursive(st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _TEXT,
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+                        max_leaves=6),
+    max_size=5,
+)
+
+
+@given(
+    st.lists(
+        st.tuples(_I64, _I64, st.sampled_from(["firing", "resolved"]), st.none() | _I64, _I64, _I64,
+                  st.integers(0, 2**31 - 1), _TEXT, st.dictionaries(_TEXT, _TEXT, max_size=6),
+                  st.none() | _JSON_OBJ, st.booleans()),
+        max_size=5,
+    ),
+    st.none() | _TEXT,
+)
+def test_alert_page_is_what_orjson_gives_for_the_dicts(rows: list[tuple], cursor: str | None) -> None:
+    """GET /api/v1/alerts pages are written by Rust (webhookfast._core.alert_page); the bytes must be
+    those of the dicts the handler used to build, dumped by orjson with sorted keys."""
+    import orjson
+
+    stored = []
+    expected = []
+    for fp, starts, status, ends, first, last, n, receiver, labels, annotations, ascii_ in rows:
+        # Stored JSON text in any key order and either escaping style (SQLite keeps what was written).
+        labels_text = json.dumps(dict(reversed(list(labels.items()))), ensure_ascii=ascii_)
+        ann_text = None if annotations is None else json.dumps(annotations, ensure_ascii=ascii_)
+        stored.append((fp, starts, status, ends, first, last, n, receiver, labels_text, ann_text))
+        expected.append({
+            "fingerprint": format(fp & 0xFFFF_FFFF_FFFF_FFFF, "016x"),
+            "labels": labels,
+            "annotations": {} if annotations is None else annotations,
+            "status": status,
+            "starts_at": format_time(starts),
+            "ends_at": format_time(ends),
+            "first_seen": format_time(first),
+            "last_seen": format_time(last),
+            "notifications": n,
+            "receiver": receiver,
+        })
+    want = orjson.dumps({"alerts": expected, "next_cursor": cursor}, option=orjson.OPT_SORT_KEYS)
+    assert alert_page(stored, cursor) == want

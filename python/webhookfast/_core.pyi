@@ -5,8 +5,8 @@ validates it, computes Prometheus fingerprints, keeps the decoded alerts in Rust
 encodes them as storage rows. Python never touches an alert field by field on the hot path.
 """
 
-from collections.abc import Mapping, Sequence
-from typing import Final, Literal, final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Literal, final
 
 __version__: Final[str]
 
@@ -92,6 +92,11 @@ def fingerprint_to_int(fp: str) -> int:
 
 def fingerprint_from_int(value: int) -> str:
     """The hex fingerprint of a stored signed 64-bit integer."""
+
+def alert_page(rows: Iterable[tuple[Any, ...]], next_cursor: str | None = None) -> bytes:
+    """The JSON body of one ``GET /api/v1/alerts`` page from the rows of its query
+    ``(fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, receiver,
+    labels, annotations)``: what ``orjson.dumps(..., option=OPT_SORT_KEYS)`` gives for the page."""
 
 def format_time(us: int | None) -> str | None:
     """Microseconds since the Unix epoch as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (clamped to years

@@ -7,6 +7,7 @@
     python scripts/load/run.py --postgres-temp       # a throw-away PostgreSQL cluster (fsync on)
     python scripts/load/run.py --database-url postgresql://user@host:5432/db
     python scripts/load/run.py --scenarios max,steady --alerts 1,100 -d 20 --workers 2 --repeated
+    python scripts/load/run.py --postgres-temp --history-rows 1000000 --scenarios reads --no-bare
 
 Scenarios (each bounded in time by -d / its own duration option; every subprocess has a timeout):
 
@@ -19,6 +20,10 @@ Scenarios (each bounded in time by -d / its own duration option; every subproces
 - ``spike``  ``--spike-low`` req/s, then ``--spike-rate`` (default: 2× the knee, else 5,000), then
              back to low in 1-s slices: spike errors and seconds until p99 recovers.
 - ``soak``   a fixed rate for ``--soak-duration`` seconds: worker RSS sampled, drift reported.
+- ``reads``  ingest throughput (wrk, ``--read-alerts`` per request) alone and with a history-API
+             read load beside it (read_load.py: ``--read-rate`` requests/s, 0 = back to back),
+             alternating ABBA over ``--read-rounds`` rounds; reports the change in ingest req/s.
+             Use with ``--history-rows`` so that the reads run over a realistic history.
 
 Payloads are Alertmanager v4 bodies (benches/payloads.py). ``--unique`` (default) sends distinct
 label sets per request (wrk's Lua script and ``oha -Z`` cycle through a ring of pre-generated bodies,
@@ -43,6 +48,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +65,7 @@ sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(LOAD_DIR))
 
 import payloads  # noqa: E402
+from read_load import ReadLoad, read_paths  # noqa: E402
 
 UNIQUE_RING_BYTES = 24 * 1024 * 1024  # per payload size, loaded by each wrk thread
 UNIQUE_RING_MAX = 20_000
@@ -231,6 +238,33 @@ class Server:
         self._log.close()
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU time used so far by the processes of the ``postgres`` system user (the cluster of
+    ``--postgres-temp`` under root); None when PostgreSQL does not run under a user of its own."""
+    import pwd
+
+    try:
+        uid = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        return None
+    if uid == os.getuid():
+        return None
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     import socket
 
@@ -333,9 +367,10 @@ class Tools:
         self.oha = ensure_oha(not args.no_install) if args.needs_oha else None
         self.pin = ["taskset", "-c", "1"] if args.pin else []
 
-    def wrk_run(self, server: Server, ps: PayloadSet, seconds: float) -> Result:
+    def wrk_run(self, server: Server, ps: PayloadSet, seconds: float, settle: bool = True) -> Result:
         a = self.args
-        server.settle()
+        if settle:
+            server.settle()
         port = server.port
         script = self.tmp / f"post-{ps.alerts}-{'u' if ps.unique else 'r'}.lua"
         script.write_text(WRK_LUA.replace("__FILE__", str(ps.lines_file)).replace("__THREADS__", str(a.threads)))
@@ -592,6 +627,71 @@ class Runner:
                      note=f"{self.a.soak_rate:g} req/s for {self.a.soak_duration:g} s: RSS {first:.0f} -> {last:.0f} MB "
                           f"({last - first:+.1f} MB, {per_m:+.1f} MB per 1M alerts)"))
 
+    def reads(self) -> None:
+        """First the cost of one read (back to back, no ingest: CPU per read of the server and of
+        PostgreSQL); then ingest alone (A) and ingest with the read load beside it (B), ABBA
+        BAAB … so that a drift of the machine or of the database (it grows during the run) hits
+        both alike; once per read rate of ``--read-rate``."""
+        ps = self.payload(self.a.read_alerts, self.a.unique)
+        paths = read_paths(self.wf.port)
+        self.wf.settle()
+        server0, pg0 = self.wf.cpu_seconds(), postgres_cpu_seconds()
+        st = ReadLoad(self.wf.port, paths, 0).start()
+        time.sleep(self.a.duration)
+        st = st.stop()
+        server_ms = (self.wf.cpu_seconds() - server0) * 1000 / max(1, st.requests)
+        pg1 = postgres_cpu_seconds()
+        pg_ms = f"{(pg1 - pg0) * 1000 / max(1, st.requests):.1f}" if pg0 is not None and pg1 is not None else "n/a"
+        self.add(Row("reads", "reads alone", 0, f"mix/{len(paths)}", st.requests / st.seconds, st.pct(0.5),
+                     st.pct(0.99), None, st.errors, self.wf.worker_rss_mb(),
+                     note=f"back to back, no ingest: CPU per read {server_ms:.1f} ms server + {pg_ms} ms PostgreSQL"))
+        for rate in self.a.read_rates:
+            self._reads_at(ps, paths, rate)
+
+    def _reads_at(self, ps: PayloadSet, paths: list[str], rate: float) -> None:
+        label = f"{rate:g} reads/s" if rate > 0 else "reads back to back"
+        alone: list[Result] = []
+        beside: list[Result] = []
+        reads_all = []
+        order: list[bool] = []
+        for k in range(self.a.read_rounds):
+            order += [False, True] if k % 2 == 0 else [True, False]
+        for with_reads in order:
+            if not with_reads:
+                alone.append(self.tools.wrk_run(self.wf, ps, self.a.duration))
+                r = alone[-1]
+                self.add(Row("reads", "ingest", ps.alerts, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms,
+                             r.errors, self.wf.worker_rss_mb(), note=f"no reads (pair for {label})"))
+                continue
+            self.wf.settle()
+            load = ReadLoad(self.wf.port, paths, rate).start()
+            try:
+                r = self.tools.wrk_run(self.wf, ps, self.a.duration, settle=False)
+            finally:
+                st = load.stop()
+            beside.append(r)
+            reads_all.append(st)
+            self.add(Row("reads", "ingest+reads", ps.alerts, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms,
+                         r.errors, self.wf.worker_rss_mb(), note=f"{label}; {st.summary()}"))
+        a_rps = statistics.median(x.rps for x in alone)
+        b_rps = statistics.median(x.rps for x in beside)
+        # Each round's two runs are adjacent (AB or BA): their ratio cancels the slow drift of a
+        # growing database and a noisy machine better than the ratio of the medians.
+        ratios = sorted(b.rps / a.rps for a, b in zip(alone, beside) if a.rps)
+        ratio = statistics.median(ratios) if ratios else 0.0
+        lat = sorted(v for st in reads_all for v in st.latencies_ms)
+        p50 = statistics.median(lat) if lat else None
+        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None
+        errors = sum(st.errors for st in reads_all)
+        done = sum(st.requests for st in reads_all)
+        secs = sum(st.seconds for st in reads_all)
+        spread = f"{(ratios[0] - 1) * 100:+.1f}%..{(ratios[-1] - 1) * 100:+.1f}%" if ratios else "-"
+        self.add(Row("reads", "summary", ps.alerts, self._mode(ps), b_rps, p50, p99, None, errors, 0.0,
+                     f"{ratio:.3f}x",
+                     f"{label}: ingest {(ratio - 1) * 100:+.1f}% (median of {len(ratios)} paired runs, "
+                     f"range {spread}; medians {b_rps:,.0f} with reads vs {a_rps:,.0f} req/s alone); "
+                     f"p50/p99/errors columns = the {done} reads "
+                     f"({done / secs if secs else 0:.1f}/s)"))
 
 # ------------------------------------------------------------------------------------------------
 
@@ -627,6 +727,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--spike-recovery", type=float, default=10.0, help="max seconds watched after the spike")
     p.add_argument("--soak-rate", type=float, default=1000.0)
     p.add_argument("--soak-duration", type=float, default=60.0)
+    p.add_argument("--read-alerts", type=int, default=10, help="reads: alerts per ingest request")
+    p.add_argument("--read-rate", default="1,10",
+                   help="reads: history requests per second, comma-separated (0: back to back)")
+    p.add_argument("--read-rounds", type=int, default=3, help="reads: pairs of runs (alone, with reads)")
+    p.add_argument("--history-rows", type=int, default=0,
+                   help="prefill the database with this many history rows (scripts/gen_history.py) before serving")
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for webhookfast serve")
     p.add_argument("--no-bare", action="store_true", help="skip the bare Granian reference")
     p.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
@@ -639,11 +745,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.duration, a.step, a.stress_steps = 2.0, 1.5, 5
         a.spike_duration, a.spike_recovery, a.soak_duration = 1.5, 3.0, 6.0
     a.scenario_list = [s.strip() for s in a.scenarios.split(",") if s.strip()]
-    unknown = set(a.scenario_list) - {"max", "steady", "stress", "spike", "soak"}
+    unknown = set(a.scenario_list) - {"max", "steady", "stress", "spike", "soak", "reads"}
     if unknown:
         p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     a.alert_sizes = [int(x) for x in a.alerts.split(",") if x]
     a.steady_sizes = [int(x) for x in a.steady_alerts.split(",") if x]
+    a.read_rates = [float(x) for x in a.read_rate.split(",") if x]
     a.needs_oha = bool(set(a.scenario_list) & {"steady", "stress", "spike", "soak"})
     return a
 
@@ -656,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tools = Tools(a, tmp)
         if a.needs_oha and tools.oha is None:
-            a.scenario_list = [s for s in a.scenario_list if s == "max"]
+            a.scenario_list = [s for s in a.scenario_list if s in ("max", "reads")]
         if a.postgres_temp:
             from pgtemp import TempPostgres
 
@@ -667,13 +774,20 @@ def main(argv: list[str] | None = None) -> int:
 
         seed_base = int(time.time()) % 100_000 * 1_000_000
         sets: dict[tuple[int, bool], PayloadSet] = {}
-        for n in sorted(set(a.alert_sizes) | set(a.steady_sizes) | {a.rate_alerts}):
+        for n in sorted(set(a.alert_sizes) | set(a.steady_sizes) | {a.rate_alerts, a.read_alerts}):
             sets[(n, False)] = make_payloads(tmp, n, False, seed_base + n)
             if a.unique:
                 sets[(n, True)] = make_payloads(tmp, n, True, seed_base + n)
 
         pin = ["taskset", "-c", "0"] if a.pin else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
+        if a.history_rows:
+            t0 = time.monotonic()
+            subprocess.run([sys.executable, "-m", "webhookfast", "migrate", "--database-url", db_url], env=env,
+                           check=True, timeout=300)
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_history.py"), "--url", db_url, "--rows",
+                            str(a.history_rows)], env=env, check=True, timeout=1800)
+            log(f"history of {a.history_rows:,} rows generated in {time.monotonic() - t0:.0f} s")
         wf_port = free_port()
         wf = Server("webhookfast", [*pin, sys.executable, "-m", "webhookfast", "serve", "--host", "127.0.0.1",
                                     "--port", str(wf_port), "--workers", str(a.workers), "--database-url", db_url,
@@ -692,11 +806,11 @@ def main(argv: list[str] | None = None) -> int:
 
         runner = Runner(a, tools, wf, bare, sets)
         started = time.monotonic()
-        for name in ["max", "steady", "stress", "spike", "soak"]:
+        for name in ["max", "steady", "stress", "spike", "soak", "reads"]:
             if name in a.scenario_list:
                 log(f"scenario {name}")
                 {"max": runner.max_throughput, "steady": runner.steady, "stress": runner.stress,
-                 "spike": runner.spike, "soak": runner.soak}[name]()
+                 "spike": runner.spike, "soak": runner.soak, "reads": runner.reads}[name]()
         store = "postgresql" if db_url.startswith("postgres") else "sqlite"
         header = (f"webhookfast load run {time.strftime('%Y-%m-%d %H:%M:%S')}: store={store}, workers={a.workers}, "
                   f"cpus={os.cpu_count()}, wrk -t{a.threads} -c{a.connections}, "

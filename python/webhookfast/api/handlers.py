@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from webhookfast._core import alert_page
 from webhookfast.api import sql as q
 from webhookfast.api.params import (
     DEFAULT_STATS_WINDOW_US,
@@ -106,27 +107,14 @@ class HistoryApi:
         (rows,) = await self.reader.many([q.list_alerts(self.d, p, after)])
         more = len(rows) > p.limit
         rows = rows[: p.limit]
-        alerts = [
-            {
-                "fingerprint": format_fingerprint(fp),
-                "labels": _loads(labels),
-                "annotations": _loads(annotations),
-                "status": status,
-                "starts_at": format_time(starts),
-                "ends_at": format_time(ends),
-                "first_seen": format_time(first),
-                "last_seen": format_time(last),
-                "notifications": notifications,
-                "receiver": receiver,
-            }
-            for fp, starts, status, ends, first, last, notifications, receiver, labels, annotations in rows
-        ]
         next_cursor = None
         if more and rows:
             fp, starts, last = rows[-1][0], rows[-1][1], rows[-1][5]
             key = [starts, fp] if p.sort == "starts_at" else [last, fp, starts]
             next_cursor = encode_cursor(kind, key)
-        return _json({"alerts": alerts, "next_cursor": next_cursor})
+        # Shaped in Rust: up to 1,000 rows of four timestamps and two JSON objects each took as
+        # long in Python as the query itself. Same bytes as _json() of the dicts (tests compare).
+        return Response(200, alert_page(rows, next_cursor))
 
     # -- GET /api/v1/alerts/{fingerprint} ------------------------------------------------------
 

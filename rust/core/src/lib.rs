@@ -2,8 +2,9 @@
 //! against [`Limits`], computes Prometheus fingerprints and encodes storage rows.
 //!
 //! The entry point is [`decode`]; [`RowEncoder`] turns decoded batches into PostgreSQL binary COPY
-//! streams or SQLite rows.
+//! streams or SQLite rows; [`answers`] writes the big JSON answers of the history API.
 
+pub mod answers;
 pub mod decode;
 pub mod error;
 pub mod fingerprint;

@@ -157,6 +157,18 @@ pub fn format_rfc3339_us(us: i64) -> String {
 
 /// Format microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (not clamped).
 pub fn format_us(us: i64) -> String {
+    let mut out = Vec::with_capacity(27);
+    write_us(&mut out, us);
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// [`format_rfc3339_us`] appended to a buffer (no allocation of its own).
+pub fn write_rfc3339_us(out: &mut Vec<u8>, us: i64) {
+    write_us(out, us.clamp(GO_ZERO_US, MAX_US));
+}
+
+fn write_us(out: &mut Vec<u8>, us: i64) {
     let secs = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -172,16 +184,36 @@ pub fn format_us(us: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        y,
-        m,
-        d,
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60,
-        micros
-    )
+    if (0..=9999).contains(&y) {
+        digits(out, y, 4);
+    } else {
+        // Outside RFC 3339's years (unclamped format_us only): still readable.
+        out.extend_from_slice(format!("{y:04}").as_bytes());
+    }
+    out.push(b'-');
+    digits(out, m, 2);
+    out.push(b'-');
+    digits(out, d, 2);
+    out.push(b'T');
+    digits(out, sod / 3600, 2);
+    out.push(b':');
+    digits(out, sod % 3600 / 60, 2);
+    out.push(b':');
+    digits(out, sod % 60, 2);
+    out.push(b'.');
+    digits(out, micros, 6);
+    out.push(b'Z');
+}
+
+/// `v` (0 <= v < 10^width) as exactly `width` decimal digits.
+#[inline]
+fn digits(out: &mut Vec<u8>, mut v: i64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -308,7 +340,10 @@ mod tests {
         assert_eq!(format_rfc3339_us(0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(format_rfc3339_us(-1), "1969-12-31T23:59:59.999999Z");
         assert_eq!(format_rfc3339_us(GO_ZERO_US), "0001-01-01T00:00:00.000000Z");
-        assert_eq!(format_rfc3339_us(GO_ZERO_US - 1), "0001-01-01T00:00:00.000000Z");
+        assert_eq!(
+            format_rfc3339_us(GO_ZERO_US - 1),
+            "0001-01-01T00:00:00.000000Z"
+        );
         assert_eq!(format_rfc3339_us(i64::MIN), "0001-01-01T00:00:00.000000Z");
         assert_eq!(format_rfc3339_us(MAX_US), "9999-12-31T23:59:59.999999Z");
         assert_eq!(format_rfc3339_us(MAX_US + 1), "9999-12-31T23:59:59.999999Z");
