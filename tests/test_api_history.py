@@ -497,30 +497,6 @@ def test_stats(env: Env) -> None:
     ]
 
 
-@pytest.mark.parametrize("busy", [False, True])
-def test_stats_while_ingest_is_busy(env: Env, busy: bool) -> None:
-    """With alerts waiting for their commit the statistics run on one connection, in one
-    transaction, instead of in parallel: the same answer either way."""
-    query = {"since": "2024-05-01T00:00:00Z", "until": "2024-05-01T10:00:00Z"}
-    calls: list[int] = []
-    many = env.api.reader.many
-
-    async def counting(queries: Any) -> Any:
-        calls.append(len(queries))
-        return await many(queries)
-
-    env.api.reader.many = counting  # type: ignore[method-assign]
-    env.api.ingest_busy = lambda: busy
-    try:
-        body = env.ok("/api/v1/stats", query)
-    finally:
-        env.api.ingest_busy = lambda: False
-        del env.api.reader.many  # the instance attribute; the method shows through again
-    parallel = env.api.d.pg and not busy
-    assert calls == ([1, 1, 1, 1] if parallel else [4])
-    assert body == env.ok("/api/v1/stats", query)
-
-
 def test_stats_parameters(env: Env) -> None:
     # Default window: the 24 hours before the clock.
     body = env.ok("/api/v1/stats", {"flap_min_changes": 2, "top": 2})

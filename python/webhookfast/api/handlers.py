@@ -55,8 +55,7 @@ class HistoryApi:
 
     PostgreSQL: queries go through a small pool of the API's own (``pg_pool_size`` connections) so
     that they never take a connection the ingest path waits for. SQLite: a few reader threads with
-    their own connections. ``ingest_busy`` says whether alerts are waiting for their commit (the
-    statistics then use one connection instead of running their parts in parallel).
+    their own connections.
     """
 
     def __init__(
@@ -66,13 +65,11 @@ class HistoryApi:
         reader: Reader | None = None,
         clock: Callable[[], int] = _now_us,
         pg_pool_size: int = 2,
-        ingest_busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.reader = reader if reader is not None else reader_for(store, pg_max_size=pg_pool_size)
         self.d = self.reader.dialect
         self.clock = clock
-        self.ingest_busy = ingest_busy
         self._alert_route_args = ("alert", ALERT_PREFIX + "{fingerprint}")
 
     # -- routing -------------------------------------------------------------------------------
@@ -211,15 +208,12 @@ class HistoryApi:
             q.top_firing(d, p, since, until),
             q.firing_by_severity(d, p, now),
         ]
-        if d.pg and not self.ingest_busy():
+        if d.pg:
             # Four independent aggregates: in parallel on the reader's connections (its pool size
             # bounds how many), each on its own snapshot.
             parts = await asyncio.gather(*(self.reader.many([query]) for query in queries))
             ttr, flaps, top, sev = (rows for (rows,) in parts)
         else:
-            # While this worker has alerts waiting for their commit, the statistics take one
-            # database connection, not two: on a small machine the second would take a core from
-            # the flush that those alerts wait for.
             ttr, flaps, top, sev = await self.reader.many(queries)
         return _json(
             {
