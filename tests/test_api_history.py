@@ -643,3 +643,73 @@ def test_postgres_reader_sessions(pg_url: str) -> None:
         assert rows == [("force_custom_plan", "on", "5s", "webhookfast-api")]
     finally:
         e.close()
+
+
+def test_stats_answers_are_cached_per_query(tmp_path: Any) -> None:
+    """WEBHOOKFAST_STATS_CACHE_S: the same query string within the TTL is answered from memory
+    (even once new alerts have arrived), another query string is not, and after the TTL the
+    statistics are computed again."""
+    from webhookfast.api.handlers import AnswerCache
+
+    e = Env(_sqlite_url(tmp_path))
+    try:
+        now = [100.0]
+        e.api.stats_cache = AnswerCache(5.0, clock=lambda: now[0])
+        calls: list[int] = []
+        many = e.api.reader.many
+
+        async def counting(queries: Any) -> Any:
+            calls.append(len(queries))
+            return await many(queries)
+
+        e.api.reader.many = counting  # type: ignore[method-assign]
+        query = {"since": "2024-05-01T00:00:00Z", "until": "2024-05-01T10:00:00Z"}
+        first = e.ok("/api/v1/stats", query)
+        e.write([(T + 9 * H, "team-sre", [_alert("E", "resolved", T + 30 * MIN, T + 9 * H)])])
+        assert e.ok("/api/v1/stats", query) == first and len(calls) == 1
+        e.ok("/api/v1/stats", {**query, "top": 3})
+        assert len(calls) == 2
+        now[0] += 5.0
+        fresh = e.ok("/api/v1/stats", query)
+        assert len(calls) == 3
+        # E (Watchdog) resolved meanwhile: only the recomputed answer knows.
+        assert "Watchdog" not in [t["alertname"] for t in first["time_to_resolve"]]
+        assert "Watchdog" in [t["alertname"] for t in fresh["time_to_resolve"]]
+    finally:
+        e.close()
+
+
+def test_answer_cache_computes_once_for_concurrent_requests() -> None:
+    from webhookfast.api.handlers import AnswerCache
+
+    async def scenario() -> None:
+        cache = AnswerCache(5.0)
+        runs = 0
+        gate = asyncio.Event()
+
+        async def compute() -> bytes:
+            nonlocal runs
+            runs += 1
+            await gate.wait()
+            return b"answer"
+
+        waiters = [asyncio.ensure_future(cache.get("k", compute)) for _ in range(5)]
+        await asyncio.sleep(0)
+        gate.set()
+        assert await asyncio.gather(*waiters) == [b"answer"] * 5
+        assert runs == 1
+
+        async def fail() -> bytes:
+            nonlocal runs
+            runs += 1
+            await asyncio.sleep(0)
+            raise HTTPError(400, "bad_parameter", "nope")
+
+        results = await asyncio.gather(*(cache.get("x", fail) for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, HTTPError) for r in results) and runs == 2
+        with pytest.raises(HTTPError):  # errors are not kept
+            await cache.get("x", fail)
+        assert runs == 3
+        assert await AnswerCache(0).get("k", compute) == b"answer" and runs == 4  # off: always computed
+
+    asyncio.run(scenario())

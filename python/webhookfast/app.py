@@ -74,7 +74,7 @@ class App:
         self._add("readyz", "/readyz", {"GET": self.readyz}, protected=settings.protect_health)
         self._add("metrics", "/metrics", {"GET": self.metrics}, protected=settings.protect_metrics)
         self._add("openapi", "/openapi.json", {"GET": self.openapi}, protected=settings.protect_health)
-        self.history = HistoryApi(self.store)
+        self.history = HistoryApi(self.store, stats_cache_s=settings.stats_cache_s)
         for name, path, handlers in self.history.routes():
             self._add(name, path, handlers, protected=True)
         self._openapi: bytes | None = None

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
 
+    # GET /api/v1/stats answers are reused for this long per query string (0 = never): a 24 h
+    # window reads every instance of the day, and dashboards ask the same question many times.
+    stats_cache_s: float = Field(5.0, ge=0, le=3600)
+
     # Per-client rate limit (requests per second, 0 = off), answered with 503 + Retry-After.
     rate_limit_rps: float = Field(0.0, ge=0)
     rate_limit_burst: int = Field(100, ge=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -50,12 +50,56 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+class AnswerCache:
+    """Answers reused for ``ttl_s`` seconds per key, and computed once when several requests ask
+    the same question at the same time (a dashboard opened by a whole team). Only successful
+    answers are kept; an error reaches every request that waited for it, and is not kept. Bounded:
+    past ``max_entries`` the oldest entry goes."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 256, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._done: dict[str, tuple[float, bytes]] = {}
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+
+    async def get(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        if self.ttl_s <= 0:
+            return await compute()
+        hit = self._done.get(key)
+        if hit is not None:
+            if self.clock() < hit[0]:
+                return hit[1]
+            del self._done[key]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[key] = fut
+        try:
+            body = await compute()
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            del self._pending[key]
+        fut.set_result(body)
+        if len(self._done) >= self.max_entries:
+            del self._done[next(iter(self._done))]
+        self._done[key] = (self.clock() + self.ttl_s, body)
+        return body
+
+
 class HistoryApi:
     """The history endpoints over one store. ``clock`` (µs since the epoch) is for tests.
 
     PostgreSQL: queries go through a small pool of the API's own (``pg_pool_size`` connections) so
     that they never take a connection the ingest path waits for. SQLite: a few reader threads with
-    their own connections.
+    their own connections. ``stats_cache_s``: how long a statistics answer is reused (0: never).
     """
 
     def __init__(
@@ -65,11 +109,13 @@ class HistoryApi:
         reader: Reader | None = None,
         clock: Callable[[], int] = _now_us,
         pg_pool_size: int = 2,
+        stats_cache_s: float = 0.0,
     ) -> None:
         self.store = store
         self.reader = reader if reader is not None else reader_for(store, pg_max_size=pg_pool_size)
         self.d = self.reader.dialect
         self.clock = clock
+        self.stats_cache = AnswerCache(stats_cache_s)
         self._alert_route_args = ("alert", ALERT_PREFIX + "{fingerprint}")
 
     # -- routing -------------------------------------------------------------------------------
@@ -193,6 +239,9 @@ class HistoryApi:
     # -- GET /api/v1/stats ---------------------------------------------------------------------
 
     async def stats(self, ctx: Context) -> Response:
+        return Response(200, await self.stats_cache.get(ctx.scope.query_string, partial(self._stats, ctx)))
+
+    async def _stats(self, ctx: Context) -> bytes:
         now = self.clock()
         p: StatsParams = parse_params(StatsParams, ctx.scope.query_string, now)
         until = p.until if p.until is not None else now
@@ -215,7 +264,7 @@ class HistoryApi:
             ttr, flaps, top, sev = (rows for (rows,) in parts)
         else:
             ttr, flaps, top, sev = await self.reader.many(queries)
-        return _json(
+        return orjson.dumps(
             {
                 "window": {"since": format_time(since), "until": format_time(until)},
                 "firing_now": {"total": sum(n for _, n in sev), "by_severity": {s: n for s, n in sev}},
@@ -251,5 +300,6 @@ class HistoryApi:
                     }
                     for name, n, p50, p90, mx in ttr
                 ],
-            }
+            },
+            option=_DUMPS_OPTS,
         )
