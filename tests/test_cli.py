@@ -26,8 +26,11 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_options_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBHOOKFAST_PORT", "9999")
     monkeypatch.setenv("WEBHOOKFAST_WORKERS", "3")
-    settings = cli._settings(port=8081, workers=None)
-    assert (settings.port, settings.workers) == (8081, 3)
+    monkeypatch.setenv("WEBHOOKFAST_STATS_CACHE_S", "30")
+    settings = cli._settings(port=8081, workers=None, stats_cache_s=0.0)
+    assert (settings.port, settings.workers, settings.stats_cache_s) == (8081, 3, 0.0)
+    # What the workers rebuild the app from.
+    assert settings.env()["WEBHOOKFAST_STATS_CACHE_S"] == "0.0"
 
 
 def test_bad_settings_are_usage_errors() -> None:

@@ -65,6 +65,7 @@ def main() -> None:
 @_env_option("--flush-concurrency", type=int, help="Flushes in flight at once (0: the store's default, "
               "1 for SQLite, 2 for PostgreSQL).")
 @_env_option("--retention-days", type=int, help="Prune history older than this, hourly (0 = keep all).")
+@_env_option("--stats-cache-s", type=float, help="Reuse a GET /api/v1/stats answer this long per query (0: never).  [default: 5]")
 @_env_option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
 @_env_option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert.")
 @_env_option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), help="Require client certificates signed by this CA.")
