@@ -204,6 +204,8 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "alertStats",
             "summary": "Top firing alerts, flapping alerts, time to resolve, firing now by severity.",
+            "description": "An answer is reused for the same query string for WEBHOOKFAST_STATS_CACHE_S "
+            "seconds (default 5); its window says when it was computed.",
             "tags": ["history"],
             "parameters": [
                 _q("since", "Window start (default: 24 h before until).", _TIME_PARAM),
