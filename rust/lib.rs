@@ -259,8 +259,8 @@ fn fingerprint_from_int(value: i64) -> String {
     core::fingerprint_hex(core::fingerprint_from_int(value))
 }
 
-/// Microseconds since the Unix epoch as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (clamped to years
-/// 0001..9999); ``None`` stays ``None``.
+/// Microseconds since the Unix epoch (a signed 64-bit integer, else OverflowError) as
+/// ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, clamped to years 0001..9999; ``None`` stays ``None``.
 #[pyfunction]
 fn format_time(us: Option<i64>) -> Option<String> {
     us.map(core::rfc3339::format_rfc3339_us)
@@ -300,6 +300,7 @@ fn list_row(item: &Bound<'_, PyAny>) -> PyResult<ListRow> {
 /// The JSON body of one ``GET /api/v1/alerts`` page from the rows of its query
 /// ``(fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, receiver,
 /// labels, annotations)``: what ``orjson.dumps(..., option=OPT_SORT_KEYS)`` gives for the page.
+/// Labels and annotations must be JSON objects of strings (ValueError otherwise).
 #[pyfunction]
 #[pyo3(signature = (rows, next_cursor = None))]
 fn alert_page<'py>(

@@ -712,4 +712,17 @@ def test_answer_cache_computes_once_for_concurrent_requests() -> None:
         assert runs == 3
         assert await AnswerCache(0).get("k", compute) == b"answer" and runs == 4  # off: always computed
 
+        # The first asker goes away (client gone, task cancelled): the others still get the answer.
+        gate.clear()
+        first = asyncio.ensure_future(cache.get("c", compute))
+        await asyncio.sleep(0)
+        others = [asyncio.ensure_future(cache.get("c", compute)) for _ in range(2)]
+        await asyncio.sleep(0)
+        first.cancel()
+        await asyncio.sleep(0)
+        gate.set()
+        assert await asyncio.gather(*others) == [b"answer", b"answer"] and runs == 5
+        assert first.cancelled()
+        assert await cache.get("c", compute) == b"answer" and runs == 5  # kept
+
     asyncio.run(scenario())

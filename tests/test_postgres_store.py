@@ -211,6 +211,7 @@ def test_concurrent_migrations_apply_once(postgres_server: PostgresServer) -> No
         for t in threads:
             t.join(timeout=60)
         assert not errors, errors
+        assert len(results) == 4, "an applier did not finish"
         every = [f"{m.version:04d}_{m.name}" for m in migrations.load("postgres")]
         assert every[0] == "0001_init"
         # Each migration is applied exactly once (the lock is taken per migration, so two

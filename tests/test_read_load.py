@@ -45,6 +45,7 @@ def test_paced_read_load_keeps_its_rate(tmp_path: Path) -> None:
         time.sleep(1.5)
         stats = load.stop()
     assert paths and not any(p.startswith("/api/v1/alerts/") for p in paths)  # an empty store
-    # 20/s for 1.5 s: the first request goes at once, then one every 50 ms.
-    assert 20 <= stats.requests <= 32
+    # 20/s for 1.5 s: the first request goes at once, then one every 50 ms. Never ahead of the
+    # schedule (the upper bound); behind it only if the server is slow (a loose lower bound).
+    assert 10 <= stats.requests <= 32
     assert stats.errors == 0

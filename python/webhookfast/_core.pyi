@@ -96,11 +96,12 @@ def fingerprint_from_int(value: int) -> str:
 def alert_page(rows: Iterable[tuple[Any, ...]], next_cursor: str | None = None) -> bytes:
     """The JSON body of one ``GET /api/v1/alerts`` page from the rows of its query
     ``(fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, receiver,
-    labels, annotations)``: what ``orjson.dumps(..., option=OPT_SORT_KEYS)`` gives for the page."""
+    labels, annotations)``: what ``orjson.dumps(..., option=OPT_SORT_KEYS)`` gives for the page.
+    Labels and annotations must be JSON objects of strings (ValueError otherwise)."""
 
 def format_time(us: int | None) -> str | None:
-    """Microseconds since the Unix epoch as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (clamped to years
-    0001..9999); ``None`` stays ``None``."""
+    """Microseconds since the Unix epoch (a signed 64-bit integer, else OverflowError) as
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, clamped to years 0001..9999; ``None`` stays ``None``."""
 
 @final
 class PgCopy:

@@ -3,7 +3,8 @@ connection, cycling through a mix of every endpoint (lists with filters, a 1,000
 alert's timeline, stats over 24 h and 1 h), either paced at ``rate`` requests per second (open
 loop: a late request is sent at once, never skipped) or back to back (``rate`` 0).
 
-It records each request's latency and status; anything but 200 counts as an error.
+It records each request's latency (paced: from its scheduled send, so that falling behind counts)
+and status; anything but 200 counts as an error.
 """
 
 from __future__ import annotations
@@ -97,13 +98,16 @@ class ReadLoad:
         i = 0
         try:
             while not self._stop.is_set():
+                t = time.monotonic()
                 if self.rate > 0:
-                    wait = t0 + i / self.rate - time.monotonic()
+                    # Latency counts from the scheduled send: time spent behind schedule (the
+                    # previous read was slow) is part of what a paced client waits.
+                    t = t0 + i / self.rate
+                    wait = t - time.monotonic()
                     if wait > 0 and self._stop.wait(wait):
                         break
                 path = self.paths[i % len(self.paths)]
                 i += 1
-                t = time.perf_counter()
                 try:
                     conn.request("GET", path)
                     resp = conn.getresponse()
@@ -114,7 +118,7 @@ class ReadLoad:
                     conn.close()
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
                 if ok:
-                    self.stats.latencies_ms.append((time.perf_counter() - t) * 1000)
+                    self.stats.latencies_ms.append((time.monotonic() - t) * 1000)
                 else:
                     self.stats.errors += 1
         finally:

@@ -239,8 +239,9 @@ class Server:
 
 
 def postgres_cpu_seconds() -> float | None:
-    """CPU time used so far by the processes of the ``postgres`` system user (the cluster of
-    ``--postgres-temp`` under root); None when PostgreSQL does not run under a user of its own."""
+    """CPU time used so far by the live processes of the ``postgres`` system user (the cluster of
+    ``--postgres-temp`` under root; any other cluster of that user counts too, and backends that
+    exited meanwhile do not); None when PostgreSQL does not run under a user of its own."""
     import pwd
 
     try:
@@ -636,9 +637,9 @@ class Runner:
         paths = read_paths(self.wf.port)
         self.wf.settle()
         server0, pg0 = self.wf.cpu_seconds(), postgres_cpu_seconds()
-        st = ReadLoad(self.wf.port, paths, 0).start()
+        load = ReadLoad(self.wf.port, paths, 0).start()
         time.sleep(self.a.duration)
-        st = st.stop()
+        st = load.stop()
         server_ms = (self.wf.cpu_seconds() - server0) * 1000 / max(1, st.requests)
         pg1 = postgres_cpu_seconds()
         pg_ms = f"{(pg1 - pg0) * 1000 / max(1, st.requests):.1f}" if pg0 is not None and pg1 is not None else "n/a"

@@ -52,16 +52,17 @@ def _now_us() -> int:
 
 class AnswerCache:
     """Answers reused for ``ttl_s`` seconds per key, and computed once when several requests ask
-    the same question at the same time (a dashboard opened by a whole team). Only successful
-    answers are kept; an error reaches every request that waited for it, and is not kept. Bounded:
-    past ``max_entries`` the oldest entry goes."""
+    the same question at the same time (a dashboard opened by a whole team). The computation runs
+    in a task of the cache's own, so a request that goes away does not take the answer from the
+    others waiting for it. Only successful answers are kept; an error reaches every request that
+    waited for it, and is not kept. Bounded: past ``max_entries`` the oldest entry goes."""
 
     def __init__(self, ttl_s: float, max_entries: int = 256, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.clock = clock
         self._done: dict[str, tuple[float, bytes]] = {}
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._pending: dict[str, asyncio.Task[bytes]] = {}
 
     async def get(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
         if self.ttl_s <= 0:
@@ -71,23 +72,19 @@ class AnswerCache:
             if self.clock() < hit[0]:
                 return hit[1]
             del self._done[key]
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[key] = fut
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._fill(key, compute))
+            # Retrieved even when every asker has gone: no "exception was never retrieved".
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._pending[key] = task
+        return await asyncio.shield(task)
+
+    async def _fill(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
         try:
             body = await compute()
-        except asyncio.CancelledError:
-            fut.cancel()
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
         finally:
             del self._pending[key]
-        fut.set_result(body)
         if len(self._done) >= self.max_entries:
             del self._done[next(iter(self._done))]
         self._done[key] = (self.clock() + self.ttl_s, body)

@@ -152,13 +152,8 @@ pub const MAX_US: i64 = 253_402_300_799_999_999;
 /// four-digit years RFC 3339 allows (`0001-01-01T00:00:00.000000Z` … `9999-12-31T23:59:59.999999Z`),
 /// so that any stored value (PostgreSQL keeps years up to 294276) formats as a valid timestamp.
 pub fn format_rfc3339_us(us: i64) -> String {
-    format_us(us.clamp(GO_ZERO_US, MAX_US))
-}
-
-/// Format microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (not clamped).
-pub fn format_us(us: i64) -> String {
     let mut out = Vec::with_capacity(27);
-    write_us(&mut out, us);
+    write_rfc3339_us(&mut out, us);
     // Only ASCII digits and separators were written.
     String::from_utf8(out).expect("ASCII")
 }
@@ -168,6 +163,7 @@ pub fn write_rfc3339_us(out: &mut Vec<u8>, us: i64) {
     write_us(out, us.clamp(GO_ZERO_US, MAX_US));
 }
 
+/// `us` must lie in years 0001..9999 (callers clamp).
 fn write_us(out: &mut Vec<u8>, us: i64) {
     let secs = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000);
@@ -184,12 +180,7 @@ fn write_us(out: &mut Vec<u8>, us: i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    if (0..=9999).contains(&y) {
-        digits(out, y, 4);
-    } else {
-        // Outside RFC 3339's years (unclamped format_us only): still readable.
-        out.extend_from_slice(format!("{y:04}").as_bytes());
-    }
+    digits(out, y, 4);
     out.push(b'-');
     digits(out, m, 2);
     out.push(b'-');
@@ -219,6 +210,12 @@ fn digits(out: &mut Vec<u8>, mut v: i64, width: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every instant these tests format lies within years 0001..9999.
+    fn format_us(us: i64) -> String {
+        assert!((GO_ZERO_US..=MAX_US).contains(&us));
+        format_rfc3339_us(us)
+    }
 
     fn p(s: &str) -> Result<i64, TimeError> {
         parse_rfc3339_us(s)
