@@ -268,7 +268,11 @@ fn format_time(us: Option<i64>) -> Option<String> {
 
 /// One row of the alert list query, its strings borrowed from the Python objects (no copies).
 struct ListRow {
-    ints: [i64; 5], // fingerprint, starts_at, first_seen, last_seen, notifications
+    fingerprint: i64,
+    starts_at: i64,
+    first_seen: i64,
+    last_seen: i64,
+    notifications: i64,
     ends_at: Option<i64>,
     status: PyBackedStr,
     receiver: PyBackedStr,
@@ -282,13 +286,11 @@ fn list_row(item: &Bound<'_, PyAny>) -> PyResult<ListRow> {
         return Err(PyTypeError::new_err("an alert row has 10 columns"));
     }
     Ok(ListRow {
-        ints: [
-            t.get_item(0)?.extract()?,
-            t.get_item(1)?.extract()?,
-            t.get_item(4)?.extract()?,
-            t.get_item(5)?.extract()?,
-            t.get_item(6)?.extract()?,
-        ],
+        fingerprint: t.get_item(0)?.extract()?,
+        starts_at: t.get_item(1)?.extract()?,
+        first_seen: t.get_item(4)?.extract()?,
+        last_seen: t.get_item(5)?.extract()?,
+        notifications: t.get_item(6)?.extract()?,
         ends_at: t.get_item(3)?.extract()?,
         status: t.get_item(2)?.extract()?,
         receiver: t.get_item(7)?.extract()?,
@@ -315,13 +317,13 @@ fn alert_page<'py>(
     let refs: Vec<core::answers::AlertRow<'_>> = owned
         .iter()
         .map(|r| core::answers::AlertRow {
-            fingerprint: r.ints[0],
-            starts_at: r.ints[1],
+            fingerprint: r.fingerprint,
+            starts_at: r.starts_at,
             status: &r.status,
             ends_at: r.ends_at,
-            first_seen: r.ints[2],
-            last_seen: r.ints[3],
-            notifications: r.ints[4],
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            notifications: r.notifications,
             receiver: &r.receiver,
             labels: &r.labels,
             annotations: r.annotations.as_deref(),

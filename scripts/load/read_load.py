@@ -58,6 +58,18 @@ class ReadStats:
     def requests(self) -> int:
         return len(self.latencies_ms) + self.errors
 
+    @classmethod
+    def merged(cls, parts: list[ReadStats]) -> ReadStats:
+        return cls([v for st in parts for v in st.latencies_ms], sum(st.errors for st in parts),
+                   sum(st.seconds for st in parts))
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def p50(self) -> float | None:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else None
+
     def pct(self, p: float) -> float | None:
         if not self.latencies_ms:
             return None
@@ -67,8 +79,7 @@ class ReadStats:
     def summary(self) -> str:
         if not self.latencies_ms:
             return f"reads: {self.requests} requests, {self.errors} errors"
-        rate = self.requests / self.seconds if self.seconds else 0.0
-        return (f"reads: {self.requests} ({rate:.1f}/s), p50 {statistics.median(self.latencies_ms):.1f} ms, "
+        return (f"reads: {self.requests} ({self.rate:.1f}/s), p50 {self.p50():.1f} ms, "
                 f"p99 {self.pct(0.99):.1f} ms, errors {self.errors}")
 
 

@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(LOAD_DIR))
 
 import payloads  # noqa: E402
-from read_load import ReadLoad, read_paths  # noqa: E402
+from read_load import ReadLoad, ReadStats, read_paths  # noqa: E402
 
 UNIQUE_RING_BYTES = 24 * 1024 * 1024  # per payload size, loaded by each wrk thread
 UNIQUE_RING_MAX = 20_000
@@ -114,19 +114,22 @@ def ensure_oha(install: bool) -> str | None:
 # processes
 
 
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (field 3 first), [] once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(")") + 2 :].split()
+    except (OSError, ValueError):
+        return []
+
+
 def group_pids(pgid: int) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: process group
-                pids.append(int(entry))
-        except (OSError, ValueError, IndexError):
-            continue
+        fields = proc_stat(int(entry)) if entry.isdigit() else []
+        if len(fields) > 2 and fields[2] == str(pgid):  # field 5: process group
+            pids.append(int(entry))
     return pids
 
 
@@ -191,16 +194,7 @@ class Server:
         """CPU time used so far by every process of the server's group."""
         if self.proc is None:
             return 0.0
-        total = 0
-        for pid in group_pids(self.proc.pid):
-            try:
-                with open(f"/proc/{pid}/stat") as fh:
-                    stat = fh.read()
-                fields = stat[stat.rindex(")") + 2 :].split()
-                total += int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15)
-            except (OSError, ValueError, IndexError):
-                continue
-        return total / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_ticks(pid) for pid in group_pids(self.proc.pid)) / os.sysconf("SC_CLK_TCK")
 
     def settle(self, max_wait_s: float = 60.0, idle_share: float = 0.1) -> float:
         """Wait until the server is idle (it may still be working through requests a load generator
@@ -238,6 +232,12 @@ class Server:
         self._log.close()
 
 
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of one process (fields 14 and 15 of /proc/PID/stat), 0 once it is gone."""
+    fields = proc_stat(pid)
+    return int(fields[11]) + int(fields[12]) if len(fields) > 12 else 0
+
+
 def postgres_cpu_seconds() -> float | None:
     """CPU time used so far by the live processes of the ``postgres`` system user (the cluster of
     ``--postgres-temp`` under root; any other cluster of that user counts too, and backends that
@@ -252,16 +252,10 @@ def postgres_cpu_seconds() -> float | None:
         return None
     total = 0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
         try:
-            if os.stat(f"/proc/{entry}").st_uid != uid:
-                continue
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, ValueError, IndexError):
+            if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid:
+                total += cpu_ticks(int(entry))
+        except OSError:  # gone meanwhile
             continue
     return total / os.sysconf("SC_CLK_TCK")
 
@@ -636,14 +630,15 @@ class Runner:
         ps = self.payload(self.a.read_alerts, self.a.unique)
         paths = read_paths(self.wf.port)
         self.wf.settle()
-        server0, pg0 = self.wf.cpu_seconds(), postgres_cpu_seconds()
+        on_pg = (self.a.database_url or "").startswith("postgres")
+        server0, pg0 = self.wf.cpu_seconds(), postgres_cpu_seconds() if on_pg else None
         load = ReadLoad(self.wf.port, paths, 0).start()
         time.sleep(self.a.duration)
         st = load.stop()
         server_ms = (self.wf.cpu_seconds() - server0) * 1000 / max(1, st.requests)
-        pg1 = postgres_cpu_seconds()
+        pg1 = postgres_cpu_seconds() if on_pg else None
         pg_ms = f"{(pg1 - pg0) * 1000 / max(1, st.requests):.1f}" if pg0 is not None and pg1 is not None else "n/a"
-        self.add(Row("reads", "reads alone", 0, f"mix/{len(paths)}", st.requests / st.seconds, st.pct(0.5),
+        self.add(Row("reads", "reads alone", 0, f"mix/{len(paths)}", st.rate, st.p50(),
                      st.pct(0.99), None, st.errors, self.wf.worker_rss_mb(),
                      note=f"back to back, no ingest: CPU per read {server_ms:.1f} ms server + {pg_ms} ms PostgreSQL"))
         for rate in self.a.read_rates:
@@ -653,7 +648,7 @@ class Runner:
         label = f"{rate:g} reads/s" if rate > 0 else "reads back to back"
         alone: list[Result] = []
         beside: list[Result] = []
-        reads_all = []
+        reads_all: list[ReadStats] = []
         order: list[bool] = []
         for k in range(self.a.read_rounds):
             order += [False, True] if k % 2 == 0 else [True, False]
@@ -680,19 +675,14 @@ class Runner:
         # growing database and a noisy machine better than the ratio of the medians.
         ratios = sorted(b.rps / a.rps for a, b in zip(alone, beside) if a.rps)
         ratio = statistics.median(ratios) if ratios else 0.0
-        lat = sorted(v for st in reads_all for v in st.latencies_ms)
-        p50 = statistics.median(lat) if lat else None
-        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None
-        errors = sum(st.errors for st in reads_all)
-        done = sum(st.requests for st in reads_all)
-        secs = sum(st.seconds for st in reads_all)
+        reads = ReadStats.merged(reads_all)
         spread = f"{(ratios[0] - 1) * 100:+.1f}%..{(ratios[-1] - 1) * 100:+.1f}%" if ratios else "-"
-        self.add(Row("reads", "summary", ps.alerts, self._mode(ps), b_rps, p50, p99, None, errors, 0.0,
+        self.add(Row("reads", "summary", ps.alerts, self._mode(ps), b_rps, reads.p50(), reads.pct(0.99), None, reads.errors, 0.0,
                      f"{ratio:.3f}x",
                      f"{label}: ingest {(ratio - 1) * 100:+.1f}% (median of {len(ratios)} paired runs, "
                      f"range {spread}; medians {b_rps:,.0f} with reads vs {a_rps:,.0f} req/s alone); "
-                     f"p50/p99/errors columns = the {done} reads "
-                     f"({done / secs if secs else 0:.1f}/s)"))
+                     f"p50/p99/errors columns = the {reads.requests} reads "
+                     f"({reads.rate:.1f}/s)"))
 
 # ------------------------------------------------------------------------------------------------
 
