@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from webhookfast._core import alert_page
+from webhookfast._core import alert_page, format_time
+from webhookfast._core import fingerprint_from_int as format_fingerprint
 from webhookfast.api import sql as q
 from webhookfast.api.params import (
     DEFAULT_STATS_WINDOW_US,
@@ -22,8 +23,6 @@ from webhookfast.api.params import (
     bad,
     decode_cursor,
     encode_cursor,
-    format_fingerprint,
-    format_time,
     parse_fingerprint,
     parse_params,
 )

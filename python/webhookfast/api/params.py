@@ -19,9 +19,6 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-# Both shape every row of every answer: µs → RFC 3339, stored signed int64 → 16 hex digits.
-from webhookfast._core import fingerprint_from_int as format_fingerprint  # noqa: F401
-from webhookfast._core import format_time  # noqa: F401
 from webhookfast.errors import HTTPError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
