@@ -334,6 +334,75 @@ fn alert_page<'py>(
     Ok(PyBytes::new(py, &body))
 }
 
+type TopFiringRow = (i64, u64);
+type FlappingRow = (i64, u64, u64);
+type ResolveRow = (String, u64, i64, i64, i64);
+
+fn int8s(buf: Option<&[u8]>, oid: u32) -> PyResult<Vec<i64>> {
+    buf.map_or(Ok(Vec::new()), |b| core::pgarray::int8s(b, oid))
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The aggregates of ``GET /api/v1/stats`` over one window, from PostgreSQL arrays (the bytes of
+/// ``array_send(array_agg(...))``; ``None`` for the NULL of an aggregate over no rows).
+/// ``started``: int8[] fingerprints of the instances started in the window; ``alertnames`` (text[]),
+/// ``fingerprints`` (int8[]), ``starts`` and ``ends`` (timestamptz[]): the instances resolved in it.
+/// Returns ``(top_firing, flapping, time_to_resolve)`` as lists of ``(fingerprint, firings)``,
+/// ``(fingerprint, changes, firing)`` and ``(alertname, resolved, p50_us, p90_us, max_us)``, in
+/// answer order. ValueError for a malformed array or columns of different lengths.
+#[pyfunction]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn window_stats(
+    started: Option<&[u8]>,
+    alertnames: Option<&[u8]>,
+    fingerprints: Option<&[u8]>,
+    starts: Option<&[u8]>,
+    ends: Option<&[u8]>,
+    top: usize,
+    flap_min_changes: u64,
+) -> PyResult<(Vec<TopFiringRow>, Vec<FlappingRow>, Vec<ResolveRow>)> {
+    use core::pgarray::{INT8_OID, TIMESTAMPTZ_OID};
+    let started = int8s(started, INT8_OID)?;
+    let names = alertnames
+        .map_or(Ok(Vec::new()), core::pgarray::texts)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let fps = int8s(fingerprints, INT8_OID)?;
+    let starts = int8s(starts, TIMESTAMPTZ_OID)?;
+    let ends = int8s(ends, TIMESTAMPTZ_OID)?;
+    let resolved = core::stats::Resolved {
+        alertnames: &names,
+        fingerprints: &fps,
+        starts_us: &starts,
+        ends_us: &ends,
+    };
+    if !resolved.is_consistent() {
+        return Err(PyValueError::new_err(
+            "the resolved instances' columns differ in length",
+        ));
+    }
+    let top_firing = core::stats::top_firing(&started, top)
+        .into_iter()
+        .map(|f| (f.fingerprint, f.firings))
+        .collect();
+    let flapping = core::stats::flapping(&started, &fps, flap_min_changes, top)
+        .into_iter()
+        .map(|f| (f.fingerprint, f.changes, f.firing))
+        .collect();
+    let ttr = core::stats::time_to_resolve(resolved, top)
+        .into_iter()
+        .map(|r| {
+            (
+                r.alertname.to_owned(),
+                r.resolved,
+                r.p50_us,
+                r.p90_us,
+                r.max_us,
+            )
+        })
+        .collect();
+    Ok((top_firing, flapping, ttr))
+}
+
 /// One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer).
 #[pyclass(module = "webhookfast._core", frozen)]
 struct PgCopy {
@@ -482,6 +551,7 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fingerprint_from_int, m)?)?;
     m.add_function(wrap_pyfunction!(format_time, m)?)?;
     m.add_function(wrap_pyfunction!(alert_page, m)?)?;
+    m.add_function(wrap_pyfunction!(window_stats, m)?)?;
     add_row_aliases(m)?;
     // `add` keeps an `__all__`; the stub (checked by stubtest) has none.
     if m.hasattr("__all__")? {

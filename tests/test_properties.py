@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import collections
 import json
+import math
+import struct
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.alertmanager import prometheus_fingerprint
-from webhookfast._core import Limits, PayloadError, alert_page, decode, fingerprint, format_time
+from webhookfast._core import Limits, PayloadError, alert_page, decode, fingerprint, format_time, window_stats
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"
 FIXTURES = [p.read_bytes() for p in sorted(PAYLOADS.glob("*.json")) if not p.name.endswith(".headers.json")]
@@ -401,3 +404,77 @@ def test_alert_page_is_what_orjson_gives_for_the_dicts(rows: list[tuple], cursor
         bad = (*stored[0][:9], '{"n": 1.5}')
         with pytest.raises(ValueError, match="annotations are not a JSON object of strings"):
             alert_page([bad])
+
+
+def _pg_array(oid: int, elems: list[bytes]) -> bytes:
+    """What PostgreSQL's array_send writes for a one-dimensional array without NULLs."""
+    if not elems:
+        return struct.pack(">iiI", 0, 0, oid)
+    head = struct.pack(">iiIii", 1, 0, oid, len(elems), 1)
+    return head + b"".join(struct.pack(">i", len(e)) + e for e in elems)
+
+
+def _int8s(oid: int, values: list[int]) -> bytes | None:
+    # An aggregate over no rows is NULL (None), not an empty array; accept both.
+    return _pg_array(oid, [struct.pack(">q", v) for v in values]) if values else None
+
+
+_FP = st.integers(-4, 4) | _I64  # few distinct values, so that counts and ties happen
+_WHEN = st.integers(-(2**40), 2**40)
+
+
+@given(
+    st.lists(_FP, max_size=40),
+    st.lists(st.tuples(st.sampled_from(["HighCPU", "DiskFull", "a", "Z", "é", ""]), _FP, _WHEN, _WHEN), max_size=40),
+    st.integers(1, 6),
+    st.integers(2, 5),
+)
+def test_window_stats_is_the_sql_definition(
+    started: list[int], resolved: list[tuple[str, int, int, int]], top: int, min_changes: int
+) -> None:
+    """GET /api/v1/stats on PostgreSQL aggregates the window's rows in Rust
+    (webhookfast._core.window_stats); this is the SQL of api/sql.py (what SQLite runs) in Python:
+    orders, ties (signed fingerprints, alertname bytes) and nearest-rank percentiles included."""
+    names = [r[0] for r in resolved]
+    args = (
+        _int8s(20, started),
+        _pg_array(25, [n.encode() for n in names]) if resolved else None,
+        _int8s(20, [r[1] for r in resolved]),
+        _int8s(1184, [r[2] for r in resolved]),
+        _int8s(1184, [r[3] for r in resolved]),
+    )
+    top_firing, flapping, ttr = window_stats(*args, top, min_changes)
+
+    firings = collections.Counter(started)
+    assert top_firing == sorted(firings.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    resolutions = collections.Counter(r[1] for r in resolved)
+    changes = [(fp, firings[fp] + resolutions[fp], firings[fp]) for fp in firings.keys() | resolutions.keys()]
+    flaps = sorted((c for c in changes if c[1] >= min_changes), key=lambda c: (-c[1], c[0]))
+    assert flapping == flaps[:top]
+    by_name: dict[str, list[int]] = collections.defaultdict(list)
+    for name, _, starts, ends in resolved:
+        by_name[name].append(ends - starts)
+    want = []
+    for name, durations in by_name.items():
+        durations.sort()
+        n = len(durations)
+        rank = lambda p: math.ceil(p * n / 100)  # noqa: E731 - nearest rank, in exact arithmetic
+        want.append((name, n, durations[rank(50) - 1], durations[rank(90) - 1], durations[-1]))
+    want.sort(key=lambda r: (-r[3], r[0].encode()))
+    assert ttr == want[:top]
+    # The empty array (ndim 0) reads as nothing, like NULL.
+    assert window_stats(_pg_array(20, []), None, None, None, None, top, min_changes) == ([], [], [])
+
+
+def test_window_stats_refuses_malformed_arrays() -> None:
+    one = _pg_array(20, [struct.pack(">q", 1)])
+    when = _pg_array(1184, [struct.pack(">q", 1)])
+    name = _pg_array(25, [b"A"])
+    with pytest.raises(ValueError, match="element type 1184, expected 20"):
+        window_stats(when, None, None, None, None, 10, 2)
+    with pytest.raises(ValueError, match="truncated"):
+        window_stats(one[:-1], None, None, None, None, 10, 2)
+    with pytest.raises(ValueError, match="not UTF-8"):
+        window_stats(None, _pg_array(25, [b"\xff"]), one, when, when, 10, 2)
+    with pytest.raises(ValueError, match="differ in length"):
+        window_stats(None, name, one, when, None, 10, 2)

@@ -103,6 +103,23 @@ def format_time(us: int | None) -> str | None:
     """Microseconds since the Unix epoch (a signed 64-bit integer, else OverflowError) as
     ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, clamped to years 0001..9999; ``None`` stays ``None``."""
 
+def window_stats(
+    started: bytes | None,
+    alertnames: bytes | None,
+    fingerprints: bytes | None,
+    starts: bytes | None,
+    ends: bytes | None,
+    top: int,
+    flap_min_changes: int,
+) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]], list[tuple[str, int, int, int, int]]]:
+    """The aggregates of ``GET /api/v1/stats`` over one window, from PostgreSQL arrays (the bytes of
+    ``array_send(array_agg(...))``; ``None`` for the NULL of an aggregate over no rows).
+    ``started``: int8[] fingerprints of the instances started in the window; ``alertnames`` (text[]),
+    ``fingerprints`` (int8[]), ``starts`` and ``ends`` (timestamptz[]): the instances resolved in it.
+    Returns ``(top_firing, flapping, time_to_resolve)`` as lists of ``(fingerprint, firings)``,
+    ``(fingerprint, changes, firing)`` and ``(alertname, resolved, p50_us, p90_us, max_us)``, in
+    answer order. ValueError for a malformed array or columns of different lengths."""
+
 @final
 class PgCopy:
     """One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer)."""

@@ -212,7 +212,9 @@ PATHS: dict[str, Any] = {
                 _q("until", "Window end, exclusive (default: now).", _TIME_PARAM),
                 _MATCH,
                 _q("top", "Rows per list (default 10).", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}),
-                _q("flap_min_changes", "State changes in the window that make an alert flapping (default 4).",
+                _q("flap_min_changes",
+                   "State changes in the window (instances started plus instances resolved in it, at "
+                   "their startsAt/endsAt) that make an alert flapping (default 4).",
                    {"type": "integer", "minimum": 2, "maximum": 100000, "default": 4}),
             ],
             "responses": {

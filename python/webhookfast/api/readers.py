@@ -9,7 +9,8 @@
 * PostgreSQL: a small psycopg pool of the API's own (``application_name=webhookfast-api``), so a
   slow history query can never hold a connection the ingest path is waiting for. MVCC does the rest.
 
-``many(queries)`` runs its queries in one read transaction (one snapshot) and returns their rows.
+``many(queries)`` runs its queries in one read transaction (one snapshot) and returns their rows;
+``binary=True`` asks PostgreSQL for binary results (``bytea`` arrives as bytes, not hex text).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ Rows = list[tuple[Any, ...]]
 class Reader(Protocol):
     dialect: Dialect
 
-    async def many(self, queries: Sequence[Query]) -> list[Rows]: ...
+    async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]: ...
 
     async def close(self) -> None: ...
 
@@ -125,7 +126,8 @@ class SQLiteReader:
             if conn.in_transaction:
                 conn.execute("COMMIT")
 
-    async def many(self, queries: Sequence[Query]) -> list[Rows]:
+    async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]:
+        # ``binary`` is PostgreSQL's result format; SQLite returns Python values either way.
         if self._closed:
             raise unavailable(1, "history reader is closed")
         try:
@@ -204,7 +206,7 @@ class PostgresReader:
                 self._pool = pool
         return self._pool
 
-    async def many(self, queries: Sequence[Query]) -> list[Rows]:
+    async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]:
         import psycopg
         from psycopg import errors as pg_errors
         from psycopg.rows import tuple_row
@@ -213,7 +215,7 @@ class PostgresReader:
         try:
             pool = await self._get_pool()
             async with pool.connection() as conn:
-                cur = conn.cursor(row_factory=tuple_row)
+                cur = conn.cursor(row_factory=tuple_row, binary=binary)
                 if len(queries) == 1:
                     await cur.execute(*queries[0])
                     return [await cur.fetchall()]

@@ -267,22 +267,32 @@ ORDER BY t.firings DESC, t.fingerprint""",
 
 
 def flapping(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
+    """Label sets with at least ``flap_min_changes`` state changes in the window: instances that
+    started in it (firing) plus instances that resolved in it, counted at the alert's own times
+    (``starts_at``, ``ends_at``), not at the delivery's."""
     P = d.p
-    conds = [f"e.received_at >= {P}", f"e.received_at < {P}"]
-    params: list[Any] = [d.t(since), d.t(until)]
-    _matchers(d, p.match, conds, params)
-    join = "JOIN label_sets ls ON ls.fingerprint = e.fingerprint" if p.match else ""
+    join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
+    params: list[Any] = []
+    branches = []
+    for firing, conds in (
+        (1, [f"a.starts_at >= {P}", f"a.starts_at < {P}"]),
+        (0, ["a.status = 'resolved'", f"a.ends_at >= {P}", f"a.ends_at < {P}"]),
+    ):
+        params += [d.t(since), d.t(until)]
+        _matchers(d, p.match, conds, params)
+        branches.append(f"SELECT a.fingerprint, {firing} AS firing FROM alerts a {join} {_where(conds)}")
     params += [p.flap_min_changes, p.top]
+    union = "\n        UNION ALL\n        ".join(branches)
     return (
         f"""SELECT t.fingerprint, t.changes, t.firing, {d.json('l.labels')}
 FROM (
-    SELECT e.fingerprint, count(*) AS changes,
-           sum(CASE WHEN e.status = 'firing' THEN 1 ELSE 0 END) AS firing
-    FROM alert_events e {join}
-    {_where(conds)}
-    GROUP BY e.fingerprint
+    SELECT c.fingerprint, count(*) AS changes, sum(c.firing) AS firing
+    FROM (
+        {union}
+    ) c
+    GROUP BY c.fingerprint
     HAVING count(*) >= {P}
-    ORDER BY changes DESC, e.fingerprint
+    ORDER BY changes DESC, c.fingerprint
     LIMIT {P}
 ) t JOIN label_sets l ON l.fingerprint = t.fingerprint
 ORDER BY t.changes DESC, t.fingerprint""",
@@ -354,4 +364,45 @@ FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
 GROUP BY ls.severity
 ORDER BY ls.severity{d.c}""",
         params,
+    )
+
+
+# -- GET /api/v1/stats on PostgreSQL: the window's rows as arrays, aggregated by _core.window_stats --
+
+
+def started_array(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
+    """The fingerprints of the instances started in the window, as one int8[] (``array_send``)."""
+    P = d.p
+    conds = [f"a.starts_at >= {P}", f"a.starts_at < {P}"]
+    params: list[Any] = [d.t(since), d.t(until)]
+    _matchers(d, p.match, conds, params)
+    join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
+    return f"SELECT array_send(array_agg(a.fingerprint)) FROM alerts a {join} {_where(conds)}", params
+
+
+def resolved_arrays(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
+    """The instances resolved in the window as four parallel arrays (one aggregate sees the rows in
+    one order): alertname text[], fingerprint int8[], starts_at and ends_at timestamptz[]."""
+    P = d.p
+    conds = ["a.status = 'resolved'", f"a.ends_at >= {P}", f"a.ends_at < {P}"]
+    params: list[Any] = [d.t(since), d.t(until)]
+    _matchers(d, p.match, conds, params)
+    return (
+        f"""SELECT array_send(array_agg(ls.alertname)), array_send(array_agg(a.fingerprint)),
+       array_send(array_agg(a.starts_at)), array_send(array_agg(a.ends_at))
+FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
+{_where(conds)}""",
+        params,
+    )
+
+
+def window_details(d: Dialect, fingerprints: list[int], since: int, until: int) -> Query:
+    """Labels of the given label sets, and the deliveries of their instances started in the window."""
+    P = d.p
+    return (
+        f"""SELECT l.fingerprint, {d.json('l.labels')},
+       (SELECT sum(x.notifications) FROM alerts x
+         WHERE x.fingerprint = l.fingerprint AND x.starts_at >= {P} AND x.starts_at < {P})
+FROM label_sets l WHERE l.fingerprint = ANY({P}::int8[])""",
+        [d.t(since), d.t(until), fingerprints],
     )

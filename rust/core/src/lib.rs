@@ -2,7 +2,8 @@
 //! against [`Limits`], computes Prometheus fingerprints and encodes storage rows.
 //!
 //! The entry point is [`decode`]; [`RowEncoder`] turns decoded batches into PostgreSQL binary COPY
-//! streams or SQLite rows; [`answers`] writes the big JSON answers of the history API.
+//! streams or SQLite rows; [`answers`] writes the big JSON answers of the history API and [`stats`] aggregates
+//! the rows of a statistics window (read as PostgreSQL arrays by [`pgarray`]).
 
 pub mod answers;
 pub mod decode;
@@ -10,8 +11,10 @@ pub mod error;
 pub mod fingerprint;
 pub mod limits;
 pub mod model;
+pub mod pgarray;
 pub mod rfc3339;
 pub mod rows;
+pub mod stats;
 
 pub use decode::decode;
 pub use error::{PayloadError, Reason};
