@@ -151,11 +151,20 @@ async def print_plans(api: HistoryApi, s: dict[str, Any]) -> None:
         ("alerts: match severity+team", q.list_alerts(d, lp(match=f'{{severity="critical",team="{s["team"]}"}}'), None)),
         ("alert: episodes", q.episodes(d, fp, None, 100)),
         ("alert: events", q.episode_events(d, fp, None, 100)),
-        ("stats: top firing", q.top_firing(d, sp, since, until)),
-        ("stats: flapping", q.flapping(d, sp, since, until)),
-        ("stats: time to resolve", q.time_to_resolve(d, sp, since, until)),
         ("stats: firing by severity", q.firing_by_severity(d, sp, now)),
     ]
+    if d.pg:  # the window as arrays, aggregated by _core.window_stats
+        queries += [
+            ("stats: resolved instances (arrays)", q.resolved_arrays(d, sp, since, until)),
+            ("stats: started instances (array)", q.started_array(d, sp, since, until)),
+            ("stats: labels and deliveries of the listed", q.window_details(d, [fp], since, until)),
+        ]
+    else:
+        queries += [
+            ("stats: top firing", q.top_firing(d, sp, since, until)),
+            ("stats: flapping", q.flapping(d, sp, since, until)),
+            ("stats: time to resolve", q.time_to_resolve(d, sp, since, until)),
+        ]
     prefix = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY ON) " if d.pg else "EXPLAIN QUERY PLAN "
     for name, (sql, params) in queries:
         (rows,) = await api.reader.many([(prefix + sql, params)])
