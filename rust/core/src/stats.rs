@@ -176,6 +176,24 @@ pub fn time_to_resolve<'a>(resolved: Resolved<'a>, top: usize) -> Vec<Resolve<'a
 mod tests {
     use super::*;
 
+    fn ttr<'a>(
+        names: &'a [&'a str],
+        fps: &'a [i64],
+        starts: &'a [i64],
+        ends: &'a [i64],
+        top: usize,
+    ) -> Vec<Resolve<'a>> {
+        time_to_resolve(
+            Resolved {
+                alertnames: names,
+                fingerprints: fps,
+                starts_us: starts,
+                ends_us: ends,
+            },
+            top,
+        )
+    }
+
     #[test]
     fn top_firing_counts_and_breaks_ties_by_signed_fingerprint() {
         let started = [5, -3, 5, 9, -3, 5, 2, 9];
@@ -224,15 +242,7 @@ mod tests {
         let fps = [1i64; 10];
         let starts = [0i64; 10];
         let ends: Vec<i64> = (1..=10).rev().collect(); // durations 10..1, unsorted
-        let r = time_to_resolve(
-            Resolved {
-                alertnames: &names,
-                fingerprints: &fps,
-                starts_us: &starts,
-                ends_us: &ends,
-            },
-            10,
-        );
+        let r = ttr(&names, &fps, &starts, &ends, 10);
         assert_eq!(
             r,
             [Resolve {
@@ -251,15 +261,7 @@ mod tests {
         let fps = [1, 2, 3, 2, 4];
         let starts = [100, 0, 0, 0, -50];
         let ends = [130, 30, 30, 10, -20];
-        let r = time_to_resolve(
-            Resolved {
-                alertnames: &names,
-                fingerprints: &fps,
-                starts_us: &starts,
-                ends_us: &ends,
-            },
-            10,
-        );
+        let r = ttr(&names, &fps, &starts, &ends, 10);
         let got: Vec<_> = r
             .iter()
             .map(|x| (x.alertname, x.resolved, x.p50_us, x.p90_us))
@@ -273,15 +275,7 @@ mod tests {
                 ("é", 1, 30, 30)
             ]
         );
-        let two = time_to_resolve(
-            Resolved {
-                alertnames: &names,
-                fingerprints: &fps,
-                starts_us: &starts,
-                ends_us: &ends,
-            },
-            2,
-        );
+        let two = ttr(&names, &fps, &starts, &ends, 2);
         assert_eq!(
             two.iter().map(|x| x.alertname).collect::<Vec<_>>(),
             ["Z", "a"]
