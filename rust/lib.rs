@@ -343,10 +343,49 @@ fn int8s(buf: Option<&[u8]>, oid: u32) -> PyResult<Vec<i64>> {
         .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// The alertname of each fingerprint, remembered across statistics requests (a fingerprint's
+/// alertname never changes). Past ``capacity`` names it starts over.
+#[pyclass(module = "webhookfast._core")]
+struct AlertNames {
+    inner: core::alertnames::AlertNames,
+}
+
+#[pymethods]
+impl AlertNames {
+    #[new]
+    #[pyo3(signature = (capacity = 200_000))]
+    fn new(capacity: usize) -> Self {
+        Self {
+            inner: core::alertnames::AlertNames::new(capacity),
+        }
+    }
+
+    /// The distinct fingerprints of an int8[] (``array_send`` bytes, or ``None``) whose alertname
+    /// is not known yet, ascending.
+    fn missing(&self, fingerprints: Option<&[u8]>) -> PyResult<Vec<i64>> {
+        Ok(self
+            .inner
+            .missing(&int8s(fingerprints, core::pgarray::INT8_OID)?))
+    }
+
+    /// Remembers ``(fingerprint, alertname)`` pairs.
+    fn add(&mut self, rows: Vec<(i64, PyBackedStr)>) {
+        for (fingerprint, alertname) in &rows {
+            self.inner.insert(*fingerprint, alertname);
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+}
+
 /// The aggregates of ``GET /api/v1/stats`` over one window, from PostgreSQL arrays (the bytes of
 /// ``array_send(array_agg(...))``; ``None`` for the NULL of an aggregate over no rows).
-/// ``started``: int8[] fingerprints of the instances started in the window; ``alertnames`` (text[]),
-/// ``fingerprints`` (int8[]), ``starts`` and ``ends`` (timestamptz[]): the instances resolved in it.
+/// ``started``: int8[] fingerprints of the instances started in the window; ``fingerprints``
+/// (int8[]), ``starts`` and ``ends`` (timestamptz[]): the instances resolved in it, grouped for
+/// time to resolve by their alertname in ``names`` (an instance whose fingerprint has none there
+/// is left out of time to resolve, as the SQL's join with ``label_sets`` leaves it out).
 /// Returns ``(top_firing, flapping, time_to_resolve)`` as lists of ``(fingerprint, firings)``,
 /// ``(fingerprint, changes, firing)`` and ``(alertname, resolved, p50_us, p90_us, max_us)``, in
 /// answer order. ValueError for a malformed array or columns of different lengths.
@@ -354,28 +393,19 @@ fn int8s(buf: Option<&[u8]>, oid: u32) -> PyResult<Vec<i64>> {
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn window_stats(
     started: Option<&[u8]>,
-    alertnames: Option<&[u8]>,
     fingerprints: Option<&[u8]>,
     starts: Option<&[u8]>,
     ends: Option<&[u8]>,
+    names: PyRef<'_, AlertNames>,
     top: usize,
     flap_min_changes: u64,
 ) -> PyResult<(Vec<TopFiringRow>, Vec<FlappingRow>, Vec<ResolveRow>)> {
     use core::pgarray::{INT8_OID, TIMESTAMPTZ_OID};
     let started = int8s(started, INT8_OID)?;
-    let names = alertnames
-        .map_or(Ok(Vec::new()), core::pgarray::texts)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let fps = int8s(fingerprints, INT8_OID)?;
     let starts = int8s(starts, TIMESTAMPTZ_OID)?;
     let ends = int8s(ends, TIMESTAMPTZ_OID)?;
-    let resolved = core::stats::Resolved {
-        alertnames: &names,
-        fingerprints: &fps,
-        starts_us: &starts,
-        ends_us: &ends,
-    };
-    if !resolved.is_consistent() {
+    if starts.len() != fps.len() || ends.len() != fps.len() {
         return Err(PyValueError::new_err(
             "the resolved instances' columns differ in length",
         ));
@@ -388,7 +418,11 @@ fn window_stats(
         .into_iter()
         .map(|f| (f.fingerprint, f.changes, f.firing))
         .collect();
-    let ttr = core::stats::time_to_resolve(resolved, top)
+    let named = (0..fps.len()).filter_map(|i| {
+        let name = names.inner.get(fps[i])?;
+        Some((name, ends[i].saturating_sub(starts[i])))
+    });
+    let ttr = core::stats::time_to_resolve(named, top)
         .into_iter()
         .map(|r| {
             (
@@ -545,6 +579,7 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Batch>()?;
     m.add_class::<PgCopy>()?;
     m.add_class::<RowEncoder>()?;
+    m.add_class::<AlertNames>()?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_to_int, m)?)?;

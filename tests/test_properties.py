@@ -21,7 +21,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.alertmanager import prometheus_fingerprint
-from webhookfast._core import Limits, PayloadError, alert_page, decode, fingerprint, format_time, window_stats
+from webhookfast._core import (
+    AlertNames,
+    Limits,
+    PayloadError,
+    alert_page,
+    decode,
+    fingerprint,
+    format_time,
+    window_stats,
+)
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"
 FIXTURES = [p.read_bytes() for p in sorted(PAYLOADS.glob("*.json")) if not p.name.endswith(".headers.json")]
@@ -435,13 +444,19 @@ def test_window_stats_is_the_sql_definition(
     """GET /api/v1/stats on PostgreSQL aggregates the window's rows in Rust
     (webhookfast._core.window_stats); this is the SQL of api/sql.py (what SQLite runs) in Python:
     orders, ties (signed fingerprints, alertname bytes) and nearest-rank percentiles included."""
-    names = [r[0] for r in resolved]
+    names = AlertNames()
+    # Every resolved fingerprint gets one alertname (the first one drawn for it), except one
+    # that has none: the SQL's join with label_sets drops such instances from time to resolve.
+    named = {fp: name for name, fp, _, _ in reversed(resolved)}
+    unnamed = resolved[0][1] if len(named) > 1 else None
+    names.add([(fp, name) for fp, name in named.items() if fp != unnamed])
+    assert names.missing(_int8s(20, [r[1] for r in resolved])) == ([unnamed] if unnamed is not None else [])
     args = (
         _int8s(20, started),
-        _pg_array(25, [n.encode() for n in names]) if resolved else None,
         _int8s(20, [r[1] for r in resolved]),
         _int8s(1184, [r[2] for r in resolved]),
         _int8s(1184, [r[3] for r in resolved]),
+        names,
     )
     top_firing, flapping, ttr = window_stats(*args, top, min_changes)
 
@@ -452,8 +467,9 @@ def test_window_stats_is_the_sql_definition(
     flaps = sorted((c for c in changes if c[1] >= min_changes), key=lambda c: (-c[1], c[0]))
     assert flapping == flaps[:top]
     by_name: dict[str, list[int]] = collections.defaultdict(list)
-    for name, _, starts, ends in resolved:
-        by_name[name].append(ends - starts)
+    for _, fp, starts, ends in resolved:
+        if fp != unnamed:
+            by_name[named[fp]].append(ends - starts)
     want = []
     for name, durations in by_name.items():
         durations.sort()
@@ -463,18 +479,26 @@ def test_window_stats_is_the_sql_definition(
     want.sort(key=lambda r: (-r[3], r[0].encode()))
     assert ttr == want[:top]
     # The empty array (ndim 0) reads as nothing, like NULL.
-    assert window_stats(_pg_array(20, []), None, None, None, None, top, min_changes) == ([], [], [])
+    assert window_stats(_pg_array(20, []), None, None, None, names, top, min_changes) == ([], [], [])
 
 
 def test_window_stats_refuses_malformed_arrays() -> None:
     one = _pg_array(20, [struct.pack(">q", 1)])
     when = _pg_array(1184, [struct.pack(">q", 1)])
-    name = _pg_array(25, [b"A"])
+    names = AlertNames()
     with pytest.raises(ValueError, match="element type 1184, expected 20"):
-        window_stats(when, None, None, None, None, 10, 2)
+        window_stats(when, None, None, None, names, 10, 2)
     with pytest.raises(ValueError, match="truncated"):
-        window_stats(one[:-1], None, None, None, None, 10, 2)
-    with pytest.raises(ValueError, match="not UTF-8"):
-        window_stats(None, _pg_array(25, [b"\xff"]), one, when, when, 10, 2)
+        window_stats(one[:-1], None, None, None, names, 10, 2)
+    with pytest.raises(ValueError, match="truncated"):
+        names.missing(one[:-1])
     with pytest.raises(ValueError, match="differ in length"):
-        window_stats(None, name, one, when, None, 10, 2)
+        window_stats(None, one, when, None, names, 10, 2)
+
+
+def test_alert_names_start_over_past_their_capacity() -> None:
+    names = AlertNames(capacity=2)
+    names.add([(1, "a"), (2, "b")])
+    assert len(names) == 2 and names.missing(_int8s(20, [1, 2, 3])) == [3]
+    names.add([(3, "c")])  # full: starts over with the new name
+    assert len(names) == 1 and names.missing(_int8s(20, [1, 2, 3])) == [1, 2]

@@ -103,19 +103,34 @@ def format_time(us: int | None) -> str | None:
     """Microseconds since the Unix epoch (a signed 64-bit integer, else OverflowError) as
     ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, clamped to years 0001..9999; ``None`` stays ``None``."""
 
+@final
+class AlertNames:
+    """The alertname of each fingerprint, remembered across statistics requests (a fingerprint's
+    alertname never changes). Past ``capacity`` names it starts over."""
+
+    def __new__(cls, capacity: int = 200_000) -> AlertNames: ...
+    def missing(self, fingerprints: bytes | None) -> list[int]:
+        """The distinct fingerprints of an int8[] (``array_send`` bytes, or ``None``) whose alertname
+        is not known yet, ascending."""
+    def add(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Remembers ``(fingerprint, alertname)`` pairs."""
+    def __len__(self) -> int: ...
+
 def window_stats(
     started: bytes | None,
-    alertnames: bytes | None,
     fingerprints: bytes | None,
     starts: bytes | None,
     ends: bytes | None,
+    names: AlertNames,
     top: int,
     flap_min_changes: int,
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]], list[tuple[str, int, int, int, int]]]:
     """The aggregates of ``GET /api/v1/stats`` over one window, from PostgreSQL arrays (the bytes of
     ``array_send(array_agg(...))``; ``None`` for the NULL of an aggregate over no rows).
-    ``started``: int8[] fingerprints of the instances started in the window; ``alertnames`` (text[]),
-    ``fingerprints`` (int8[]), ``starts`` and ``ends`` (timestamptz[]): the instances resolved in it.
+    ``started``: int8[] fingerprints of the instances started in the window; ``fingerprints``
+    (int8[]), ``starts`` and ``ends`` (timestamptz[]): the instances resolved in it, grouped for
+    time to resolve by their alertname in ``names`` (an instance whose fingerprint has none there
+    is left out of time to resolve, as the SQL's join with ``label_sets`` leaves it out).
     Returns ``(top_firing, flapping, time_to_resolve)`` as lists of ``(fingerprint, firings)``,
     ``(fingerprint, changes, firing)`` and ``(alertname, resolved, p50_us, p90_us, max_us)``, in
     answer order. ValueError for a malformed array or columns of different lengths."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from webhookfast._core import alert_page, format_time, window_stats
+from webhookfast._core import AlertNames, alert_page, format_time, window_stats
 from webhookfast._core import fingerprint_from_int as format_fingerprint
 from webhookfast.api import sql as q
 from webhookfast.api.params import (
@@ -112,6 +112,7 @@ class HistoryApi:
         self.d = self.reader.dialect
         self.clock = clock
         self.stats_cache = AnswerCache(stats_cache_s)
+        self.alertnames = AlertNames()  # fingerprint → alertname, for the statistics on PostgreSQL
         self._alert_route_args = ("alert", ALERT_PREFIX + "{fingerprint}")
 
     # -- routing -------------------------------------------------------------------------------
@@ -302,18 +303,26 @@ class HistoryApi:
         )
 
     async def _window_arrays(self, p: StatsParams, since: int, until: int, now: int) -> list[Rows]:
-        """The same rows on PostgreSQL, at a third of the database work: the window's instances
-        arrive as arrays and ``_core.window_stats`` aggregates them (docs/api.md, "Statistics").
-        Independent reads run in parallel on the reader's connections, each on its own snapshot."""
+        """The same rows on PostgreSQL at half the work: the window's instances arrive as arrays,
+        ``_core.window_stats`` aggregates them, alertnames come from ``self.alertnames`` (docs/api.md,
+        "GET /api/v1/stats"). Independent reads run in parallel on the reader's connections, each on
+        its own snapshot."""
         d = self.d
-        # Longest first: with two connections the resolved instances (the join with label_sets)
-        # run beside the other two reads instead of after one of them.
+        # Longest first: with two connections the resolved instances run beside the other two
+        # reads instead of after one of them.
         (resolved,), (started,), sev = await asyncio.gather(
             self.reader.many([q.resolved_arrays(d, p, since, until)], binary=True),
             self.reader.many([q.started_array(d, p, since, until)], binary=True),
             self.reader.many([q.firing_by_severity(d, p, now)]),
         )
-        top, flaps, ttr = window_stats(started[0][0], *resolved[0], p.top, p.flap_min_changes)
+        fingerprints, starts, ends = resolved[0]
+        missing = self.alertnames.missing(fingerprints)
+        if missing:  # label sets not seen before (all of them on the first request)
+            (rows,) = await self.reader.many([q.alertnames(d, missing)])
+            self.alertnames.add(rows)
+        top, flaps, ttr = window_stats(
+            started[0][0], fingerprints, starts, ends, self.alertnames, p.top, p.flap_min_changes
+        )
         wanted = sorted({fp for fp, _ in top} | {fp for fp, _, _ in flaps})
         details: dict[int, tuple[str, int | None]] = {}
         if wanted:

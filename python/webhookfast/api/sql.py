@@ -381,19 +381,25 @@ def started_array(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
 
 
 def resolved_arrays(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
-    """The instances resolved in the window as four parallel arrays (one aggregate sees the rows in
-    one order): alertname text[], fingerprint int8[], starts_at and ends_at timestamptz[]."""
+    """The instances resolved in the window as three parallel arrays (one aggregate sees the rows in
+    one order): fingerprint int8[], starts_at and ends_at timestamptz[]. Without matchers this is
+    an index-only scan: alertnames come from ``_core.AlertNames``, not from a join per instance."""
     P = d.p
     conds = ["a.status = 'resolved'", f"a.ends_at >= {P}", f"a.ends_at < {P}"]
     params: list[Any] = [d.t(since), d.t(until)]
     _matchers(d, p.match, conds, params)
+    join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
     return (
-        f"""SELECT array_send(array_agg(ls.alertname)), array_send(array_agg(a.fingerprint)),
-       array_send(array_agg(a.starts_at)), array_send(array_agg(a.ends_at))
-FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
+        f"""SELECT array_send(array_agg(a.fingerprint)), array_send(array_agg(a.starts_at)),
+       array_send(array_agg(a.ends_at))
+FROM alerts a {join}
 {_where(conds)}""",
         params,
     )
+
+
+def alertnames(d: Dialect, fingerprints: list[int]) -> Query:
+    return f"SELECT fingerprint, alertname FROM label_sets WHERE fingerprint = ANY({d.p}::int8[])", [fingerprints]
 
 
 def window_details(d: Dialect, fingerprints: list[int], since: int, until: int) -> Query:

@@ -44,31 +44,6 @@ pub struct Resolve<'a> {
     pub max_us: i64,
 }
 
-/// The instances resolved in the window, one entry per instance in each column.
-#[derive(Debug, Clone, Copy)]
-pub struct Resolved<'a> {
-    pub alertnames: &'a [&'a str],
-    pub fingerprints: &'a [i64],
-    pub starts_us: &'a [i64],
-    pub ends_us: &'a [i64],
-}
-
-impl Resolved<'_> {
-    pub fn len(&self) -> usize {
-        self.fingerprints.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.fingerprints.is_empty()
-    }
-
-    /// Whether every column has one entry per instance.
-    pub fn is_consistent(&self) -> bool {
-        let n = self.fingerprints.len();
-        self.alertnames.len() == n && self.starts_us.len() == n && self.ends_us.len() == n
-    }
-}
-
 fn counts(fingerprints: &[i64]) -> HashMap<i64, u64> {
     let mut by_fp: HashMap<i64, u64> = HashMap::default();
     by_fp.reserve(fingerprints.len() / 2);
@@ -141,15 +116,15 @@ fn rank(pct: usize, n: usize) -> usize {
 }
 
 /// Per alertname: instances resolved in the window and the p50, p90 and maximum of their
-/// durations (`ends - starts`, µs); largest p90 first, at most `top` alertnames.
-pub fn time_to_resolve<'a>(resolved: Resolved<'a>, top: usize) -> Vec<Resolve<'a>> {
+/// durations (µs), from `(alertname, ends - starts)` per instance; largest p90 first, at most
+/// `top` alertnames.
+pub fn time_to_resolve<'a>(
+    resolved: impl IntoIterator<Item = (&'a str, i64)>,
+    top: usize,
+) -> Vec<Resolve<'a>> {
     let mut by_name: HashMap<&str, Vec<i64>> = HashMap::default();
-    for i in 0..resolved.len() {
-        let duration = resolved.ends_us[i].saturating_sub(resolved.starts_us[i]);
-        by_name
-            .entry(resolved.alertnames[i])
-            .or_default()
-            .push(duration);
+    for (alertname, duration) in resolved {
+        by_name.entry(alertname).or_default().push(duration);
     }
     let items = by_name
         .into_iter()
@@ -178,20 +153,12 @@ mod tests {
 
     fn ttr<'a>(
         names: &'a [&'a str],
-        fps: &'a [i64],
         starts: &'a [i64],
         ends: &'a [i64],
         top: usize,
     ) -> Vec<Resolve<'a>> {
-        time_to_resolve(
-            Resolved {
-                alertnames: names,
-                fingerprints: fps,
-                starts_us: starts,
-                ends_us: ends,
-            },
-            top,
-        )
+        let durations = starts.iter().zip(ends).map(|(s, e)| e - s);
+        time_to_resolve(names.iter().copied().zip(durations), top)
     }
 
     #[test]
@@ -239,10 +206,9 @@ mod tests {
             }
         }
         let names = ["A"; 10];
-        let fps = [1i64; 10];
         let starts = [0i64; 10];
         let ends: Vec<i64> = (1..=10).rev().collect(); // durations 10..1, unsorted
-        let r = ttr(&names, &fps, &starts, &ends, 10);
+        let r = ttr(&names, &starts, &ends, 10);
         assert_eq!(
             r,
             [Resolve {
@@ -258,10 +224,9 @@ mod tests {
     #[test]
     fn time_to_resolve_orders_by_p90_then_alertname_bytes() {
         let names = ["b", "a", "Z", "a", "é"];
-        let fps = [1, 2, 3, 2, 4];
         let starts = [100, 0, 0, 0, -50];
         let ends = [130, 30, 30, 10, -20];
-        let r = ttr(&names, &fps, &starts, &ends, 10);
+        let r = ttr(&names, &starts, &ends, 10);
         let got: Vec<_> = r
             .iter()
             .map(|x| (x.alertname, x.resolved, x.p50_us, x.p90_us))
@@ -275,7 +240,7 @@ mod tests {
                 ("é", 1, 30, 30)
             ]
         );
-        let two = ttr(&names, &fps, &starts, &ends, 2);
+        let two = ttr(&names, &starts, &ends, 2);
         assert_eq!(
             two.iter().map(|x| x.alertname).collect::<Vec<_>>(),
             ["Z", "a"]
