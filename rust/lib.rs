@@ -1,6 +1,8 @@
 //! `webhookfast._core`: the thin PyO3 binding over the pure-Rust `webhookfast-core` crate.
 //! Only conversion and binding code lives here; see `python/webhookfast/_core.pyi` for the API.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -344,10 +346,18 @@ fn int8s(buf: Option<&[u8]>, oid: u32) -> PyResult<Vec<i64>> {
 }
 
 /// The alertname of each fingerprint, remembered across statistics requests (a fingerprint's
-/// alertname never changes). Past ``capacity`` names it starts over.
-#[pyclass(module = "webhookfast._core")]
+/// alertname never changes). Past ``capacity`` names no new one is kept; none is ever removed.
+#[pyclass(module = "webhookfast._core", frozen)]
 struct AlertNames {
-    inner: core::alertnames::AlertNames,
+    // A lock, not PyO3's borrow flag: window_stats reads the map with the GIL released.
+    inner: Mutex<core::alertnames::AlertNames>,
+}
+
+impl AlertNames {
+    fn lock(&self) -> MutexGuard<'_, core::alertnames::AlertNames> {
+        // Nothing panics while holding it (the extension aborts on panic), so no poisoning.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[pymethods]
@@ -356,27 +366,27 @@ impl AlertNames {
     #[pyo3(signature = (capacity = 200_000))]
     fn new(capacity: usize) -> Self {
         Self {
-            inner: core::alertnames::AlertNames::new(capacity),
+            inner: Mutex::new(core::alertnames::AlertNames::new(capacity)),
         }
     }
 
     /// The distinct fingerprints of an int8[] (``array_send`` bytes, or ``None``) whose alertname
-    /// is not known yet, ascending.
+    /// is not known, ascending.
     fn missing(&self, fingerprints: Option<&[u8]>) -> PyResult<Vec<i64>> {
-        Ok(self
-            .inner
-            .missing(&int8s(fingerprints, core::pgarray::INT8_OID)?))
+        let fps = int8s(fingerprints, core::pgarray::INT8_OID)?;
+        Ok(self.lock().missing(&fps))
     }
 
-    /// Remembers ``(fingerprint, alertname)`` pairs.
-    fn add(&mut self, rows: Vec<(i64, PyBackedStr)>) {
+    /// Remembers ``(fingerprint, alertname)`` pairs (while fewer than ``capacity`` are kept).
+    fn add(&self, rows: Vec<(i64, PyBackedStr)>) {
+        let mut names = self.lock();
         for (fingerprint, alertname) in &rows {
-            self.inner.insert(*fingerprint, alertname);
+            names.insert(*fingerprint, alertname);
         }
     }
 
     fn __len__(&self) -> usize {
-        self.inner.len()
+        self.lock().len()
     }
 }
 
@@ -384,57 +394,67 @@ impl AlertNames {
 /// ``array_send(array_agg(...))``; ``None`` for the NULL of an aggregate over no rows).
 /// ``started``: int8[] fingerprints of the instances started in the window; ``fingerprints``
 /// (int8[]), ``starts`` and ``ends`` (timestamptz[]): the instances resolved in it, grouped for
-/// time to resolve by their alertname in ``names`` (an instance whose fingerprint has none there
-/// is left out of time to resolve, as the SQL's join with ``label_sets`` leaves it out).
+/// time to resolve by alertname, from ``names`` or else ``fetched`` (the ``(fingerprint,
+/// alertname)`` rows this request looked up); an instance whose fingerprint has a name in neither
+/// is left out of time to resolve, as the SQL's join with ``label_sets`` leaves it out.
 /// Returns ``(top_firing, flapping, time_to_resolve)`` as lists of ``(fingerprint, firings)``,
 /// ``(fingerprint, changes, firing)`` and ``(alertname, resolved, p50_us, p90_us, max_us)``, in
-/// answer order. ValueError for a malformed array or columns of different lengths.
+/// answer order. Runs without the GIL. ValueError for a malformed array or columns of different
+/// lengths.
 #[pyfunction]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn window_stats(
+    py: Python<'_>,
     started: Option<&[u8]>,
     fingerprints: Option<&[u8]>,
     starts: Option<&[u8]>,
     ends: Option<&[u8]>,
-    names: PyRef<'_, AlertNames>,
+    names: &Bound<'_, AlertNames>,
+    fetched: Vec<(i64, PyBackedStr)>,
     top: usize,
     flap_min_changes: u64,
 ) -> PyResult<(Vec<TopFiringRow>, Vec<FlappingRow>, Vec<ResolveRow>)> {
     use core::pgarray::{INT8_OID, TIMESTAMPTZ_OID};
-    let started = int8s(started, INT8_OID)?;
-    let fps = int8s(fingerprints, INT8_OID)?;
-    let starts = int8s(starts, TIMESTAMPTZ_OID)?;
-    let ends = int8s(ends, TIMESTAMPTZ_OID)?;
-    if starts.len() != fps.len() || ends.len() != fps.len() {
-        return Err(PyValueError::new_err(
-            "the resolved instances' columns differ in length",
-        ));
-    }
-    let top_firing = core::stats::top_firing(&started, top)
-        .into_iter()
-        .map(|f| (f.fingerprint, f.firings))
-        .collect();
-    let flapping = core::stats::flapping(&started, &fps, flap_min_changes, top)
-        .into_iter()
-        .map(|f| (f.fingerprint, f.changes, f.firing))
-        .collect();
-    let named = (0..fps.len()).filter_map(|i| {
-        let name = names.inner.get(fps[i])?;
-        Some((name, ends[i].saturating_sub(starts[i])))
-    });
-    let ttr = core::stats::time_to_resolve(named, top)
-        .into_iter()
-        .map(|r| {
-            (
-                r.alertname.to_owned(),
-                r.resolved,
-                r.p50_us,
-                r.p90_us,
-                r.max_us,
-            )
-        })
-        .collect();
-    Ok((top_firing, flapping, ttr))
+    let names = names.get();
+    let fetched: Vec<(i64, &str)> = fetched.iter().map(|(fp, name)| (*fp, &**name)).collect();
+    py.detach(|| {
+        let started = int8s(started, INT8_OID)?;
+        let fps = int8s(fingerprints, INT8_OID)?;
+        let starts = int8s(starts, TIMESTAMPTZ_OID)?;
+        let ends = int8s(ends, TIMESTAMPTZ_OID)?;
+        if starts.len() != fps.len() || ends.len() != fps.len() {
+            return Err(PyValueError::new_err(
+                "the resolved instances' columns differ in length",
+            ));
+        }
+        let top_firing = core::stats::top_firing(&started, top)
+            .into_iter()
+            .map(|f| (f.fingerprint, f.firings))
+            .collect();
+        let flapping = core::stats::flapping(&started, &fps, flap_min_changes, top)
+            .into_iter()
+            .map(|f| (f.fingerprint, f.changes, f.firing))
+            .collect();
+        let known = names.lock();
+        let extra: HashMap<i64, &str> = fetched.into_iter().collect();
+        let named = (0..fps.len()).filter_map(|i| {
+            let name = known.get(fps[i]).or_else(|| extra.get(&fps[i]).copied())?;
+            Some((name, ends[i].saturating_sub(starts[i])))
+        });
+        let ttr = core::stats::time_to_resolve(named, top)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.alertname.to_owned(),
+                    r.resolved,
+                    r.p50_us,
+                    r.p90_us,
+                    r.max_us,
+                )
+            })
+            .collect();
+        Ok((top_firing, flapping, ttr))
+    })
 }
 
 /// One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer).

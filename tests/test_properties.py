@@ -444,19 +444,25 @@ def test_window_stats_is_the_sql_definition(
     """GET /api/v1/stats on PostgreSQL aggregates the window's rows in Rust
     (webhookfast._core.window_stats); this is the SQL of api/sql.py (what SQLite runs) in Python:
     orders, ties (signed fingerprints, alertname bytes) and nearest-rank percentiles included."""
-    names = AlertNames()
-    # Every resolved fingerprint gets one alertname (the first one drawn for it), except one
-    # that has none: the SQL's join with label_sets drops such instances from time to resolve.
+    # Every resolved fingerprint gets one alertname (the first one drawn for it), known to the map
+    # or fetched by this request, except one that has none: the SQL's join with label_sets drops
+    # such instances from time to resolve.
     named = {fp: name for name, fp, _, _ in reversed(resolved)}
     unnamed = resolved[0][1] if len(named) > 1 else None
-    names.add([(fp, name) for fp, name in named.items() if fp != unnamed])
-    assert names.missing(_int8s(20, [r[1] for r in resolved])) == ([unnamed] if unnamed is not None else [])
+    pairs = [(fp, name) for fp, name in named.items() if fp != unnamed]
+    names = AlertNames()
+    names.add(pairs[::2])
+    fetched = pairs[1::2]
+    assert names.missing(_int8s(20, [r[1] for r in resolved])) == sorted(
+        {fp for fp, _ in fetched} | ({unnamed} if unnamed is not None else set())
+    )
     args = (
         _int8s(20, started),
         _int8s(20, [r[1] for r in resolved]),
         _int8s(1184, [r[2] for r in resolved]),
         _int8s(1184, [r[3] for r in resolved]),
         names,
+        fetched,
     )
     top_firing, flapping, ttr = window_stats(*args, top, min_changes)
 
@@ -479,7 +485,7 @@ def test_window_stats_is_the_sql_definition(
     want.sort(key=lambda r: (-r[3], r[0].encode()))
     assert ttr == want[:top]
     # The empty array (ndim 0) reads as nothing, like NULL.
-    assert window_stats(_pg_array(20, []), None, None, None, names, top, min_changes) == ([], [], [])
+    assert window_stats(_pg_array(20, []), None, None, None, names, [], top, min_changes) == ([], [], [])
 
 
 def test_window_stats_refuses_malformed_arrays() -> None:
@@ -487,18 +493,17 @@ def test_window_stats_refuses_malformed_arrays() -> None:
     when = _pg_array(1184, [struct.pack(">q", 1)])
     names = AlertNames()
     with pytest.raises(ValueError, match="element type 1184, expected 20"):
-        window_stats(when, None, None, None, names, 10, 2)
+        window_stats(when, None, None, None, names, [], 10, 2)
     with pytest.raises(ValueError, match="truncated"):
-        window_stats(one[:-1], None, None, None, names, 10, 2)
+        window_stats(one[:-1], None, None, None, names, [], 10, 2)
     with pytest.raises(ValueError, match="truncated"):
         names.missing(one[:-1])
     with pytest.raises(ValueError, match="differ in length"):
-        window_stats(None, one, when, None, names, 10, 2)
+        window_stats(None, one, when, None, names, [], 10, 2)
 
 
-def test_alert_names_start_over_past_their_capacity() -> None:
+def test_alert_names_keep_no_more_than_their_capacity() -> None:
     names = AlertNames(capacity=2)
-    names.add([(1, "a"), (2, "b")])
+    names.add([(1, "a"), (2, "b"), (3, "c")])
+    # Full: the third name is not kept, and none of the first two is ever dropped.
     assert len(names) == 2 and names.missing(_int8s(20, [1, 2, 3])) == [3]
-    names.add([(3, "c")])  # full: starts over with the new name
-    assert len(names) == 1 and names.missing(_int8s(20, [1, 2, 3])) == [1, 2]

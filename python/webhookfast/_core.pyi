@@ -106,14 +106,14 @@ def format_time(us: int | None) -> str | None:
 @final
 class AlertNames:
     """The alertname of each fingerprint, remembered across statistics requests (a fingerprint's
-    alertname never changes). Past ``capacity`` names it starts over."""
+    alertname never changes). Past ``capacity`` names no new one is kept; none is ever removed."""
 
     def __new__(cls, capacity: int = 200_000) -> AlertNames: ...
     def missing(self, fingerprints: bytes | None) -> list[int]:
         """The distinct fingerprints of an int8[] (``array_send`` bytes, or ``None``) whose alertname
-        is not known yet, ascending."""
+        is not known, ascending."""
     def add(self, rows: Sequence[tuple[int, str]]) -> None:
-        """Remembers ``(fingerprint, alertname)`` pairs."""
+        """Remembers ``(fingerprint, alertname)`` pairs (while fewer than ``capacity`` are kept)."""
     def __len__(self) -> int: ...
 
 def window_stats(
@@ -122,6 +122,7 @@ def window_stats(
     starts: bytes | None,
     ends: bytes | None,
     names: AlertNames,
+    fetched: Sequence[tuple[int, str]],
     top: int,
     flap_min_changes: int,
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]], list[tuple[str, int, int, int, int]]]:
@@ -129,11 +130,13 @@ def window_stats(
     ``array_send(array_agg(...))``; ``None`` for the NULL of an aggregate over no rows).
     ``started``: int8[] fingerprints of the instances started in the window; ``fingerprints``
     (int8[]), ``starts`` and ``ends`` (timestamptz[]): the instances resolved in it, grouped for
-    time to resolve by their alertname in ``names`` (an instance whose fingerprint has none there
-    is left out of time to resolve, as the SQL's join with ``label_sets`` leaves it out).
+    time to resolve by alertname, from ``names`` or else ``fetched`` (the ``(fingerprint,
+    alertname)`` rows this request looked up); an instance whose fingerprint has a name in neither
+    is left out of time to resolve, as the SQL's join with ``label_sets`` leaves it out.
     Returns ``(top_firing, flapping, time_to_resolve)`` as lists of ``(fingerprint, firings)``,
     ``(fingerprint, changes, firing)`` and ``(alertname, resolved, p50_us, p90_us, max_us)``, in
-    answer order. ValueError for a malformed array or columns of different lengths."""
+    answer order. Runs without the GIL. ValueError for a malformed array or columns of different
+    lengths."""
 
 @final
 class PgCopy:

@@ -399,6 +399,7 @@ FROM alerts a {join}
 
 
 def alertnames(d: Dialect, fingerprints: list[int]) -> Query:
+    """The alertnames of label sets the API has not seen yet (for ``_core.AlertNames``)."""
     return f"SELECT fingerprint, alertname FROM label_sets WHERE fingerprint = ANY({d.p}::int8[])", [fingerprints]
 
 

@@ -6,10 +6,12 @@
 //! hash of its labels, so its alertname never changes: it can be looked up once and kept. Only
 //! the fingerprints not seen before are fetched, usually none.
 //!
-//! Bounded: past `capacity` names the map starts over (the next request fetches what it needs
-//! again), so a store with millions of label sets costs at most `capacity` entries of memory.
+//! Bounded: past `capacity` names no new name is kept (a request then fetches the names it lacks
+//! each time), so a store with millions of label sets costs at most `capacity` entries of memory.
+//! Nothing is ever removed: a request that found a name known may rely on it after an `await`,
+//! while other requests add theirs.
 
-use rustc_hash::FxHashMap as HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 #[derive(Debug)]
 pub struct AlertNames {
@@ -20,8 +22,8 @@ pub struct AlertNames {
 impl AlertNames {
     pub fn new(capacity: usize) -> Self {
         Self {
-            names: HashMap::default(),
-            capacity: capacity.max(1),
+            names: HashMap::new(),
+            capacity,
         }
     }
 
@@ -41,11 +43,11 @@ impl AlertNames {
         out
     }
 
+    /// Keeps a name unless `capacity` names are kept already.
     pub fn insert(&mut self, fingerprint: i64, alertname: &str) {
-        if self.names.len() >= self.capacity && !self.names.contains_key(&fingerprint) {
-            self.names.clear();
+        if self.names.len() < self.capacity {
+            self.names.insert(fingerprint, alertname.into());
         }
-        self.names.insert(fingerprint, alertname.into());
     }
 
     pub fn len(&self) -> usize {
@@ -75,14 +77,17 @@ mod tests {
     }
 
     #[test]
-    fn starts_over_past_its_capacity() {
+    fn keeps_no_more_than_its_capacity_and_forgets_nothing() {
         let mut names = AlertNames::new(2);
         names.insert(1, "a");
         names.insert(2, "b");
-        names.insert(2, "b2"); // an update of a known key does not count as growth
-        assert_eq!((names.len(), names.get(2)), (2, Some("b2")));
         names.insert(3, "c");
-        assert_eq!(names.len(), 1);
-        assert_eq!((names.get(1), names.get(3)), (None, Some("c")));
+        assert_eq!(names.len(), 2);
+        assert_eq!(
+            (names.get(1), names.get(2), names.get(3)),
+            (Some("a"), Some("b"), None)
+        );
+        assert_eq!(names.missing(&[1, 2, 3]), [3]);
+        assert!(AlertNames::new(0).missing(&[5]) == [5]);
     }
 }

@@ -2,9 +2,9 @@
 //! against [`Limits`], computes Prometheus fingerprints and encodes storage rows.
 //!
 //! The entry point is [`decode`]; [`RowEncoder`] turns decoded batches into PostgreSQL binary COPY
-//! streams or SQLite rows; [`answers`] writes the big JSON answers of the history API and [`stats`] aggregates
-//! the rows of a statistics window (read as PostgreSQL arrays by [`pgarray`], alertnames from
-//! [`alertnames`]).
+//! streams or SQLite rows; [`answers`] writes the big JSON answers of the history API and
+//! [`stats`] aggregates the rows of a statistics window (read as PostgreSQL arrays by [`pgarray`],
+//! alertnames from [`alertnames`]).
 
 pub mod alertnames;
 pub mod answers;

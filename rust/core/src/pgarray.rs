@@ -13,7 +13,6 @@ use std::fmt;
 
 /// Element type OIDs (pg_type.oid) this module reads.
 pub const INT8_OID: u32 = 20;
-pub const TEXT_OID: u32 = 25;
 pub const TIMESTAMPTZ_OID: u32 = 1184;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,35 +90,21 @@ fn for_each<'a>(
     Ok(count)
 }
 
-/// Room for the elements of an array of `buf.len()` bytes whose elements take at least
-/// `min_element` bytes each: a bogus size in the header cannot make us allocate more.
-fn capacity(buf: &[u8], min_element: usize) -> usize {
-    buf.len() / min_element
-}
-
 /// An `int8[]` or `timestamptz[]` (both are 8-byte big-endian integers; timestamps count
 /// microseconds since 2000-01-01).
 pub fn int8s(buf: &[u8], element_oid: u32) -> Result<Vec<i64>, ArrayError> {
     if element_oid != INT8_OID && element_oid != TIMESTAMPTZ_OID {
         return err(format!("element type {element_oid} is not 8-byte integers"));
     }
-    let mut out = Vec::with_capacity(capacity(buf, 12));
+    // Each element takes 12 bytes (length + value): a bogus size in the header cannot make us
+    // allocate more than the buffer describes.
+    let mut out = Vec::with_capacity(buf.len() / 12);
     for_each(buf, element_oid, |e| match <[u8; 8]>::try_from(e) {
         Ok(b) => {
             out.push(i64::from_be_bytes(b));
             Ok(())
         }
         Err(_) => err(format!("element of {} bytes, expected 8", e.len())),
-    })?;
-    Ok(out)
-}
-
-/// A `text[]` (UTF-8, as the database encoding of a webhookfast database is).
-pub fn texts(buf: &[u8]) -> Result<Vec<&str>, ArrayError> {
-    let mut out = Vec::with_capacity(capacity(buf, 4));
-    for_each(buf, TEXT_OID, |e| {
-        out.push(std::str::from_utf8(e).or_else(|_| err("text element is not UTF-8"))?);
-        Ok(())
     })?;
     Ok(out)
 }
@@ -150,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_int8_and_text_arrays() {
+    fn reads_int8_arrays() {
         let vals = [i64::MIN, -1, 0, 7, i64::MAX];
         let bytes: Vec<[u8; 8]> = vals.iter().map(|v| v.to_be_bytes()).collect();
         let elems: Vec<&[u8]> = bytes.iter().map(|b| &b[..]).collect();
@@ -159,14 +144,11 @@ mod tests {
             int8s(&encode(TIMESTAMPTZ_OID, &elems), TIMESTAMPTZ_OID).unwrap(),
             vals
         );
-        let names = encode(TEXT_OID, &[b"HighCPU", b"", "Zürich".as_bytes()]);
-        assert_eq!(texts(&names).unwrap(), ["HighCPU", "", "Zürich"]);
     }
 
     #[test]
     fn reads_the_empty_array() {
         assert!(int8s(&encode(INT8_OID, &[]), INT8_OID).unwrap().is_empty());
-        assert!(texts(&encode(TEXT_OID, &[])).unwrap().is_empty());
     }
 
     #[test]
@@ -175,7 +157,6 @@ mod tests {
         let ok = encode(INT8_OID, &[&one]);
         // wrong element type, wrong width, truncation, trailing bytes, NULL, two dimensions
         assert!(int8s(&ok, TIMESTAMPTZ_OID).is_err());
-        assert!(texts(&ok).is_err());
         assert!(int8s(&encode(INT8_OID, &[&one[..4]]), INT8_OID).is_err());
         assert!(int8s(&ok[..ok.len() - 1], INT8_OID).is_err());
         assert!(int8s(&[&ok[..], &[0]].concat(), INT8_OID).is_err());
@@ -186,7 +167,6 @@ mod tests {
         let mut two = ok.clone();
         two[..4].copy_from_slice(&2i32.to_be_bytes());
         assert!(int8s(&two, INT8_OID).is_err());
-        assert!(texts(&encode(TEXT_OID, &[&[0xff]])).is_err());
         // a size far beyond the buffer fails cleanly instead of allocating it
         let mut huge = ok.clone();
         huge[12..16].copy_from_slice(&i32::MAX.to_be_bytes());

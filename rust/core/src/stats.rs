@@ -2,10 +2,14 @@
 //!
 //! Why here and not in SQL: on PostgreSQL the three aggregates cost about 40 ms of executor time
 //! per request on 1,000,000 history rows (sorting and grouping 16k-33k rows at a few hundred ns per
-//! row and operator). Two index scans that only collect their columns into arrays
-//! ([`crate::pgarray`]) cost about a third of that, and the aggregation below takes well under a
-//! millisecond. The SQL versions in `python/webhookfast/api/sql.py` remain the definition: SQLite
-//! runs them, and the tests check that both give the same answers.
+//! row and operator). Two index-only scans that only collect their columns into arrays
+//! ([`crate::pgarray`]) cost about a third of that, and the aggregation below about 2 ms for the
+//! ~16k started and ~16k resolved instances of a 24 h window, parsing included.
+//!
+//! The SQL versions in `python/webhookfast/api/sql.py` remain the definition: SQLite runs them,
+//! and the tests check that both give the same answers. The maps are keyed by fingerprints, which
+//! senders choose through their labels: foldhash's per-process random seed keeps them from aiming
+//! many keys at one bucket.
 //!
 //! The window has two sets of alert instances:
 //! * *started*: instances whose `starts_at` is in the window (one firing each);
@@ -17,7 +21,7 @@
 //! SQL's: counts descending then fingerprint ascending (as a signed 64-bit integer); p90
 //! descending then alertname in byte order.
 
-use rustc_hash::FxHashMap as HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// A label set and how many of its instances started in the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +49,7 @@ pub struct Resolve<'a> {
 }
 
 fn counts(fingerprints: &[i64]) -> HashMap<i64, u64> {
-    let mut by_fp: HashMap<i64, u64> = HashMap::default();
+    let mut by_fp: HashMap<i64, u64> = HashMap::new();
     by_fp.reserve(fingerprints.len() / 2);
     for &fp in fingerprints {
         *by_fp.entry(fp).or_default() += 1;
@@ -85,7 +89,7 @@ pub fn top_firing(started: &[i64], top: usize) -> Vec<Firing> {
 /// Label sets with at least `min_changes` starts plus resolutions in the window, most first.
 pub fn flapping(started: &[i64], resolved: &[i64], min_changes: u64, top: usize) -> Vec<Flapping> {
     let mut by_fp: HashMap<i64, (u64, u64)> =
-        HashMap::with_capacity_and_hasher((started.len() + resolved.len()) / 2, Default::default());
+        HashMap::with_capacity((started.len() + resolved.len()) / 2);
     for &fp in started {
         by_fp.entry(fp).or_default().0 += 1;
     }
@@ -122,7 +126,7 @@ pub fn time_to_resolve<'a>(
     resolved: impl IntoIterator<Item = (&'a str, i64)>,
     top: usize,
 ) -> Vec<Resolve<'a>> {
-    let mut by_name: HashMap<&str, Vec<i64>> = HashMap::default();
+    let mut by_name: HashMap<&str, Vec<i64>> = HashMap::new();
     for (alertname, duration) in resolved {
         by_name.entry(alertname).or_default().push(duration);
     }
