@@ -145,6 +145,9 @@ class MemoryStore(Store):
     async def prune(self, older_than_us: int) -> int:
         return 0
 
+    async def claim_job(self, name: str, every_s: float) -> bool:
+        return False
+
 
 _DEVNULL_FD: int | None = None
 

@@ -26,6 +26,9 @@ log = logging.getLogger("webhookfast")
 
 _OK = orjson.dumps({"status": "ok"})
 _READY = orjson.dumps({"status": "ready"})
+# A worker wakes every prune interval; a claim succeeds once 90 % of it has passed since the last
+# prune started, so timer jitter does not make a due prune wait a whole extra interval.
+PRUNE_CLAIM_SLACK = 0.9
 
 
 class App:
@@ -122,15 +125,24 @@ class App:
 
     async def _prune_loop(self) -> None:
         interval = self.settings.prune_interval_s
-        await asyncio.sleep(random.uniform(0, interval))  # workers spread out their prunes
+        await asyncio.sleep(random.uniform(0, interval))  # workers spread out their wake-ups
         while True:
-            cutoff = int((time.time() - self.settings.retention_days * 86400) * 1e6)
             try:
-                n = await self.store.prune(cutoff)
-                log.info("pruned %d rows older than %d days", n, self.settings.retention_days)
+                await self.prune_if_due()
             except Exception:
                 log.exception("prune failed")
             await asyncio.sleep(interval)
+
+    async def prune_if_due(self) -> int | None:
+        """Prune history past the retention if no worker or replica has in this interval: the
+        rows deleted, or None when another one has claimed this interval's prune."""
+        # The slack lets a wake-up that comes a little early still claim a due prune.
+        if not await self.store.claim_job("prune", self.settings.prune_interval_s * PRUNE_CLAIM_SLACK):
+            return None
+        cutoff = int((time.time() - self.settings.retention_days * 86400) * 1e6)
+        n = await self.store.prune(cutoff)
+        log.info("pruned %d rows older than %d days", n, self.settings.retention_days)
+        return n
 
     def _on_flush(self, requests: int, alerts: int, seconds: float, result: WriteResult | None) -> None:
         metrics.flush_seconds.observe(seconds)

@@ -48,3 +48,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def prune(self, older_than_us: int) -> int:
         """Delete history of alert instances that started before ``older_than_us``; return rows deleted."""
+
+    @abc.abstractmethod
+    async def claim_job(self, name: str, every_s: float) -> bool:
+        """Whether this caller should run the periodic job ``name`` now: true for exactly one
+        caller per ``every_s`` seconds across every worker and process sharing the database (the
+        claim records the start, so a job that then fails waits for the next interval)."""

@@ -392,6 +392,24 @@ class PostgresStore(Store):
             raise StoreUnavailable(f"postgresql: {exc.sqlstate or type(exc).__name__}: {exc}") from exc
         return deleted
 
+    async def claim_job(self, name: str, every_s: float) -> bool:
+        try:
+            async with self._require_pool().connection() as conn, conn.transaction():
+                cur = await conn.execute(CLAIM_JOB_SQL, (name, every_s))
+                return await cur.fetchone() is not None
+        except PoolTimeout as exc:
+            raise StoreUnavailable(f"postgresql: no connection: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"postgresql: {exc.sqlstate or type(exc).__name__}: {exc}") from exc
+
+
+# Concurrent claimers queue on the row lock and re-check the WHERE against the time the winner
+# wrote, so one of them gets the row back. The database's clock, not each replica's.
+CLAIM_JOB_SQL = """INSERT INTO job_runs AS j (name, started_at) VALUES (%s, now())
+ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at
+WHERE j.started_at <= excluded.started_at - make_interval(secs => %s)
+RETURNING 1"""
+
 
 def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-arg]
     """Row tuples → one list per column (the unnest arrays)."""

@@ -131,6 +131,29 @@ class SQLiteStore(Store):
         async with self._lock:  # one transaction at a time on the one connection
             return await asyncio.get_running_loop().run_in_executor(self._thread, self._prune_sync, older_than_us)
 
+    def _claim_job_sync(self, name: str, every_s: float) -> bool:
+        conn = self._conn
+        if conn is None:
+            raise StoreUnavailable("store is closed")
+        now_us = int(time.time() * 1e6)
+        try:
+            row = conn.execute(CLAIM_JOB, (name, now_us, int(every_s * 1e6))).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+        return row is not None
+
+    async def claim_job(self, name: str, every_s: float) -> bool:
+        async with self._lock:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._claim_job_sync, name, every_s)
+
+
+# One statement, so one implicit transaction: of concurrent claimers, the first to take the write
+# lock moves the time and the others see it moved. No row back: not due.
+CLAIM_JOB = """INSERT INTO job_runs (name, started_at) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at
+WHERE job_runs.started_at <= excluded.started_at - ?
+RETURNING 1"""
+
 
 def apply_migrations(conn: sqlite3.Connection) -> list[str]:
     # BEGIN IMMEDIATE takes the write lock first, so two processes starting together apply each
