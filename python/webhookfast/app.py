@@ -136,7 +136,6 @@ class App:
     async def prune_if_due(self) -> int | None:
         """Prune history past the retention if no worker or replica has in this interval: the
         rows deleted, or None when another one has claimed this interval's prune."""
-        # The slack lets a wake-up that comes a little early still claim a due prune.
         if not await self.store.claim_job("prune", self.settings.prune_interval_s * PRUNE_CLAIM_SLACK):
             return None
         cutoff = int((time.time() - self.settings.retention_days * 86400) * 1e6)

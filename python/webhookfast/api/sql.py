@@ -119,6 +119,11 @@ def _where(conds: list[str]) -> str:
     return ("WHERE " + " AND ".join(conds)) if conds else ""
 
 
+def _matchers_join(p: StatsParams) -> str:
+    """The join with ``label_sets`` that a statistic over ``alerts a`` needs for its matchers only."""
+    return "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
+
+
 def _matchers(d: Dialect, matchers: tuple[Matcher, ...], conds: list[str], params: list[Any]) -> None:
     for m in matchers:
         sql, ps = d.matcher(m)
@@ -245,7 +250,7 @@ def top_firing(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
     conds = [f"a.starts_at >= {P}", f"a.starts_at < {P}"]
     params: list[Any] = [d.t(since), d.t(until)]
     _matchers(d, p.match, conds, params)
-    join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
+    join = _matchers_join(p)
     # Placeholders are positional: the select list's two come first.
     params = [d.t(since), d.t(until), *params, p.top]
     return (
@@ -271,7 +276,7 @@ def flapping(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
     started in it (firing) plus instances that resolved in it, counted at the alert's own times
     (``starts_at``, ``ends_at``), not at the delivery's."""
     P = d.p
-    join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
+    join = _matchers_join(p)
     params: list[Any] = []
     branches = []
     for firing, conds in (
@@ -376,7 +381,7 @@ def started_array(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
     conds = [f"a.starts_at >= {P}", f"a.starts_at < {P}"]
     params: list[Any] = [d.t(since), d.t(until)]
     _matchers(d, p.match, conds, params)
-    join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
+    join = _matchers_join(p)
     return f"SELECT array_send(array_agg(a.fingerprint)) FROM alerts a {join} {_where(conds)}", params
 
 
@@ -388,7 +393,7 @@ def resolved_arrays(d: Dialect, p: StatsParams, since: int, until: int) -> Query
     conds = ["a.status = 'resolved'", f"a.ends_at >= {P}", f"a.ends_at < {P}"]
     params: list[Any] = [d.t(since), d.t(until)]
     _matchers(d, p.match, conds, params)
-    join = "JOIN label_sets ls ON ls.fingerprint = a.fingerprint" if p.match else ""
+    join = _matchers_join(p)
     return (
         f"""SELECT array_send(array_agg(a.fingerprint)), array_send(array_agg(a.starts_at)),
        array_send(array_agg(a.ends_at))
