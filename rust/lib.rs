@@ -2,7 +2,7 @@
 //! Only conversion and binding code lives here; see `python/webhookfast/_core.pyi` for the API.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -22,6 +22,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const DETACH_BODY_BYTES: usize = 32 * 1024;
 /// Flushes with at least this many alerts are encoded with the GIL released.
 const DETACH_ROWS: usize = 256;
+/// Statistics arrays at least this large are aggregated with the GIL released (the history API
+/// then calls window_stats on a thread of its own: WINDOW_STATS_THREAD_BYTES in api/handlers.py).
+const DETACH_STATS_BYTES: usize = 1 << 20;
 
 /// Validation limits for one request body. Every limit is inclusive.
 #[pyclass(module = "webhookfast._core", get_all, set_all)]
@@ -349,14 +352,17 @@ fn int8s(buf: Option<&[u8]>, oid: u32) -> PyResult<Vec<i64>> {
 /// alertname never changes). Past ``capacity`` names no new one is kept; none is ever removed.
 #[pyclass(module = "webhookfast._core", frozen)]
 struct AlertNames {
-    // A lock, not PyO3's borrow flag: window_stats reads the map with the GIL released.
-    inner: Mutex<core::alertnames::AlertNames>,
+    // A lock, not PyO3's borrow flag: window_stats reads the map with the GIL released. Readers
+    // share it; `add` never waits for it (the event loop would wait holding the GIL), it skips
+    // remembering instead: the request passes what it fetched to window_stats anyway. Nothing
+    // touches Python while holding it.
+    inner: RwLock<core::alertnames::AlertNames>,
 }
 
 impl AlertNames {
-    fn lock(&self) -> MutexGuard<'_, core::alertnames::AlertNames> {
+    fn read(&self) -> RwLockReadGuard<'_, core::alertnames::AlertNames> {
         // Nothing panics while holding it (the extension aborts on panic), so no poisoning.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -366,7 +372,7 @@ impl AlertNames {
     #[pyo3(signature = (capacity = 200_000))]
     fn new(capacity: usize) -> Self {
         Self {
-            inner: Mutex::new(core::alertnames::AlertNames::new(capacity)),
+            inner: RwLock::new(core::alertnames::AlertNames::new(capacity)),
         }
     }
 
@@ -374,19 +380,24 @@ impl AlertNames {
     /// is not known, ascending.
     fn missing(&self, fingerprints: Option<&[u8]>) -> PyResult<Vec<i64>> {
         let fps = int8s(fingerprints, core::pgarray::INT8_OID)?;
-        Ok(self.lock().missing(&fps))
+        Ok(self.read().missing(&fps))
     }
 
-    /// Remembers ``(fingerprint, alertname)`` pairs (while fewer than ``capacity`` are kept).
+    /// Remembers ``(fingerprint, alertname)`` pairs (while fewer than ``capacity`` are kept, and
+    /// not while a statistics aggregation reads the map: nothing waits).
     fn add(&self, rows: Vec<(i64, PyBackedStr)>) {
-        let mut names = self.lock();
+        let mut names = match self.inner.try_write() {
+            Ok(names) => names,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
         for (fingerprint, alertname) in &rows {
             names.insert(*fingerprint, alertname);
         }
     }
 
     fn __len__(&self) -> usize {
-        self.lock().len()
+        self.read().len()
     }
 }
 
@@ -399,8 +410,8 @@ impl AlertNames {
 /// is left out of time to resolve, as the SQL's join with ``label_sets`` leaves it out.
 /// Returns ``(top_firing, flapping, time_to_resolve)`` as lists of ``(fingerprint, firings)``,
 /// ``(fingerprint, changes, firing)`` and ``(alertname, resolved, p50_us, p90_us, max_us)``, in
-/// answer order. Runs without the GIL. ValueError for a malformed array or columns of different
-/// lengths.
+/// answer order. Arrays of 1 MiB or more are aggregated without the GIL. ValueError for a
+/// malformed array or columns of different lengths.
 #[pyfunction]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn window_stats(
@@ -417,7 +428,7 @@ fn window_stats(
     use core::pgarray::{INT8_OID, TIMESTAMPTZ_OID};
     let names = names.get();
     let fetched: Vec<(i64, &str)> = fetched.iter().map(|(fp, name)| (*fp, &**name)).collect();
-    py.detach(|| {
+    let compute = || {
         let started = int8s(started, INT8_OID)?;
         let fps = int8s(fingerprints, INT8_OID)?;
         let starts = int8s(starts, TIMESTAMPTZ_OID)?;
@@ -435,7 +446,7 @@ fn window_stats(
             .into_iter()
             .map(|f| (f.fingerprint, f.changes, f.firing))
             .collect();
-        let known = names.lock();
+        let known = names.read();
         let extra: HashMap<i64, &str> = fetched.into_iter().collect();
         let named = (0..fps.len()).filter_map(|i| {
             let name = known.get(fps[i]).or_else(|| extra.get(&fps[i]).copied())?;
@@ -454,7 +465,17 @@ fn window_stats(
             })
             .collect();
         Ok((top_firing, flapping, ttr))
-    })
+    };
+    let size: usize = [started, fingerprints, starts, ends]
+        .iter()
+        .flatten()
+        .map(|b| b.len())
+        .sum();
+    if size >= DETACH_STATS_BYTES {
+        py.detach(compute)
+    } else {
+        compute()
+    }
 }
 
 /// One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer).

@@ -4,7 +4,9 @@ pruning runs once per interval for everything writing to one database, not once 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -45,9 +47,8 @@ def test_one_claim_per_interval_among_concurrent_claimers(url: str) -> None:
     assert other is True and due is True
 
 
-def test_workers_prune_once_per_interval(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/wf.db", retention_days=30)
-    SQLiteStore(settings.database_url).migrate()
+def test_workers_prune_once_per_interval(url: str) -> None:
+    settings = Settings(database_url=url, retention_days=30)
 
     async def main() -> list[int | None]:
         apps = [App(settings) for _ in range(3)]
@@ -60,3 +61,49 @@ def test_workers_prune_once_per_interval(tmp_path: Path) -> None:
                 await app.store.close()
 
     assert asyncio.run(main()) == [0, None, None]
+
+
+def test_a_claim_follows_the_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Due again once the interval has passed; and when the clock was stepped back by more than an
+    interval, the recorded start (now in the future) does not stop the job until the clock catches up."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    SQLiteStore(url).migrate()
+    now = [1_000_000.0]
+    monkeypatch.setattr("webhookfast.storage.sqlite.time", SimpleNamespace(time=lambda: now[0]))
+
+    async def claims(times: list[float]) -> list[bool]:
+        store = open_store(url)
+        await store.open()
+        try:
+            out = []
+            for t in times:
+                now[0] = t
+                out.append(await store.claim_job("prune", 60))
+            return out
+        finally:
+            await store.close()
+
+    t = 1_000_000.0
+    assert asyncio.run(claims([t, t + 50, t + 61, t + 100, t - 1000, t - 990])) == [
+        True, False, True, False, True, False,
+    ]
+
+
+def test_without_the_table_every_worker_runs_the_job(url: str) -> None:
+    """A database not migrated to 0005 (--no-migrate-on-start): pruning works as it did before."""
+    async def main() -> list[bool]:
+        store = open_store(url)
+        await store.open()
+        try:
+            if store.dialect == "sqlite":
+                conn = sqlite3.connect(store.path)  # type: ignore[attr-defined]
+                conn.execute("DROP TABLE job_runs")
+                conn.close()
+            else:
+                async with store._require_pool().connection() as conn:  # type: ignore[attr-defined]
+                    await conn.execute("DROP TABLE job_runs")
+            return [await store.claim_job("prune", 3600) for _ in range(2)]
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == [True, True]

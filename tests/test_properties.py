@@ -428,6 +428,34 @@ def _int8s(oid: int, values: list[int]) -> bytes | None:
     return _pg_array(oid, [struct.pack(">q", v) for v in values]) if values else None
 
 
+def _window_stats_reference(
+    started: list[int],
+    resolved: list[tuple[str, int, int, int]],
+    named: dict[int, str],
+    unnamed: int | None,
+    top: int,
+    min_changes: int,
+) -> tuple[list, list, list]:
+    """The SQL of api/sql.py (what SQLite runs) in Python, over the rows window_stats gets."""
+    firings = collections.Counter(started)
+    top_firing = sorted(firings.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    resolutions = collections.Counter(r[1] for r in resolved)
+    changes = [(fp, firings[fp] + resolutions[fp], firings[fp]) for fp in firings.keys() | resolutions.keys()]
+    flaps = sorted((c for c in changes if c[1] >= min_changes), key=lambda c: (-c[1], c[0]))
+    by_name: dict[str, list[int]] = collections.defaultdict(list)
+    for _, fp, starts, ends in resolved:
+        if fp != unnamed:
+            by_name[named[fp]].append(ends - starts)
+    ttr = []
+    for name, durations in by_name.items():
+        durations.sort()
+        n = len(durations)
+        rank = lambda p: math.ceil(p * n / 100)  # noqa: E731 - nearest rank, in exact arithmetic
+        ttr.append((name, n, durations[rank(50) - 1], durations[rank(90) - 1], durations[-1]))
+    ttr.sort(key=lambda r: (-r[3], r[0].encode()))
+    return top_firing, flaps[:top], ttr[:top]
+
+
 _FP = st.integers(-4, 4) | _I64  # few distinct values, so that counts and ties happen
 _WHEN = st.integers(-(2**40), 2**40)
 
@@ -464,26 +492,9 @@ def test_window_stats_is_the_sql_definition(
         names,
         fetched,
     )
-    top_firing, flapping, ttr = window_stats(*args, top, min_changes)
-
-    firings = collections.Counter(started)
-    assert top_firing == sorted(firings.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
-    resolutions = collections.Counter(r[1] for r in resolved)
-    changes = [(fp, firings[fp] + resolutions[fp], firings[fp]) for fp in firings.keys() | resolutions.keys()]
-    flaps = sorted((c for c in changes if c[1] >= min_changes), key=lambda c: (-c[1], c[0]))
-    assert flapping == flaps[:top]
-    by_name: dict[str, list[int]] = collections.defaultdict(list)
-    for _, fp, starts, ends in resolved:
-        if fp != unnamed:
-            by_name[named[fp]].append(ends - starts)
-    want = []
-    for name, durations in by_name.items():
-        durations.sort()
-        n = len(durations)
-        rank = lambda p: math.ceil(p * n / 100)  # noqa: E731 - nearest rank, in exact arithmetic
-        want.append((name, n, durations[rank(50) - 1], durations[rank(90) - 1], durations[-1]))
-    want.sort(key=lambda r: (-r[3], r[0].encode()))
-    assert ttr == want[:top]
+    assert window_stats(*args, top, min_changes) == _window_stats_reference(
+        started, resolved, named, unnamed, top, min_changes
+    )
     # The empty array (ndim 0) reads as nothing, like NULL.
     assert window_stats(_pg_array(20, []), None, None, None, names, [], top, min_changes) == ([], [], [])
 
@@ -507,3 +518,31 @@ def test_alert_names_keep_no_more_than_their_capacity() -> None:
     names.add([(1, "a"), (2, "b"), (3, "c")])
     # Full: the third name is not kept, and none of the first two is ever dropped.
     assert len(names) == 2 and names.missing(_int8s(20, [1, 2, 3])) == [3]
+
+
+def test_window_stats_of_a_wide_window() -> None:
+    """Arrays past 1 MiB are aggregated with the GIL released (what the history API runs on its own
+    thread): the same answer as the definition."""
+    import random
+
+    rnd = random.Random(5)
+    fps = [rnd.getrandbits(64) - (1 << 63) for _ in range(3000)]
+    started = [rnd.choice(fps) for _ in range(30_000)]
+    resolved = []
+    for _ in range(30_000):
+        start = rnd.randrange(-(2**40), 2**40)
+        resolved.append(("", rnd.choice(fps), start, start + rnd.randrange(10**10)))
+    named = {fp: f"Alert{fp % 37}" for fp in fps}
+    names = AlertNames()
+    names.add(list(named.items())[:2000])
+    fetched = list(named.items())[2000:]
+    args = [
+        _int8s(20, started),
+        _int8s(20, [r[1] for r in resolved]),
+        _int8s(1184, [r[2] for r in resolved]),
+        _int8s(1184, [r[3] for r in resolved]),
+    ]
+    assert sum(len(a) for a in args if a is not None) >= 1 << 20
+    got = window_stats(*args, names, fetched, 25, 20)
+    assert got == _window_stats_reference(started, resolved, named, None, 25, 20)
+    assert got[0] and got[1] and got[2]

@@ -113,7 +113,8 @@ class AlertNames:
         """The distinct fingerprints of an int8[] (``array_send`` bytes, or ``None``) whose alertname
         is not known, ascending."""
     def add(self, rows: Sequence[tuple[int, str]]) -> None:
-        """Remembers ``(fingerprint, alertname)`` pairs (while fewer than ``capacity`` are kept)."""
+        """Remembers ``(fingerprint, alertname)`` pairs (while fewer than ``capacity`` are kept, and
+        not while a statistics aggregation reads the map: nothing waits)."""
     def __len__(self) -> int: ...
 
 def window_stats(
@@ -135,8 +136,8 @@ def window_stats(
     is left out of time to resolve, as the SQL's join with ``label_sets`` leaves it out.
     Returns ``(top_firing, flapping, time_to_resolve)`` as lists of ``(fingerprint, firings)``,
     ``(fingerprint, changes, firing)`` and ``(alertname, resolved, p50_us, p90_us, max_us)``, in
-    answer order. Runs without the GIL. ValueError for a malformed array or columns of different
-    lengths."""
+    answer order. Arrays of 1 MiB or more are aggregated without the GIL. ValueError for a
+    malformed array or columns of different lengths."""
 
 @final
 class PgCopy:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -34,7 +35,9 @@ ALERTS_PATH = "/api/v1/alerts"
 ALERT_PREFIX = "/api/v1/alerts/"
 STATS_PATH = "/api/v1/stats"
 # Arrays of about 22k started and 22k resolved instances, ~3 ms of window_stats (a 24 h window of
-# the 1M-row benchmark: ~800 kB, ~2 ms); past that the aggregation runs off the event loop.
+# the 1M-row benchmark: ~800 kB, ~2 ms); past that the aggregation runs off the event loop, on one
+# thread of the API's (so wide requests queue there instead of taking every core from ingest),
+# and window_stats releases the GIL (DETACH_STATS_BYTES in rust/lib.rs).
 WINDOW_STATS_THREAD_BYTES = 1 << 20
 
 _DUMPS_OPTS = orjson.OPT_SORT_KEYS
@@ -116,6 +119,7 @@ class HistoryApi:
         self.clock = clock
         self.stats_cache = AnswerCache(stats_cache_s)
         self.alertnames = AlertNames()  # fingerprint → alertname, for the statistics on PostgreSQL
+        self._aggregator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhookfast-stats")
         self._alert_route_args = ("alert", ALERT_PREFIX + "{fingerprint}")
 
     # -- routing -------------------------------------------------------------------------------
@@ -138,6 +142,7 @@ class HistoryApi:
 
     async def close(self) -> None:
         await self.reader.close()
+        self._aggregator.shutdown(wait=False)  # an aggregation still running finishes on its own
 
     # -- GET /api/v1/alerts --------------------------------------------------------------------
 
@@ -327,9 +332,9 @@ class HistoryApi:
             self.alertnames.add(fetched)  # not kept past its capacity: `fetched` still counts
         args = (started[0][0], fingerprints, starts, ends, self.alertnames, fetched, p.top, p.flap_min_changes)
         size = sum(len(b) for b in (started[0][0], fingerprints, starts, ends) if b is not None)
-        # A wide window takes tens of ms of Rust: run it off the event loop (it drops the GIL).
+        # A wide window takes tens of ms of Rust: off the event loop.
         if size >= WINDOW_STATS_THREAD_BYTES:
-            top, flaps, ttr = await asyncio.to_thread(window_stats, *args)
+            top, flaps, ttr = await asyncio.get_running_loop().run_in_executor(self._aggregator, window_stats, *args)
         else:
             top, flaps, ttr = window_stats(*args)
         wanted = sorted({fp for fp, _ in top} | {fp for fp, _, _ in flaps})

@@ -39,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
-from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+from webhookfast.storage.base import Store, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.upsert import POSTGRES_ALERTS_CONFLICT
 
 log = logging.getLogger("webhookfast.storage.postgres")
@@ -395,8 +395,10 @@ class PostgresStore(Store):
     async def claim_job(self, name: str, every_s: float) -> bool:
         try:
             async with self._require_pool().connection() as conn, conn.transaction():
-                cur = await conn.execute(CLAIM_JOB_SQL, (name, every_s))
+                cur = await conn.execute(CLAIM_JOB_SQL, (name, every_s, every_s))
                 return await cur.fetchone() is not None
+        except pg_errors.UndefinedTable:
+            return job_runs_missing(name)
         except PoolTimeout as exc:
             raise StoreUnavailable(f"postgresql: no connection: {exc}") from exc
         except psycopg.Error as exc:
@@ -404,10 +406,13 @@ class PostgresStore(Store):
 
 
 # Concurrent claimers queue on the row lock and re-check the WHERE against the time the winner
-# wrote, so one of them gets the row back. The database's clock, not each replica's.
+# wrote, so one of them gets the row back. The database's clock, not each replica's. A start
+# further in the future than an interval (the clock was stepped back) is claimed too; not any
+# future start: a queued loser's now() may be a little older than the winner's.
 CLAIM_JOB_SQL = """INSERT INTO job_runs AS j (name, started_at) VALUES (%s, now())
 ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at
 WHERE j.started_at <= excluded.started_at - make_interval(secs => %s)
+   OR j.started_at > excluded.started_at + make_interval(secs => %s)
 RETURNING 1"""
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
-from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+from webhookfast.storage.base import Store, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.upsert import SQLITE_ALERTS_CONFLICT
 
 INSERT_LABEL_SETS = "INSERT INTO label_sets VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -135,12 +135,17 @@ class SQLiteStore(Store):
         conn = self._conn
         if conn is None:
             raise StoreUnavailable("store is closed")
-        now_us = int(time.time() * 1e6)
+        every_us = int(every_s * 1e6)
         try:
-            row = conn.execute(CLAIM_JOB, (name, now_us, int(every_s * 1e6))).fetchone()
+            return conn.execute(CLAIM_JOB, (name, int(time.time() * 1e6), every_us, every_us)).rowcount == 1
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return job_runs_missing(name)
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False  # another worker holds the write lock (pruning, most likely)
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite: {exc}") from exc
-        return row is not None
 
     async def claim_job(self, name: str, every_s: float) -> bool:
         async with self._lock:
@@ -148,11 +153,12 @@ class SQLiteStore(Store):
 
 
 # One statement, so one implicit transaction: of concurrent claimers, the first to take the write
-# lock moves the time and the others see it moved. No row back: not due.
+# lock moves the time and the others see it moved. No row changed: not due. A start further in the
+# future than an interval (the clock was stepped back) is claimed too, or pruning would wait for
+# the clock to catch up. rowcount, not RETURNING: that needs SQLite 3.35.
 CLAIM_JOB = """INSERT INTO job_runs (name, started_at) VALUES (?, ?)
 ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at
-WHERE job_runs.started_at <= excluded.started_at - ?
-RETURNING 1"""
+WHERE job_runs.started_at <= excluded.started_at - ? OR job_runs.started_at > excluded.started_at + ?"""
 
 
 def apply_migrations(conn: sqlite3.Connection) -> list[str]:
