@@ -22,8 +22,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const DETACH_BODY_BYTES: usize = 32 * 1024;
 /// Flushes with at least this many alerts are encoded with the GIL released.
 const DETACH_ROWS: usize = 256;
-/// Statistics arrays at least this large are aggregated with the GIL released (the history API
-/// then calls window_stats on a thread of its own: WINDOW_STATS_THREAD_BYTES in api/handlers.py).
+/// Statistics arrays at least this large are aggregated with the GIL released; exported as
+/// `_core.WINDOW_STATS_DETACH_BYTES`, the size past which the history API calls window_stats on a
+/// thread of its own.
 const DETACH_STATS_BYTES: usize = 1 << 20;
 
 /// Validation limits for one request body. Every limit is inclusive.
@@ -438,6 +439,7 @@ fn window_stats(
                 "the resolved instances' columns differ in length",
             ));
         }
+        let started = core::stats::counts(&started);
         let top_firing = core::stats::top_firing(&started, top)
             .into_iter()
             .map(|f| (f.fingerprint, f.firings))
@@ -615,6 +617,7 @@ fn add_row_aliases<'py>(m: &Bound<'py, PyModule>) -> PyResult<()> {
 #[pyo3(name = "_core")]
 fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("WINDOW_STATS_DETACH_BYTES", DETACH_STATS_BYTES)?;
     m.add_class::<Limits>()?;
     m.add("PayloadError", m.py().get_type::<PayloadError>())?;
     m.add_class::<Batch>()?;

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, final
 
 __version__: Final[str]
+#: Statistics arrays of at least this many bytes are aggregated by window_stats without the GIL.
+WINDOW_STATS_DETACH_BYTES: Final[int]
 
 @final
 class Limits:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from webhookfast._core import AlertNames, alert_page, format_time, window_stats
+from webhookfast._core import WINDOW_STATS_DETACH_BYTES, AlertNames, alert_page, format_time, window_stats
 from webhookfast._core import fingerprint_from_int as format_fingerprint
 from webhookfast.api import sql as q
 from webhookfast.api.params import (
@@ -34,11 +34,11 @@ from webhookfast.http import Context, Response, Route
 ALERTS_PATH = "/api/v1/alerts"
 ALERT_PREFIX = "/api/v1/alerts/"
 STATS_PATH = "/api/v1/stats"
-# Arrays of about 22k started and 22k resolved instances, ~3 ms of window_stats (a 24 h window of
-# the 1M-row benchmark: ~800 kB, ~2 ms); past that the aggregation runs off the event loop, on one
-# thread of the API's (so wide requests queue there instead of taking every core from ingest),
-# and window_stats releases the GIL (DETACH_STATS_BYTES in rust/lib.rs).
-WINDOW_STATS_THREAD_BYTES = 1 << 20
+# 1 MiB: arrays of about 22k started and 22k resolved instances, ~3 ms of window_stats (a 24 h
+# window of the 1M-row benchmark: ~800 kB, ~2 ms). Past that window_stats releases the GIL and the
+# aggregation runs off the event loop, on one thread of the API's (so wide requests queue there
+# instead of taking every core from ingest).
+WINDOW_STATS_THREAD_BYTES = WINDOW_STATS_DETACH_BYTES
 
 _DUMPS_OPTS = orjson.OPT_SORT_KEYS
 

@@ -48,9 +48,9 @@ pub struct Resolve<'a> {
     pub max_us: i64,
 }
 
-fn counts(fingerprints: &[i64]) -> HashMap<i64, u64> {
-    let mut by_fp: HashMap<i64, u64> = HashMap::new();
-    by_fp.reserve(fingerprints.len() / 2);
+/// Instances per fingerprint: what [`top_firing`] ranks and [`flapping`] adds resolutions to.
+pub fn counts(fingerprints: &[i64]) -> HashMap<i64, u64> {
+    let mut by_fp: HashMap<i64, u64> = HashMap::with_capacity(fingerprints.len() / 2);
     for &fp in fingerprints {
         *by_fp.entry(fp).or_default() += 1;
     }
@@ -70,11 +70,12 @@ fn best<T>(mut items: Vec<T>, top: usize, cmp: impl Fn(&T, &T) -> std::cmp::Orde
     items
 }
 
-/// Label sets by instances started in the window, most first, at most `top`.
-pub fn top_firing(started: &[i64], top: usize) -> Vec<Firing> {
-    let items = counts(started)
-        .into_iter()
-        .map(|(fingerprint, firings)| Firing {
+/// Label sets by instances started in the window (`started`: [`counts`] of their fingerprints),
+/// most first, at most `top`.
+pub fn top_firing(started: &HashMap<i64, u64>, top: usize) -> Vec<Firing> {
+    let items = started
+        .iter()
+        .map(|(&fingerprint, &firings)| Firing {
             fingerprint,
             firings,
         })
@@ -86,13 +87,16 @@ pub fn top_firing(started: &[i64], top: usize) -> Vec<Firing> {
     })
 }
 
-/// Label sets with at least `min_changes` starts plus resolutions in the window, most first.
-pub fn flapping(started: &[i64], resolved: &[i64], min_changes: u64, top: usize) -> Vec<Flapping> {
+/// Label sets with at least `min_changes` starts (`started`: [`counts`] of their fingerprints)
+/// plus resolutions in the window, most first.
+pub fn flapping(
+    started: &HashMap<i64, u64>,
+    resolved: &[i64],
+    min_changes: u64,
+    top: usize,
+) -> Vec<Flapping> {
     let mut by_fp: HashMap<i64, (u64, u64)> =
-        HashMap::with_capacity((started.len() + resolved.len()) / 2);
-    for &fp in started {
-        by_fp.entry(fp).or_default().0 += 1;
-    }
+        started.iter().map(|(&fp, &n)| (fp, (n, 0))).collect();
     for &fp in resolved {
         by_fp.entry(fp).or_default().1 += 1;
     }
@@ -168,7 +172,7 @@ mod tests {
     #[test]
     fn top_firing_counts_and_breaks_ties_by_signed_fingerprint() {
         let started = [5, -3, 5, 9, -3, 5, 2, 9];
-        let got = top_firing(&started, 3);
+        let got = top_firing(&counts(&started), 3);
         let want = [(5, 3), (-3, 2), (9, 2)];
         assert_eq!(
             got.iter()
@@ -176,16 +180,16 @@ mod tests {
                 .collect::<Vec<_>>(),
             want
         );
-        assert_eq!(top_firing(&started, 10).len(), 4);
-        assert!(top_firing(&started, 0).is_empty());
-        assert!(top_firing(&[], 5).is_empty());
+        assert_eq!(top_firing(&counts(&started), 10).len(), 4);
+        assert!(top_firing(&counts(&started), 0).is_empty());
+        assert!(top_firing(&counts(&[]), 5).is_empty());
     }
 
     #[test]
     fn flapping_adds_starts_and_resolutions_and_applies_the_minimum() {
         let started = [1, 1, 2, 3, 3, 3];
         let resolved = [1, 2, 2, 4];
-        let got = flapping(&started, &resolved, 3, 10);
+        let got = flapping(&counts(&started), &resolved, 3, 10);
         let want = [(1, 3, 2), (2, 3, 1), (3, 3, 3)];
         assert_eq!(
             got.iter()
@@ -193,8 +197,8 @@ mod tests {
                 .collect::<Vec<_>>(),
             want
         );
-        assert!(flapping(&started, &resolved, 4, 10).is_empty());
-        assert_eq!(flapping(&started, &resolved, 1, 2).len(), 2);
+        assert!(flapping(&counts(&started), &resolved, 4, 10).is_empty());
+        assert_eq!(flapping(&counts(&started), &resolved, 1, 2).len(), 2);
     }
 
     #[test]
