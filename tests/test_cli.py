@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import click
@@ -10,6 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from webhookfast import cli
+from webhookfast.dirlock import DirLock, DirLocked, is_locked
+from webhookfast.storage import describe_url
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("45m", 2700), ("12h", 43200), ("30d", 2592000), ("2w", 1209600)])
@@ -57,22 +63,104 @@ def test_migrate_and_prune_on_sqlite(tmp_path: Path) -> None:
 
 def test_stale_metrics_dirs_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    dead = tmp_path / "webhookfast-metrics-999999999-abc"
-    live = tmp_path / f"webhookfast-metrics-{os.getppid()}-abc"
-    dead.mkdir()
-    live.mkdir()
-    fresh = Path(cli._metrics_dir())
-    assert not dead.exists()
-    assert live.exists()
-    assert fresh.name.startswith(f"webhookfast-metrics-{os.getpid()}-")
+    old = time.time() - 3600
+    dead = tmp_path / "webhookfast-metrics-999999999-abc"  # never locked: its server died
+    live = tmp_path / "webhookfast-metrics-1-abc"
+    young = tmp_path / "webhookfast-metrics-2-abc"  # a server that has not locked it yet
+    for d in (dead, live, young):
+        d.mkdir()
+    for d in (dead, live):
+        os.utime(d, (old, old))
+    holder = _hold_lock(live)
+    try:
+        fresh, lock = cli._metrics_dir()
+        try:
+            assert not dead.exists()
+            assert live.exists()
+            assert young.exists()
+            assert Path(fresh).name.startswith(f"webhookfast-metrics-{os.getpid()}-")
+            assert is_locked(fresh)
+        finally:
+            lock.release()
+        assert not is_locked(fresh)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not is_locked(live)  # kill -9 releases it
+
+
+def _hold_lock(directory: Path) -> subprocess.Popen[str]:
+    """Another process that holds ``directory``'s lock until killed."""
+    code = "import sys, time; from webhookfast.dirlock import DirLock; DirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(directory)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_dir_lock_is_exclusive(tmp_path: Path) -> None:
+    holder = _hold_lock(tmp_path)
+    try:
+        assert is_locked(tmp_path)
+        with pytest.raises(DirLocked):
+            DirLock(tmp_path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with DirLock(tmp_path):
+        assert is_locked(tmp_path)
+    assert not is_locked(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://x.db", "use sqlite:///relative/path.db or sqlite:////absolute/path.db"),
+        ("sqlite:///", "use sqlite:///"),
+        ("sqlite:///x.db?mode=ro", "use sqlite:///"),
+        ("sqlite:///:memory:", "use sqlite:///"),
+        ("sqlite:///{tmp}/missing/x.db", "/missing' does not exist"),
+        ("postgresql://u@h/db?sslmode=a=b", "bad PostgreSQL URL"),
+    ],
+)
+@pytest.mark.parametrize("command", [["serve", "--no-migrate-on-start"], ["migrate"], ["prune", "--older-than", "1d"]])
+def test_bad_database_urls_are_one_line_errors(tmp_path: Path, url: str, message: str, command: list[str]) -> None:
+    url = url.replace("{tmp}", str(tmp_path))
+    result = CliRunner().invoke(cli.main, [*command, "--database-url", url])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "missing").exists()  # no folder made up on the way
+
+
+def test_describe_url_names_the_store_without_password(tmp_path: Path) -> None:
+    assert describe_url(f"sqlite:///{tmp_path}/h.db") == f"SQLite file {tmp_path}/h.db"
+    described = describe_url("postgresql://alice:s3cret@db.example:6543/history")
+    assert described == "PostgreSQL database history on db.example:6543"
+
+
+def test_serve_refuses_a_taken_port(tmp_path: Path) -> None:
+    """Granian listens with SO_REUSEPORT; so does this stand-in. A second server must not share it."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "webhookfast", "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path}/p.db"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}: address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "p.db").exists()  # refused before migrating anything
 
 
 def test_cli_does_not_import_prometheus_client() -> None:
     """prometheus-client fixes its value class at import: imported in the parent before
     PROMETHEUS_MULTIPROC_DIR is set, forked workers would keep metrics in private memory and
     /metrics would come back empty."""
-    import subprocess
-    import sys
 
     code = "import sys, webhookfast.cli; print('prometheus_client' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,10 +7,12 @@ an option not given on the command line comes from its ``WEBHOOKFAST_*`` environ
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -21,9 +23,10 @@ import click
 from pydantic import ValidationError
 
 from webhookfast.credentials import Credentials
+from webhookfast.dirlock import DirLock, is_locked
 from webhookfast.logs import configure_logging
 from webhookfast.settings import Settings
-from webhookfast.storage import open_store
+from webhookfast.storage import describe_url, open_store
 
 log = logging.getLogger("webhookfast")
 
@@ -76,6 +79,8 @@ def serve(**options: Any) -> None:
     """
     settings = _settings(**options)
     configure_logging(settings.log_level)
+    _check_store(settings)
+    _check_port_free(settings.host, settings.port)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     try:  # fail here, once, rather than in every worker
@@ -91,7 +96,7 @@ def serve(**options: Any) -> None:
 
     # Workers are fresh processes: they rebuild the app from these variables.
     os.environ.update(settings.env())
-    metrics_dir = _metrics_dir()
+    metrics_dir, metrics_lock = _metrics_dir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     tls: dict[str, Any] = {}
     if settings.tls_cert is not None:
@@ -108,34 +113,70 @@ def serve(**options: Any) -> None:
             workers=settings.workers,
             log_access=False,
             log_level=LogLevels(settings.log_level),
+            log_dictconfig=GRANIAN_LOG_CONFIG,
             **tls,
         ).serve()
     finally:
+        metrics_lock.release()
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-_METRICS_PREFIX = "webhookfast-metrics-"
+# Granian's own lines (start, workers, errors) in webhookfast's JSON format, on stderr like ours.
+GRANIAN_LOG_CONFIG: dict[str, Any] = {
+    "formatters": {"json": {"()": "webhookfast.logs.JsonFormatter"}},
+    "handlers": {"console": {"formatter": "json", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+    "loggers": {"_granian": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}
 
 
-def _alive(pid: int) -> bool:
+def _check_store(settings: Settings) -> None:
+    """Refuse a malformed database URL (or a SQLite file in a missing folder) in one line, and say
+    which store this process will write to."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        store = describe_url(settings.database_url)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    log.info("store: %s", store)
 
 
-def _metrics_dir() -> str:
-    """A private PROMETHEUS_MULTIPROC_DIR named after this process; the directories of processes
-    that died without cleaning up (SIGKILL) are removed first."""
+def _check_port_free(host: str, port: int) -> None:
+    """Granian shares its listening socket (SO_REUSEPORT): a second server on a taken port would
+    start and silently take half of the traffic into its own database. A probe bind without that
+    option fails while any server listens there."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        if sys.platform != "win32":  # there SO_REUSEADDR would let the probe share a bound port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            detail = "address already in use (another server is listening there)" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise click.ClickException(f"cannot listen on {host}:{port}: {detail}") from None
+
+
+_METRICS_PREFIX = "webhookfast-metrics-"
+# A directory younger than this may belong to a server that has not locked it yet.
+_METRICS_DIR_GRACE_S = 60.0
+
+
+def _metrics_dir() -> tuple[str, DirLock]:
+    """A private PROMETHEUS_MULTIPROC_DIR, locked for this process's life; the directories of
+    processes that died without cleaning up (SIGKILL) are removed first."""
     base = Path(tempfile.gettempdir())
     for old in base.glob(_METRICS_PREFIX + "*"):
-        pid = old.name[len(_METRICS_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        try:
+            young = time.time() - old.stat().st_mtime < _METRICS_DIR_GRACE_S
+        except OSError:
+            continue
+        if not young and not is_locked(old):
             shutil.rmtree(old, ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
+    path = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
+    return path, DirLock(path).acquire()
 
 
 def _migrate(settings: Settings, *, required: bool) -> None:
@@ -158,6 +199,7 @@ def migrate(database_url: str | None) -> None:
     """Create or upgrade the schema."""
     settings = _settings(database_url=database_url)
     configure_logging(settings.log_level)
+    _check_store(settings)
     _migrate(settings, required=True)
     click.echo("schema is up to date")
 
@@ -182,6 +224,7 @@ def prune(database_url: str | None, older_than: str) -> None:
     seconds = parse_duration(older_than)
     settings = _settings(database_url=database_url)
     configure_logging(settings.log_level)
+    _check_store(settings)
     cutoff_us = int((time.time() - seconds) * 1_000_000)
 
     async def run() -> int:

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import os
+
 from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
 
-__all__ = ["Store", "StoreUnavailable", "WriteResult", "open_store"]
+__all__ = ["Store", "StoreUnavailable", "WriteResult", "describe_url", "open_store"]
+
+
+def describe_url(url: str) -> str:
+    """Which store ``url`` names, for the start-up log line, without its password; a ValueError
+    whose message says what is wrong when the URL is malformed."""
+    if url.startswith("sqlite:"):
+        from webhookfast.storage.sqlite import path_from_url
+
+        return f"SQLite file {os.path.abspath(path_from_url(url))}"
+    if url.startswith(("postgresql:", "postgres:")):
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            params = conninfo_to_dict(url)
+        except ProgrammingError as exc:
+            raise ValueError(f"bad PostgreSQL URL: {str(exc).splitlines()[0]}") from None
+        where = params.get("host") or "local socket"
+        if params.get("port"):
+            where = f"{where}:{params['port']}"
+        return f"PostgreSQL database {params.get('dbname') or '(default)'!s} on {where}"
+    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
 
 
 def open_store(url: str, **options: object) -> Store:

@@ -23,15 +23,23 @@ INSERT_EVENTS = "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) 
 UPSERT_ALERTS = f"INSERT INTO alerts AS a VALUES (?, ?, ?, ?, ?, ?, ?, ?)\n{SQLITE_ALERTS_CONFLICT}"
 
 
+URL_FORMS = "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+
+
 def path_from_url(url: str) -> str:
-    """``sqlite:///./x.db`` → ``./x.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
-    if not url.startswith("sqlite:///"):
-        raise ValueError("a SQLite URL looks like sqlite:///relative.db or sqlite:////absolute.db")
-    return url[len("sqlite:///") :]
+    """``sqlite:///./x.db`` → ``./x.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``. A URL of another
+    shape, or a file whose directory does not exist, is a ValueError (a typo must not silently
+    create a folder and a fresh, empty history there)."""
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+    if not path or "?" in path or "#" in path or path == ":memory:":
+        raise ValueError(f"bad SQLite URL {url!r}: use {URL_FORMS}")
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise ValueError(f"bad SQLite URL {url!r}: directory {str(parent)!r} does not exist")
+    return path
 
 
 def connect(path: str, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
