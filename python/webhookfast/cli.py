@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from webhookfast.credentials import Credentials
 from webhookfast.dirlock import DirLock, is_locked
 from webhookfast.logs import configure_logging
-from webhookfast.settings import Settings
+from webhookfast.settings import Settings, reference_table
 from webhookfast.storage import describe_url, open_store
 
 log = logging.getLogger("webhookfast")
@@ -237,6 +237,12 @@ def prune(database_url: str | None, older_than: str) -> None:
 
     deleted = asyncio.run(run())
     click.echo(f"deleted {deleted} rows")
+
+
+@main.command("settings")
+def settings_reference() -> None:
+    """Print every setting (WEBHOOKFAST_* variable), its default and meaning, as a Markdown table."""
+    click.echo(reference_table(), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

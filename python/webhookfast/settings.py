@@ -21,69 +21,72 @@ class AckMode(str, Enum):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WEBHOOKFAST_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=256)
-    database_url: str = "sqlite:///./webhookfast.db"
-    migrate_on_start: bool = True
-    log_level: str = "info"
-    access_log: bool = True
+    host: str = Field("127.0.0.1", description="address to listen on (`0.0.0.0` for every interface)")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on; `serve` refuses a port another server holds")
+    workers: int = Field(1, ge=1, le=256, description="Granian worker processes")
+    database_url: str = Field(
+        "sqlite:///./webhookfast.db",
+        description="`sqlite:///relative.db`, `sqlite:////absolute.db` (the folder must exist) or `postgresql://user:pw@host/db`",
+    )
+    migrate_on_start: bool = Field(True, description="`serve` applies pending migrations before starting its workers")
+    log_level: str = Field("info", description="`debug`, `info`, `warning`, `error` or `critical`; logs are JSON lines on stderr")
+    access_log: bool = Field(True, description="one JSON line per request on stderr")
 
     # Request limits. The body cap is enforced while reading (Content-Length and chunked bodies).
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
-    body_timeout_s: float = Field(10.0, gt=0)
-    max_alerts: int = Field(10_000, ge=1)
-    max_labels: int = Field(128, ge=1)
-    max_annotations: int = Field(128, ge=1)
-    max_name_bytes: int = Field(1024, ge=1)
-    max_value_bytes: int = Field(65_536, ge=1)
-    max_depth: int = Field(32, ge=4)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1, description="larger bodies get 413 before they are read (chunked ones as soon as they pass it)")
+    body_timeout_s: float = Field(10.0, gt=0, description="a body not received in time gets 408")
+    max_alerts: int = Field(10_000, ge=1, description="alerts per request (422 `too_many_alerts` beyond)")
+    max_labels: int = Field(128, ge=1, description="labels per alert")
+    max_annotations: int = Field(128, ge=1, description="annotations per alert")
+    max_name_bytes: int = Field(1024, ge=1, description="bytes per label or annotation name")
+    max_value_bytes: int = Field(65_536, ge=1, description="bytes per label or annotation value")
+    max_depth: int = Field(32, ge=4, description="JSON nesting depth, unknown keys included")
 
     # Batching and backpressure.
-    ack: AckMode = AckMode.commit
-    queue_max_alerts: int = Field(200_000, ge=1)
-    queue_max_bytes: int = Field(256 * 1024 * 1024, ge=1)
-    flush_max_alerts: int = Field(5_000, ge=1)
-    flush_concurrency: int = Field(0, ge=0, le=32)  # 0 = the store's own default
-    write_deadline_s: float = Field(5.0, gt=0)  # well under Alertmanager's 10 s timeout
-    shutdown_flush_timeout_s: float = Field(30.0, gt=0)  # SIGTERM: longest wait for the last flushes
-    retry_after_s: int = Field(1, ge=0)
+    ack: AckMode = Field(AckMode.commit, description="`commit`: answer 200 once committed; `enqueue`: once queued in memory (see \"Acknowledgement modes\")")
+    queue_max_alerts: int = Field(200_000, ge=1, description="alerts queued or being written, per worker; beyond it 503 at once")
+    queue_max_bytes: int = Field(256 * 1024 * 1024, ge=1, description="memory held by queued or in-flight alerts, per worker; beyond it 503 at once")
+    flush_max_alerts: int = Field(5_000, ge=1, description="most alerts written in one transaction")
+    flush_concurrency: int = Field(0, ge=0, le=32, description="transactions in flight at once (0: the store's default, 1 for SQLite, 2 for PostgreSQL)")
+    write_deadline_s: float = Field(5.0, gt=0, description="longest wait for a commit before 503, well under Alertmanager's 10 s timeout (also PostgreSQL's pool and statement timeouts)")
+    shutdown_flush_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, longest wait for the last flushes")
+    retry_after_s: int = Field(1, ge=0, description="the `Retry-After` of a 503")
 
     # PostgreSQL pool.
-    pool_min_size: int = Field(1, ge=0)
-    pool_max_size: int = Field(4, ge=1)
-    connect_timeout_s: float = Field(2.0, gt=0)
+    pool_min_size: int = Field(1, ge=0, description="PostgreSQL connections kept open per worker")
+    pool_max_size: int = Field(4, ge=1, description="most PostgreSQL connections per worker")
+    connect_timeout_s: float = Field(2.0, gt=0, description="PostgreSQL connection timeout")
 
     # Retention: prune history older than this many days every prune_interval_s (0 = never).
-    retention_days: int = Field(0, ge=0)
-    prune_interval_s: int = Field(3600, ge=60)
+    retention_days: int = Field(0, ge=0, description="prune history older than this (0: keep all), once per interval for all workers and replicas of a database")
+    prune_interval_s: int = Field(3600, ge=60, description="how often retention pruning runs")
 
     # Auth (all optional). Tokens/passwords may be given inline or as files.
-    bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = None
-    basic_auth_user: str | None = None
-    basic_auth_password: SecretStr | None = None
-    basic_auth_password_file: Path | None = None
+    bearer_token: SecretStr | None = Field(None, description="require `Authorization: Bearer <token>` (printable ASCII)")
+    bearer_token_file: Path | None = Field(None, description="the bearer token, read from this file")
+    basic_auth_user: str | None = Field(None, description="require HTTP basic auth with this user (and a password)")
+    basic_auth_password: SecretStr | None = Field(None, description="the basic-auth password")
+    basic_auth_password_file: Path | None = Field(None, description="the basic-auth password, read from this file")
     # HMAC-SHA256 request signing, for senders that can sign (Alertmanager cannot). A signed
     # request older or newer than hmac_max_skew_s is refused: the replay window.
-    hmac_secret: SecretStr | None = None
-    hmac_secret_file: Path | None = None
-    hmac_max_skew_s: int = Field(300, ge=1)
-    protect_health: bool = False
-    protect_metrics: bool = False
+    hmac_secret: SecretStr | None = Field(None, description="also accept HMAC-signed requests on the ingest routes (see \"Signed requests\")")
+    hmac_secret_file: Path | None = Field(None, description="the HMAC secret, read from this file")
+    hmac_max_skew_s: int = Field(300, ge=1, description="a signature's timestamp may differ from the server's clock by this much (the replay window)")
+    protect_health: bool = Field(False, description="require auth on /healthz, /readyz and /openapi.json too")
+    protect_metrics: bool = Field(False, description="require auth on /metrics too")
 
     # TLS served by Granian.
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
+    tls_cert: Path | None = Field(None, description="serve HTTPS with this certificate (PEM)")
+    tls_key: Path | None = Field(None, description="the private key of `tls_cert`")
+    tls_client_ca: Path | None = Field(None, description="require client certificates signed by this CA")
 
     # GET /api/v1/stats answers are reused for this long per query string (0 = never): a 24 h
     # window reads every instance of the day, and dashboards ask the same question many times.
-    stats_cache_s: float = Field(5.0, ge=0, le=3600)
+    stats_cache_s: float = Field(5.0, ge=0, le=3600, description="`GET /api/v1/stats` answers are reused this long per query string (0: never)")
 
     # Per-client rate limit (requests per second, 0 = off), answered with 503 + Retry-After.
-    rate_limit_rps: float = Field(0.0, ge=0)
-    rate_limit_burst: int = Field(100, ge=1)
+    rate_limit_rps: float = Field(0.0, ge=0, description="per-client requests per second (0: off), answered 503 + `Retry-After`")
+    rate_limit_burst: int = Field(100, ge=1, description="requests a client may send at once before its rate applies")
 
     @field_validator("database_url")
     @classmethod
@@ -112,3 +115,27 @@ class Settings(BaseSettings):
                 value = value.value
             out[f"WEBHOOKFAST_{name.upper()}"] = str(value)
         return out
+
+
+def reference_table() -> str:
+    """Every setting as a Markdown table (README.md's "Settings" section is this table, checked by
+    tests/test_settings_doc.py; `webhookfast settings` prints it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        rows.append(f"| `WEBHOOKFAST_{name.upper()}` | {_shown(name, field.default)} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def _shown(name: str, default: object) -> str:
+    if default is None:
+        return "—"
+    if isinstance(default, Enum):
+        default = default.value
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if name.endswith("_bytes") and isinstance(default, int) and default >= 1024 and default % 1024 == 0:
+        size, unit = default // 1024, "KiB"
+        if size % 1024 == 0:
+            size, unit = size // 1024, "MiB"
+        return f"{size} {unit}"
+    return f"`{default}`"
