@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -30,6 +31,8 @@ from webhookfast.storage import describe_url, open_store
 
 log = logging.getLogger("webhookfast")
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def _settings(**given: Any) -> Settings:
     overrides = {k: v for k, v in given.items() if v is not None}
@@ -40,7 +43,7 @@ def _settings(**given: Any) -> Settings:
         raise click.UsageError(problems) from None
 
 
-def _env_option(*decls: str, **kwargs: Any) -> Any:
+def _env_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     name = decls[0].lstrip("-").split("/")[0].replace("-", "_")
     return click.option(*decls, envvar=f"WEBHOOKFAST_{name.upper()}", show_envvar=True, **kwargs)
 

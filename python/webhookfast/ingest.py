@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import orjson
-from granian.rsgi import ProtocolClosed
+from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
@@ -27,6 +27,10 @@ def is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+
+
 class BodyReader:
     """Reads a request body whole, refusing it as soon as it is known to exceed ``max_bytes``:
     from Content-Length before reading anything, or while streaming a chunked body."""
@@ -35,7 +39,7 @@ class BodyReader:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         # A slow body's reading task is cancelled at its deadline and answered 408.
-        self._deadlines: DeadlineQueue[asyncio.Task[Any]] = DeadlineQueue(timeout_s, asyncio.Task.cancel)
+        self._deadlines: DeadlineQueue[asyncio.Task[Any]] = DeadlineQueue(timeout_s, _cancel)
 
     def too_large(self) -> HTTPError:
         return HTTPError(413, "payload_too_large", f"body exceeds {self.max_bytes} bytes")
