@@ -18,15 +18,26 @@ from webhookfast.dirlock import DirLock, DirLocked, is_locked
 from webhookfast.storage import describe_url
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("45m", 2700), ("12h", 43200), ("30d", 2592000), ("2w", 1209600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("45m", 2700), ("12h", 43200), ("30d", 2592000), ("2w", 1209600), ("1h30m", 5400), ("1y", 31536000), ("1500ms", 1)],
+)
 def test_parse_duration(text: str, seconds: int) -> None:
     assert cli.parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "30", "d", "1.5h", "-1d", "30 days"])
+@pytest.mark.parametrize("text", ["", "30", "d", "1.5h", "-1d", "30 days", "500ms", "101y", "9" * 4000 + "d"])
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(click.BadParameter):
         cli.parse_duration(text)
+
+
+def test_cli_and_api_share_one_duration_parser() -> None:
+    """`prune --older-than 1h30m` means what `since=1h30m` means in the history API."""
+    from webhookfast.api.params import parse_time_us
+
+    now = 10**15
+    assert now - parse_time_us("1h30m", now) == cli.parse_duration("1h30m") * 1_000_000
 
 
 def test_options_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,6 @@ import asyncio
 import errno
 import logging
 import os
-import re
 import shutil
 import socket
 import sys
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from webhookfast.credentials import Credentials
 from webhookfast.dirlock import DirLock, is_locked
+from webhookfast.durations import MAX_DURATION_US, parse_duration_us
 from webhookfast.logs import configure_logging
 from webhookfast.settings import Settings, reference_table
 from webhookfast.storage import describe_url, open_store
@@ -207,21 +207,19 @@ def migrate(database_url: str | None) -> None:
     click.echo("schema is up to date")
 
 
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_duration(text: str) -> int:
-    """``30d`` → seconds."""
-    m = _DURATION.match(text.strip())
-    if m is None:
-        raise click.BadParameter("use a number and a unit: 90s, 45m, 12h, 30d, 2w")
-    return int(m.group(1)) * _UNIT_S[m.group(2)]
+    """A Prometheus duration (``30d``, ``1h30m``, ``2w``: the history API's parser) → whole seconds."""
+    us = parse_duration_us(text.strip())
+    if us is None or us < 1_000_000:
+        raise click.BadParameter("use a Prometheus duration of at least 1s: 90s, 45m, 1h30m, 30d, 2w, 1y")
+    if us > MAX_DURATION_US:
+        raise click.BadParameter("at most 100 years")
+    return us // 1_000_000
 
 
 @main.command()
 @database_option
-@click.option("--older-than", required=True, help="Delete alert instances that started before now minus this (30d).")
+@click.option("--older-than", required=True, help="Delete alert instances that started before now minus this (a Prometheus duration: 30d, 1h30m).")
 def prune(database_url: str | None, older_than: str) -> None:
     """Delete old history (retention)."""
     seconds = parse_duration(older_than)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from webhookfast.durations import MAX_DURATION_US, parse_duration_us
 from webhookfast.errors import HTTPError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -58,19 +59,6 @@ def query_dict(raw: str | bytes | None) -> dict[str, str]:
 
 
 # -- times ----------------------------------------------------------------------------------------
-
-_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
-_UNIT_US = (365 * 86400 * 10**6, 7 * 86400 * 10**6, 86400 * 10**6, 3600 * 10**6, 60 * 10**6, 10**6, 1000)
-MAX_DURATION_US = 100 * 365 * 86400 * 10**6
-
-
-def parse_duration_us(text: str) -> int | None:
-    """A Prometheus duration (``90s``, ``2h``, ``1h30m``, ``7d``, ``1w``, ``1y``, ``500ms``) in µs."""
-    m = _DURATION.fullmatch(text)
-    if not text or m is None or not any(m.groups()):
-        return None
-    return sum(int(g) * u for g, u in zip(m.groups(), _UNIT_US) if g)
-
 
 def to_us(dt: datetime) -> int:
     return (dt - EPOCH) // ONE_US
