@@ -274,6 +274,22 @@ def test_firing_now_one_alert_per_label_set(server: ServerProcess) -> None:
     }
 
 
+@pytest.mark.parametrize("payload", ["firing_edge_controls.json", "firing_single.json"])
+def test_group_labels_come_from_the_captured_group_key(server: ServerProcess, payloads_dir: Path, payload: str) -> None:
+    """Byte-for-byte notifications of a real Alertmanager whose group keys quote tabs, bells,
+    newlines, quotes and backslashes Go-style: the groups carry exactly the payload's groupLabels."""
+    notification = json.loads((payloads_dir / payload).read_bytes())
+    firing = [a for a in notification["alerts"] if a["status"] == "firing"]
+    assert firing and notification["groupLabels"]
+    resp = server.post("/webhook", (payloads_dir / payload).read_bytes(), headers=AUTH)
+    assert resp.status == 200, resp.text
+    groups = get_json(server, "/api/v2/alerts/groups")
+    assert [(g["receiver"], g["labels"]) for g in groups] == [
+        ({"name": notification["receiver"]}, notification["groupLabels"])
+    ]
+    assert sorted(fps(groups[0]["alerts"])) == sorted(a["fingerprint"] for a in firing)
+
+
 def test_filters_receiver_flags_and_order(server: ServerProcess) -> None:
     labelsets = [
         {"alertname": f"A{i}", "severity": ["critical", "warning"][i % 2], **({"team": "db"} if i % 3 == 0 else {})}
@@ -353,7 +369,14 @@ def test_status_silences_and_health(server: ServerProcess) -> None:
 
 def test_signatures_do_not_open_the_read_route(server_factory: Any, tmp_path: Path) -> None:
     """GET /api/v2/alerts shares the ingest route, whose POST takes signed requests: a GET never does."""
-    server = server_factory(env={"WEBHOOKFAST_BEARER_TOKEN": "tok-1", "WEBHOOKFAST_HMAC_SECRET": "hmac-secret"})
+    server = server_factory(
+        env={
+            "WEBHOOKFAST_BEARER_TOKEN": "tok-1",
+            "WEBHOOKFAST_HMAC_SECRET": "hmac-secret",
+            "WEBHOOKFAST_PROTECT_HEALTH": "true",
+        },
+        health_headers={"Authorization": "Bearer tok-1"},
+    )
     from webhookfast.middleware.auth import sign
 
     ts = int(time.time())
@@ -365,6 +388,10 @@ def test_signatures_do_not_open_the_read_route(server_factory: Any, tmp_path: Pa
     assert server.post("/api/v2/alerts", body, headers=signed_post).status == 200
     got = get_json(server, "/api/v2/alerts", headers={"Authorization": "Bearer tok-1"})
     assert fps(got) == [prometheus_fingerprint({"alertname": "Signed"})]
+    # Alertmanager's health paths follow WEBHOOKFAST_PROTECT_HEALTH, as /healthz and /readyz do.
+    for path in ("/-/healthy", "/-/ready"):
+        assert server.get(path).status == 401
+        assert get_json(server, path, headers={"Authorization": "Bearer tok-1"})["status"] in ("ok", "ready")
 
 
 def test_answer_is_bounded(server: ServerProcess, store_url: str) -> None:
