@@ -336,6 +336,7 @@ def test_filters_receiver_flags_and_order(server: ServerProcess) -> None:
         ("/api/v2/alerts", "filter=" + quote('a=~"("'), "filter"),
         ("/api/v2/alerts", "filter=" + quote('a=~"(?<=x)y"'), "filter"),
         ("/api/v2/alerts", "filter=" + quote('a="\x00"'), "filter"),
+        ("/api/v2/alerts", "&".join(["filter=" + quote(f'l{i}="v"') for i in range(33)]), "filter"),
         ("/api/v2/alerts", "receiver=" + quote("(unclosed"), "receiver"),
         ("/api/v2/alerts", "active=maybe", "active"),
         ("/api/v2/alerts", "active=true&active=false", "active"),

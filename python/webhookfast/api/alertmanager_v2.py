@@ -30,7 +30,7 @@ import orjson
 
 from webhookfast._core import __version__
 from webhookfast._core import fingerprint_from_int as format_fingerprint
-from webhookfast.api.params import Matcher, MatcherSyntaxError, bad, parse_selector
+from webhookfast.api.params import MAX_MATCHERS, Matcher, MatcherSyntaxError, bad, parse_selector
 from webhookfast.api.readers import Reader
 from webhookfast.api.sql import Dialect, Query, pg_anchored
 from webhookfast.http import Context, Response
@@ -134,6 +134,8 @@ def parse_query(
     for name, value in pairs:
         if name == "filter" and filters:
             matchers.extend(parse_filter(value))
+            if len(matchers) > MAX_MATCHERS:
+                raise bad("filter", f"at most {MAX_MATCHERS} matchers")
             continue
         if not (name in flags or (name == "receiver" and receiver)):
             raise bad(name[:64], f"unknown parameter {name[:64]!r}")
