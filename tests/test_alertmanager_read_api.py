@@ -163,6 +163,8 @@ def test_alertmanager_clients_read_what_alertmanager_notified(
         got = sorted(a["fingerprint"] for a in amtool(wf_url, *args))
         want = sorted(a["fingerprint"] for a in amtool(am.url, *args))
         assert got == want, args
+        if not args:
+            assert want == sorted(prometheus_fingerprint(a["labels"]) for a in specs)
         if args and args != ["--receiver=webhook.*"] and "--silenced" not in args:
             assert 0 <= len(want) < len(specs), args  # the matchers really select
     assert len(amtool(wf_url, "alertname=DiskFull")) == 3
