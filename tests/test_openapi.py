@@ -62,7 +62,10 @@ def test_extra_paths_are_added_and_clashes_refused() -> None:
     assert doc["components"]["schemas"]["Thing"] == {"type": "object"}
     validate(doc)
     with pytest.raises(ValueError):
-        openapi.document({"/webhook": item})
+        openapi.document({"/webhook": {"post": item["get"]}})
+    # Another method of a described path joins it (GET /api/v2/alerts beside the ingest POST).
+    merged = openapi.document({"/webhook": item})["paths"]["/webhook"]
+    assert merged["get"] == item["get"] and "post" in merged
     with pytest.raises(ValueError):
         openapi.document(extra_schemas={"Error": {"type": "object"}})
 

@@ -13,6 +13,7 @@ import orjson
 from webhookfast import metrics
 from webhookfast._core import Limits
 from webhookfast.api import HistoryApi
+from webhookfast.api.alertmanager_v2 import AlertmanagerApi
 from webhookfast.batcher import Batcher
 from webhookfast.errors import HTTPError, internal_error, method_not_allowed, not_found
 from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
@@ -70,15 +71,18 @@ class App:
             durable=settings.ack is AckMode.commit,
         )
         self.routes: dict[str, Route] = {}
+        self.history = HistoryApi(self.store, stats_cache_s=settings.stats_cache_s)
+        am = AlertmanagerApi(self.history.reader)
         # The ingest routes are the only ones whose handler reads (and so can verify) a signed body.
         self._add("webhook", "/webhook", {"POST": ingest}, protected=True, signable=True)
-        self._add("alerts_v2", "/api/v2/alerts", {"POST": ingest}, protected=True, signable=True)
-        self._add("healthz", "/healthz", {"GET": self.healthz}, protected=settings.protect_health)
-        self._add("readyz", "/readyz", {"GET": self.readyz}, protected=settings.protect_health)
+        self._add("alerts_v2", "/api/v2/alerts", {"POST": ingest, "GET": am.list_alerts}, protected=True, signable=True)
+        for name, path in (("healthz", "/healthz"), ("am_healthy", "/-/healthy")):
+            self._add(name, path, {"GET": self.healthz}, protected=settings.protect_health)
+        for name, path in (("readyz", "/readyz"), ("am_ready", "/-/ready")):
+            self._add(name, path, {"GET": self.readyz}, protected=settings.protect_health)
         self._add("metrics", "/metrics", {"GET": self.metrics}, protected=settings.protect_metrics)
         self._add("openapi", "/openapi.json", {"GET": self.openapi}, protected=settings.protect_health)
-        self.history = HistoryApi(self.store, stats_cache_s=settings.stats_cache_s)
-        for name, path, handlers in self.history.routes():
+        for name, path, handlers in [*self.history.routes(), *am.routes()]:
             self._add(name, path, handlers, protected=True)
         self._openapi: bytes | None = None
         self.access_log = AccessLog(log=settings.access_log)
@@ -196,10 +200,12 @@ class App:
 
     async def openapi(self, ctx: Context) -> Response:
         if self._openapi is None:
-            from webhookfast.api.openapi import PATHS, SCHEMAS
+            from webhookfast.api.openapi import AM_PATHS, AM_SCHEMAS, PATHS, SCHEMAS
             from webhookfast.openapi import document
 
-            self._openapi = orjson.dumps(document(extra_paths=PATHS, extra_schemas=SCHEMAS))
+            self._openapi = orjson.dumps(
+                document(extra_paths={**PATHS, **AM_PATHS}, extra_schemas={**SCHEMAS, **AM_SCHEMAS})
+            )
         return Response(200, self._openapi)
 
     async def metrics(self, ctx: Context) -> Response:

@@ -3,7 +3,7 @@
 Built from plain dicts (no dependency): every route of ``app.App``, the three accepted payload
 formats (README "Accepted formats"), the success answer, and the error contract of
 ``errors.py`` (README "Errors") with every status and code. ``extra_paths`` lets other modules
-(e.g. the history API) add their own path items; they win over nothing here (a clash is an error).
+(e.g. the history API) add their own path items or methods; they win over nothing here (a clash is an error).
 """
 
 from __future__ import annotations
@@ -392,6 +392,22 @@ def _paths() -> dict[str, Any]:
             500,
             503,
         ),
+        "/-/healthy": _get(
+            "getAlertmanagerHealthy",
+            "Alertmanager's liveness path, for probes written for Alertmanager: the same as /healthz",
+            _ok("Up.", _ref("schemas", "Health")),
+            401,
+            500,
+            503,
+        ),
+        "/-/ready": _get(
+            "getAlertmanagerReady",
+            "Alertmanager's readiness path, for probes written for Alertmanager: the same as /readyz",
+            _ok("Ready.", _ref("schemas", "Ready")),
+            401,
+            500,
+            503,
+        ),
         "/metrics": _get(
             "getMetrics",
             "Prometheus metrics, merged across workers (open unless WEBHOOKFAST_PROTECT_METRICS)",
@@ -424,13 +440,15 @@ def document(
     extra_paths: dict[str, Any] | None = None, extra_schemas: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document; ``extra_paths`` (path → path item) are added to the core routes and
-    ``extra_schemas`` to ``components.schemas``. A name already described is an error (an extra
-    ``Error`` must not replace the contract's), unless the definition is identical."""
+    ``extra_schemas`` to ``components.schemas``; an extra path item may add methods to a described
+    path. A method or schema already described is an error (an extra ``Error`` must not replace
+    the contract's), unless the schema's definition is identical."""
     paths = _paths()
     for path, item in (extra_paths or {}).items():
-        if path in paths:
+        described = paths.get(path, {})
+        if set(item) & set(described):  # another method of a described path is welcome
             raise ValueError(f"path {path!r} is already described")
-        paths[path] = item
+        paths[path] = {**described, **item}
     schemas = _schemas()
     for name, schema in (extra_schemas or {}).items():
         if name in schemas and schemas[name] != schema:

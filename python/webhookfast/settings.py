@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     hmac_secret: SecretStr | None = Field(None, description="also accept HMAC-signed requests on the ingest routes (see \"Signed requests\")")
     hmac_secret_file: Path | None = Field(None, description="the HMAC secret, read from this file")
     hmac_max_skew_s: int = Field(300, ge=1, description="a signature's timestamp may differ from the server's clock by this much (the replay window)")
-    protect_health: bool = Field(False, description="require auth on /healthz, /readyz and /openapi.json too")
+    protect_health: bool = Field(False, description="require auth on /healthz, /readyz, /-/healthy, /-/ready and /openapi.json too")
     protect_metrics: bool = Field(False, description="require auth on /metrics too")
 
     # TLS served by Granian.

@@ -224,3 +224,161 @@ PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+# -- Alertmanager's read API (webhookfast.api.alertmanager_v2) ------------------------------------
+
+_AM_TIME = {"type": "string", "format": "date-time", "examples": ["2024-05-01T10:00:00.123Z"]}
+_AM_FILTER = {
+    "name": "filter",
+    "in": "query",
+    "required": False,
+    "description": "Label matchers, all must hold; repeat the parameter for more: `alertname=\"x\"`, "
+    "`severity=~\"crit.*\"`, `team!=\"db\"` (Alertmanager's syntax; an unquoted value and a whole "
+    "`{...}` selector are accepted too; the regex rules of the history API's `match`).",
+    "schema": {"type": "array", "items": {"type": "string"}},
+    "style": "form",
+    "explode": True,
+}
+_AM_RECEIVER = _q("receiver", "Only alerts whose receiver matches this regex (fully anchored).", {"type": "string"})
+
+
+def _am_flag(name: str, effect: str) -> dict[str, Any]:
+    return _q(name, f"Alertmanager's `{name}` flag: {effect}", {"type": "boolean", "default": True})
+
+
+_AM_FLAGS = {
+    "active": _am_flag("active", "every alert webhookfast knows is active, so `false` answers `[]`."),
+    "silenced": _am_flag("silenced", "webhookfast silences nothing; no effect."),
+    "inhibited": _am_flag("inhibited", "webhookfast inhibits nothing; no effect."),
+    "unprocessed": _am_flag("unprocessed", "every alert webhookfast knows is processed; no effect."),
+    "muted": _am_flag("muted", "webhookfast mutes no group; no effect."),
+}
+_AM_TRUNCATED = {
+    "x-webhookfast-truncated": {
+        "description": "Present when more alerts fire than an answer holds: the number it holds.",
+        "schema": {"type": "string"},
+    }
+}
+
+AM_SCHEMAS: dict[str, Any] = {
+    "AmGettableAlert": {
+        "type": "object",
+        "description": "Alertmanager's `gettableAlert`: the latest instance firing now of one label set.",
+        "required": ["labels", "annotations", "startsAt", "endsAt", "updatedAt", "fingerprint", "receivers", "status"],
+        "properties": {
+            "labels": _STRMAP,
+            "annotations": _STRMAP,
+            "startsAt": _AM_TIME,
+            "endsAt": {**_AM_TIME, "description": "`0001-01-01T00:00:00.000Z` (Go's zero time) when not known."},
+            "updatedAt": {**_AM_TIME, "description": "When webhookfast last received the alert."},
+            "generatorURL": {"type": "string", "description": "Left out when empty, as Alertmanager does."},
+            "fingerprint": _FP,
+            "receivers": {
+                "type": "array",
+                "items": {"$ref": _REF + "AmReceiver"},
+                "description": "The receiver of the last notification; empty for alerts Prometheus posted.",
+            },
+            "status": {
+                "type": "object",
+                "required": ["state", "silencedBy", "inhibitedBy"],
+                "properties": {
+                    "state": {"const": "active"},
+                    "silencedBy": {"type": "array", "maxItems": 0},
+                    "inhibitedBy": {"type": "array", "maxItems": 0},
+                },
+            },
+        },
+    },
+    "AmReceiver": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+    "AmAlertGroup": {
+        "type": "object",
+        "required": ["labels", "receiver", "alerts"],
+        "properties": {
+            "labels": {**_STRMAP, "description": "The group labels of the notification's group key ({} without one)."},
+            "receiver": {"$ref": _REF + "AmReceiver"},
+            "alerts": {"type": "array", "items": {"$ref": _REF + "AmGettableAlert"}},
+        },
+    },
+    "AmStatus": {
+        "type": "object",
+        "required": ["cluster", "config", "uptime", "versionInfo"],
+        "properties": {
+            "cluster": {
+                "type": "object",
+                "required": ["status", "peers"],
+                "properties": {"status": {"const": "disabled"}, "peers": {"type": "array", "maxItems": 0}},
+            },
+            "config": {
+                "type": "object",
+                "required": ["original"],
+                "properties": {"original": {"type": "string", "description": "Empty: webhookfast has no routing configuration."}},
+            },
+            "uptime": _AM_TIME,
+            "versionInfo": {
+                "type": "object",
+                "required": ["version", "revision", "branch", "buildUser", "buildDate", "goVersion"],
+                "properties": {
+                    "version": {"type": "string", "description": "webhookfast's version."},
+                    **{k: {"type": "string"} for k in ("revision", "branch", "buildUser", "buildDate", "goVersion")},
+                },
+            },
+        },
+    },
+}
+
+
+def _am_get(operation_id: str, summary: str, description: str, params: list[dict[str, Any]],
+            schema: dict[str, Any], truncates: bool = False) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": summary, "content": {"application/json": {"schema": schema}}}
+    if truncates:
+        ok["headers"] = _AM_TRUNCATED
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "tags": ["alertmanager"],
+            "parameters": params,
+            "responses": {"200": ok, **_RESPONSES_4XX},
+        }
+    }
+
+
+_AM_LIMIT = "At most 10,000 alerts (the lowest fingerprints); `X-Webhookfast-Truncated` says when more fire."
+
+AM_PATHS: dict[str, Any] = {
+    "/api/v2/alerts": _am_get(
+        "getAlertmanagerAlerts",
+        "The alerts firing now, in Alertmanager's format.",
+        "Alert instances with status firing and not past their endsAt, one per label set (its latest "
+        "instance), sorted by fingerprint, for Alertmanager's clients (amtool, Grafana, karma). " + _AM_LIMIT,
+        [_AM_FILTER, _AM_RECEIVER, *(_AM_FLAGS[k] for k in ("active", "silenced", "inhibited", "unprocessed"))],
+        {"type": "array", "items": {"$ref": _REF + "AmGettableAlert"}},
+        truncates=True,
+    ),
+    "/api/v2/alerts/groups": _am_get(
+        "getAlertmanagerAlertGroups",
+        "The alerts firing now, grouped as Alertmanager notified them.",
+        "The alerts of GET /api/v2/alerts grouped by receiver and by the group labels of their last "
+        "notification's group key (alerts Prometheus posted: one group per receiver, labels {}). " + _AM_LIMIT,
+        [_AM_FILTER, _AM_RECEIVER, *(_AM_FLAGS[k] for k in ("active", "silenced", "inhibited", "muted"))],
+        {"type": "array", "items": {"$ref": _REF + "AmAlertGroup"}},
+        truncates=True,
+    ),
+    "/api/v2/silences": _am_get(
+        "getAlertmanagerSilences",
+        "Silences: always none.",
+        "webhookfast silences nothing; the answer is `[]` (filter matchers are checked all the same).",
+        [_AM_FILTER],
+        {"type": "array", "maxItems": 0},
+    ),
+    "/api/v2/status": _am_get(
+        "getAlertmanagerStatus",
+        "Alertmanager's status: webhookfast's version and uptime.",
+        "What Alertmanager's clients call first (Grafana's data-source health check, amtool's version "
+        "check, karma): no cluster, no configuration.",
+        [],
+        {"$ref": _REF + "AmStatus"},
+    ),
+}
