@@ -89,6 +89,8 @@ def serve(**options: Any) -> None:
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
+    from webhookfast.connections import granian_connection_options, raise_nofile_limit
+
     # Workers are fresh processes: they rebuild the app from these variables.
     os.environ.update(settings.env())
     metrics_dir = _metrics_dir()
@@ -98,6 +100,7 @@ def serve(**options: Any) -> None:
         tls = {"ssl_cert": Path(settings.tls_cert), "ssl_key": Path(settings.tls_key)}  # type: ignore[arg-type]
         if settings.tls_client_ca is not None:
             tls.update(ssl_ca=Path(settings.tls_client_ca), ssl_client_verify=True)
+    connection_options = granian_connection_options(settings, raise_nofile_limit())
     try:
         Granian(
             "webhookfast.app:create_app",
@@ -108,6 +111,7 @@ def serve(**options: Any) -> None:
             workers=settings.workers,
             log_access=False,
             log_level=LogLevels(settings.log_level),
+            **connection_options,
             **tls,
         ).serve()
     finally:

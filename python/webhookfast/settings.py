@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     # Request limits. The body cap is enforced while reading (Content-Length and chunked bodies).
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
     body_timeout_s: float = Field(10.0, gt=0)
+    # Connections (see connections.py): a connection that has not sent a whole request head this long
+    # after it opened or after its last answer is closed (silent, slow-header and idle keep-alive
+    # alike); longer than Prometheus' one-minute resend so its keep-alive connection usually survives.
+    idle_timeout_s: float = Field(75.0, ge=0.1, le=3600)
+    max_connections: int = Field(1024, ge=1)  # per worker; beyond it, new connections wait in the backlog
     max_alerts: int = Field(10_000, ge=1)
     max_labels: int = Field(128, ge=1)
     max_annotations: int = Field(128, ge=1)
