@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from support.certs import make_pki
 from support.net import request
 from support.servers import ServerFactory, ServerProcess
 from webhookfast import cli
@@ -232,3 +233,29 @@ def test_bad_connection_settings_refuse_to_start(monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(cli.main, ["serve", "--no-migrate-on-start"])
     assert result.exit_code == click.UsageError.exit_code, result.output
     assert name.lower() in result.output
+
+
+# -- TLS ---------------------------------------------------------------------------------------------
+
+TLS_HANDSHAKE_TIMEOUT_S = 10.0  # tls-listener's default in Granian 2.8: not configurable
+
+
+def test_tls_silent_connections_are_closed_and_alpn_offers_http11(server_factory: ServerFactory, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    server = server_factory(
+        scheme="https", extra_args=["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)], env=FAST_CLOSE
+    )
+    before_handshake = connect(server)
+    ctx = pki.client_context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    after_handshake = ctx.wrap_socket(connect(server), server_hostname="127.0.0.1")
+    try:
+        # A Go client (Alertmanager, Prometheus) offering h2 falls back to HTTP/1.1.
+        assert after_handshake.selected_alpn_protocol() == "http/1.1"
+        assert closed_after(after_handshake, IDLE_S + SLACK_S) is not None, "a silent TLS connection is still open"
+        assert closed_after(before_handshake, TLS_HANDSHAKE_TIMEOUT_S + SLACK_S) is not None, (
+            "a connection that never starts its TLS handshake is still open"
+        )
+    finally:
+        before_handshake.close()
+        after_handshake.close()
