@@ -628,8 +628,8 @@ def stored_seqs(database_url: str, run_id: str) -> set[int]:
     else:
         import psycopg
 
-        with psycopg.connect(database_url, connect_timeout=10) as db:
-            rows = db.execute(
+        with psycopg.connect(database_url, connect_timeout=10) as pg:
+            rows = pg.execute(
                 "SELECT ls.labels->>'seq' FROM label_sets ls JOIN alerts a ON a.fingerprint = ls.fingerprint "
                 "WHERE ls.alertname = %s AND ls.labels->>'run' = %s", (SENDER_ALERTNAME, run_id)).fetchall()
     return {int(seq) for (seq,) in rows}
