@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from support.certs import make_pki
 from support.net import request
 from support.servers import ServerFactory, ServerProcess
 from webhookfast import cli
-from webhookfast.connections import RESERVED_FDS
+from webhookfast.connections import RESERVED_FDS, bound_unacknowledged_writes
 
 IDLE_S = 2.0
 FAST_CLOSE = {"WEBHOOKFAST_IDLE_TIMEOUT_S": str(IDLE_S), "WEBHOOKFAST_ACCESS_LOG": "false"}
@@ -259,3 +260,69 @@ def test_tls_silent_connections_are_closed_and_alpn_offers_http11(server_factory
     finally:
         before_handshake.close()
         after_handshake.close()
+
+
+# -- answers to clients that stop reading --------------------------------------------------------------
+
+
+def big_history_body(alerts: int, value_bytes: int) -> bytes:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return json.dumps([
+        {"labels": {"alertname": "Big", "i": str(i), "pad": "p" * value_bytes}, "startsAt": now} for i in range(alerts)
+    ]).encode()
+
+
+def server_side_open(server_port: int, client_port: int) -> bool:
+    """Whether the server's end of the connection from ``client_port`` still exists (ss, from iproute2)."""
+    out = subprocess.run(
+        ["ss", "-tnH", "state", "all", f"( sport = :{server_port} and dport = :{client_port} )"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return any(line and not line.startswith(("TIME-WAIT", "CLOSED")) for line in out.splitlines())
+
+
+def test_answer_to_a_client_that_stops_reading_is_aborted(server_factory: ServerFactory) -> None:
+    """An answer far larger than the socket buffers, to a client that never reads: the kernel aborts
+    the connection after WEBHOOKFAST_WRITE_TIMEOUT_S (TCP_USER_TIMEOUT), freeing its slot."""
+    write_timeout = 2.0
+    server = server_factory(env={**FAST_CLOSE, "WEBHOOKFAST_IDLE_TIMEOUT_S": "300",
+                                 "WEBHOOKFAST_WRITE_TIMEOUT_S": str(write_timeout)})
+    assert server.post("/api/v2/alerts", big_history_body(200, 60_000), timeout=30).status == 200
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((server.host, server.port))
+    client_port = sock.getsockname()[1]
+    try:
+        sock.sendall(b"GET /api/v1/alerts?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(1)
+        assert server_side_open(server.port, client_port)  # the answer is being written
+        deadline = time.monotonic() + write_timeout + 2 * SLACK_S
+        while server_side_open(server.port, client_port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not server_side_open(server.port, client_port), "the stalled answer still holds its connection"
+        # What the client still gets is a cut-off answer, not the whole of it.
+        received = b""
+        sock.settimeout(5)
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        assert len(body) < length
+    finally:
+        sock.close()
+    assert server.get("/healthz").status == 200
+
+
+def test_write_bound_is_set_on_the_listener_of_the_port_only() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as ours, socket.create_server(("127.0.0.1", 0)) as other:
+        assert bound_unacknowledged_writes(ours.getsockname()[1], 1.5) == 1
+        assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 1500
+        assert other.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 0
+        with socket.create_connection(ours.getsockname()) as client:
+            accepted, _ = ours.accept()
+            with accepted:  # what the workers rely on: accepted sockets inherit it
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 1500
+            assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 0

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # alike); longer than Prometheus' one-minute resend so its keep-alive connection usually survives.
     idle_timeout_s: float = Field(75.0, ge=0.1, le=3600)
     max_connections: int = Field(1024, ge=1)  # per worker; beyond it, new connections wait in the backlog
+    # An answer the client does not take (nothing acknowledged, or its receive window shut) for this
+    # long aborts the connection (TCP_USER_TIMEOUT; Granian has no write timeout of its own).
+    write_timeout_s: float = Field(30.0, ge=0.1, le=3600)
     max_alerts: int = Field(10_000, ge=1)
     max_labels: int = Field(128, ge=1)
     max_annotations: int = Field(128, ge=1)
