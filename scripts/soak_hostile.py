@@ -35,10 +35,8 @@ import json
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import string
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +54,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "load"))
 from payloads import alert as bench_alert
 from payloads import payload as bench_payload
 from pgtemp import TempPostgres, free_port
+from run import Server as LoadServer
 from run import group_pids, rss_mb
 
 SENDER_ALERTNAME = "SoakWellBehaved"
@@ -81,6 +80,11 @@ CHECKS = {
     "sender_progress": "the well-behaved sender gets (nearly) every alert acknowledged",
     "nothing_lost": "every alert acknowledged to the sender is in the database",
 }
+
+
+# The checks that only a scenario feeds (reported as skipped when it is left out).
+SCENARIO_OF = {"storm_answers": "storm", "oversized_answers": "oversized", "slow_connections_closed": "slow",
+               "poison_answers": "poison", "query_answers": "queries"}
 
 
 def now_rfc3339(offset_s: float = 0.0) -> str:
@@ -255,11 +259,11 @@ class Budget:
 # -- the server -------------------------------------------------------------------------------------
 
 
-class Server:
+class Server(LoadServer):
+    """``webhookfast serve`` with the soak's settings (run.py's Server: own process group, log file)."""
+
     def __init__(self, args: argparse.Namespace, database_url: str, work: Path) -> None:
-        self.port = free_port()
-        self.database_url = database_url
-        self.log_path = work / "webhookfast.log"
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
         (work / "tmp").mkdir(exist_ok=True)
         env.update(
@@ -271,27 +275,14 @@ class Server:
             WEBHOOKFAST_MAX_BODY_BYTES=str(args.max_body_bytes),
             WEBHOOKFAST_MAX_CONNECTIONS=str(args.max_connections),
         )
-        self.argv = [sys.executable, "-m", "webhookfast", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                     "--workers", str(args.workers), "--database-url", database_url]
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
+        argv = [sys.executable, "-m", "webhookfast", "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(args.workers), "--database-url", database_url]
+        super().__init__("webhookfast", argv, port, "/healthz", work / "webhookfast.log", env)
         self.workers: set[int] = set()
 
     def start(self, timeout_s: float = 60.0) -> None:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=self.env, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"webhookfast exited with {self.proc.returncode}:\n{self.tail()}")
-            answer = asyncio.run(one_request("127.0.0.1", self.port, "GET", "/healthz", timeout=2))
-            if answer.status == 200:
-                time.sleep(0.5)
-                self.workers = set(self.worker_pids())
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"webhookfast not healthy in {timeout_s:.0f} s:\n{self.tail()}")
+        super().start(timeout_s)
+        self.workers = set(self.worker_pids())
 
     def worker_pids(self) -> list[int]:
         if self.proc is None:
@@ -300,29 +291,6 @@ class Server:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(10)
-        self._log.close()
 
 
 def open_fds(pid: int) -> int:
@@ -660,7 +628,8 @@ def summary(report: Report, args: argparse.Namespace, database_url: str, elapsed
         "ok": report.violations == 0,
         "violations": report.violations,
         "checks": {name: {"ok": c.violations == 0, "violations": c.violations, "meaning": CHECKS[name],
-                          "examples": c.examples} for name, c in report.checks.items()},
+                          "skipped": SCENARIO_OF.get(name) in args.skip, "examples": c.examples}
+                   for name, c in report.checks.items()},
         "answers": {k: dict(v) for k, v in report.statuses.items()},
         "max_latency_s": {k: round(v, 2) for k, v in report.max_latency.items()},
         "worker": {
@@ -692,7 +661,7 @@ def print_summary(result: dict[str, Any]) -> None:
         print(f"sender: {result['notes']['sender']}", file=out)
     print("checks:", file=out)
     for name, c in result["checks"].items():
-        verdict = "ok  " if c["ok"] else "FAIL"
+        verdict = "skip" if c["skipped"] else "ok  " if c["ok"] else "FAIL"
         count = "" if c["ok"] else f" — {c['violations']} violation(s)"
         print(f"  {verdict} {name:<24} {c['meaning']}{count}", file=out)
         for example in c["examples"]:

@@ -228,7 +228,9 @@ def test_more_connections_than_file_descriptors_keep_healthz_answering(limited_s
     assert server.get("/healthz", timeout=IDLE_S + SLACK_S).status == 200
 
 
-@pytest.mark.parametrize("name, value", [("IDLE_TIMEOUT_S", "0"), ("IDLE_TIMEOUT_S", "-1"), ("MAX_CONNECTIONS", "0")])
+@pytest.mark.parametrize(
+    "name, value", [("IDLE_TIMEOUT_S", "0"), ("IDLE_TIMEOUT_S", "-1"), ("MAX_CONNECTIONS", "0"), ("WRITE_TIMEOUT_S", "0")]
+)
 def test_bad_connection_settings_refuse_to_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(f"WEBHOOKFAST_{name}", value)
     result = CliRunner().invoke(cli.main, ["serve", "--no-migrate-on-start"])

@@ -47,6 +47,8 @@ WAITS_FOR = {
     "sender_answers": REGEX_FIX,
     "sender_progress": REGEX_FIX,
 }
+# The checks of the scenarios the own run leaves out (the defects other fixes of issue #11 address).
+LEFT_OUT_OF_OWN = {"oversized_answers", "poison_answers", "query_answers"}
 CHECKS = [
     "server_alive", "healthz", "slow_connections_closed", "fd_bound", "rss_bound", "storm_answers",
     "oversized_answers", "poison_answers", "query_answers", "sender_answers", "sender_progress", "nothing_lost",
@@ -95,7 +97,7 @@ def store(request: pytest.FixtureRequest) -> list[str]:
 def soak_result(kind: str, store: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict:
     key = (kind, " ".join(store))
     if key not in _RESULTS:
-        extra = ["--skip", "queries,poison,oversized"] if kind == "own" else []
+        extra = ["--skip", "queries,poison,oversized"] if kind == "own" else []  # LEFT_OUT_OF_OWN
         _RESULTS[key] = run_soak(tmp_path_factory.mktemp(f"soak-{kind}"), store, extra)
     return _RESULTS[key]
 
@@ -105,9 +107,10 @@ def failure(result: dict, check: str) -> str:
     return f"{check}: {c['violations']} violation(s), e.g.\n" + "\n".join(c["examples"]) + "\n" + result["_stderr"][-3000:]
 
 
-@pytest.mark.parametrize("check", CHECKS)
+@pytest.mark.parametrize("check", [c for c in CHECKS if c not in LEFT_OUT_OF_OWN])
 def test_own_soak(store: list[str], tmp_path_factory: pytest.TempPathFactory, check: str) -> None:
     result = soak_result("own", store, tmp_path_factory)
+    assert not result["checks"][check]["skipped"]
     assert result["checks"][check]["ok"], failure(result, check)
     if check == "slow_connections_closed":  # every kind of slow connection was tried and closed
         slow = result["answers"]["slow"]
@@ -124,4 +127,5 @@ def test_own_soak(store: list[str], tmp_path_factory: pytest.TempPathFactory, ch
 )
 def test_full_soak(store: list[str], tmp_path_factory: pytest.TempPathFactory, check: str) -> None:
     result = soak_result("full", store, tmp_path_factory)
+    assert not result["checks"][check]["skipped"]
     assert result["checks"][check]["ok"], failure(result, check)
