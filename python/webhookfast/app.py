@@ -15,6 +15,7 @@ from webhookfast._core import Limits
 from webhookfast.api import HistoryApi
 from webhookfast.api.alertmanager_v2 import AlertmanagerApi
 from webhookfast.batcher import Batcher
+from webhookfast.connections import bound_writes_once_listening
 from webhookfast.errors import HTTPError, internal_error, method_not_allowed, not_found
 from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
 from webhookfast.ingest import BodyReader, Ingest
@@ -122,6 +123,10 @@ class App:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.startup())
+        # Granian opens this worker's listening socket only once it serves: see connections.py.
+        self._write_bound = loop.create_task(
+            bound_writes_once_listening(self.settings.port, self.settings.write_timeout_s)
+        )
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Granian calls this after in-flight requests finished: flush what is queued, then close.

@@ -97,6 +97,8 @@ def serve(**options: Any) -> None:
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
+    from webhookfast.connections import granian_connection_options, raise_nofile_limit
+
     # Workers are fresh processes: they rebuild the app from these variables.
     os.environ.update(settings.env())
     metrics_dir, metrics_lock = _metrics_dir()
@@ -106,6 +108,7 @@ def serve(**options: Any) -> None:
         tls = {"ssl_cert": Path(settings.tls_cert), "ssl_key": Path(settings.tls_key)}  # type: ignore[arg-type]
         if settings.tls_client_ca is not None:
             tls.update(ssl_ca=Path(settings.tls_client_ca), ssl_client_verify=True)
+    connection_options = granian_connection_options(settings, raise_nofile_limit())
     try:
         Granian(
             "webhookfast.app:create_app",
@@ -117,6 +120,7 @@ def serve(**options: Any) -> None:
             log_access=False,
             log_level=LogLevels(settings.log_level),
             log_dictconfig=GRANIAN_LOG_CONFIG,
+            **connection_options,
             **tls,
         ).serve()
     finally:

@@ -35,6 +35,27 @@ class Settings(BaseSettings):
     # Request limits. The body cap is enforced while reading (Content-Length and chunked bodies).
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1, description="larger bodies get 413 before they are read (chunked ones as soon as they pass it)")
     body_timeout_s: float = Field(10.0, gt=0, description="a body not received in time gets 408")
+    # Connections (see connections.py). Granian has one timer for a request head: from a connection's
+    # opening or its last answer until a whole head arrived; longer than Prometheus' one-minute
+    # resend so that its keep-alive connection usually survives.
+    idle_timeout_s: float = Field(
+        75.0,
+        ge=0.1,
+        le=3600,
+        description="a connection that has not sent a whole request head this long after it opened or after its last answer is closed (silent, slow-header and idle keep-alive connections alike)",
+    )
+    max_connections: int = Field(
+        1024,
+        ge=1,
+        description="open connections per worker (lowered to fit the open-file limit, which `serve` raises to the hard limit); beyond it, new connections wait in the listen backlog",
+    )
+    # Granian has no write timeout of its own.
+    write_timeout_s: float = Field(
+        30.0,
+        ge=0.1,
+        le=3600,
+        description="an answer the client does not take (nothing acknowledged, or its receive window shut) this long aborts the connection (Linux `TCP_USER_TIMEOUT`)",
+    )
     max_alerts: int = Field(10_000, ge=1, description="alerts per request (422 `too_many_alerts` beyond)")
     max_labels: int = Field(128, ge=1, description="labels per alert")
     max_annotations: int = Field(128, ge=1, description="annotations per alert")
