@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # window reads every instance of the day, and dashboards ask the same question many times.
     stats_cache_s: float = Field(5.0, ge=0, le=3600)
 
+    # The built-in web page over the history (/, /overview, /alerts/<fingerprint>, /ui/*).
+    ui: bool = True
+
     # Per-client rate limit (requests per second, 0 = off), answered with 503 + Retry-After.
     rate_limit_rps: float = Field(0.0, ge=0)
     rate_limit_burst: int = Field(100, ge=1)

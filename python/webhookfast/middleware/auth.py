@@ -96,6 +96,10 @@ class Auth:
         )
 
     @property
+    def basic_enabled(self) -> bool:
+        return self._basic is not None
+
+    @property
     def enabled(self) -> bool:
         return bool(self._tokens or self._basic or self._hmac)
 
