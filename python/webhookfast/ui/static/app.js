@@ -17,6 +17,7 @@ const live = document.getElementById("live");
 
 let controller = null;
 let timer = null;
+let tokenJustGiven = false;
 
 async function view(path) {
   if (path === "/") return (m, ctx) => alerts.render(m, ctx);
@@ -48,6 +49,7 @@ async function render({ focus = false, keepScroll = false } = {}) {
   try {
     const fn = await view(location.pathname);
     await fn(main, { navigate, signal });
+    tokenJustGiven = false;
     banner.hidden = true;
     tokenForm.hidden = true;
     main.hidden = false;
@@ -61,6 +63,10 @@ async function render({ focus = false, keepScroll = false } = {}) {
       main.hidden = true;
       tokenForm.hidden = false;
       signout.hidden = true;
+      const error = document.getElementById("token-error");
+      error.textContent = tokenJustGiven ? "That token was refused." : "";
+      error.hidden = !tokenJustGiven;
+      tokenJustGiven = false;
       document.getElementById("token").focus();
       return;
     }
@@ -74,6 +80,7 @@ tokenForm.addEventListener("submit", (ev) => {
   const input = document.getElementById("token");
   setToken(input.value.trim());
   input.value = "";
+  tokenJustGiven = true;
   render({ focus: true });
 });
 
