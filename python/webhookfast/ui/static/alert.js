@@ -45,7 +45,7 @@ function logTable(episodes, now) {
   }
   return h("div", { class: "table-wrap" }, h("table", { id: "log-table" }, [
     h("caption", { class: "visually-hidden", text: "State changes and deliveries" }),
-    h("thead", {}, h("tr", {}, ["Received", "", "State", "Receiver", "Group", "Source"].map((t) => h("th", { scope: "col", text: t })))),
+    h("thead", {}, h("tr", {}, ["Received", "", "State", "Receiver, source", "Group key", "Generator"].map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, rows),
   ]));
 }

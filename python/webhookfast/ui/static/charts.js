@@ -72,7 +72,7 @@ export function histogram(data, hrefFor) {
 // An alert's episodes on one time axis: bars from start to end; firing ones run to now, open.
 export function timeline(episodes, now) {
   if (!episodes.length) return h("p", { class: "muted", text: "No episodes." });
-  const H = 64, pad = 8;
+  const W = 1000, H = 64, pad = 8; // wider than the other charts: it spans the page
   const spans = episodes.map((ep) => {
     const a = parseTime(ep.starts_at);
     const firing = ep.status !== "resolved";
