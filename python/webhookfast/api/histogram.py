@@ -37,21 +37,27 @@ def bucket_width_us(since: int, until: int, buckets: int) -> int:
     return max(1, -(-per // 10**6)) * 10**6
 
 
-def histogram_query(d: Dialect, match: tuple[Matcher, ...], since: int, until: int, width: int) -> Query:
+def histogram_query(
+    d: Dialect, match: tuple[Matcher, ...], since: int, until: int, width: int, firing: bool = False
+) -> Query:
+    """Instances started per bucket (``firing``: only those still firing). Two queries rather than
+    one with a conditional sum: each is then an index-only scan (``alerts_starts_at``, or
+    ``alerts_status`` for the few firing ones); the sum read every row's status from the table,
+    110 ms instead of 1.1 s for 30 days of the 1M-row SQLite benchmark."""
     P = d.p
     conds = [f"a.starts_at >= {P}", f"a.starts_at < {P}"]
     params: list[Any] = [d.t(since), d.t(until)]
+    if firing:
+        conds.insert(0, "a.status = 'firing'")
     q._matchers(d, match, conds, params)
     join = q._matchers_join(StatsParams(match=match))
     # Placeholders are positional: the bucket expression's two come first.
     params = [since, width, *params]
     return (
-        f"""SELECT ({d.us('a.starts_at')} - {P}) / {P} AS bucket, count(*),
-       sum(CASE WHEN a.status = 'firing' THEN 1 ELSE 0 END)
+        f"""SELECT ({d.us('a.starts_at')} - {P}) / {P} AS bucket, count(*)
 FROM alerts a {join}
 {q._where(conds)}
-GROUP BY bucket
-ORDER BY bucket""",
+GROUP BY bucket""",
         params,
     )
 
@@ -69,8 +75,15 @@ class Histogram:
         if since >= until:
             raise bad("since", "since must be before until")
         width = bucket_width_us(since, until, p.buckets)
-        (rows,) = await self.reader.many([histogram_query(self.reader.dialect, p.match, since, until, width)])
-        counts = {int(b): (int(n), int(f)) for b, n, f in rows}
+        d = self.reader.dialect
+        started, firing = await self.reader.many(
+            [
+                histogram_query(d, p.match, since, until, width),
+                histogram_query(d, p.match, since, until, width, firing=True),
+            ]
+        )
+        counts = {int(b): int(n) for b, n in started}
+        still = {int(b): int(n) for b, n in firing}
         n_buckets = -(-(until - since) // width)
         return Response(
             200,
@@ -81,8 +94,8 @@ class Histogram:
                     "buckets": [
                         {
                             "start": format_time(since + i * width),
-                            "started": counts.get(i, (0, 0))[0],
-                            "firing": counts.get(i, (0, 0))[1],
+                            "started": counts.get(i, 0),
+                            "firing": still.get(i, 0),
                         }
                         for i in range(n_buckets)
                     ],
