@@ -9,8 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_api_history import CLOCK, H, T, Env, _pg_database, _sqlite_url, iso
-
+from test_api_history import CLOCK, Env, H, T, _pg_database, _sqlite_url, iso
 from webhookfast.api.openapi import PATHS, SCHEMAS
 
 pytestmark = pytest.mark.timeout(120)

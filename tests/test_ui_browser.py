@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +21,6 @@ import orjson
 import pytest
 from support.browser import Browser, require_chromium, texts
 from support.servers import ServerProcess
-
 from webhookfast._core import fingerprint
 
 pytestmark = pytest.mark.timeout(240)
@@ -310,7 +308,7 @@ def test_alert_page_shows_labels_annotations_episodes_and_log(browser: Browser, 
     browser.wait_css("#timeline")
     assert len(browser.css("#timeline .episode")) == 5 and not browser.css("#timeline .episode.open")
     widths = [float(r.get_attribute("width")) for r in browser.css("#timeline rect")]
-    assert len(set(round(w) for w in widths)) == 1  # five 2-minute episodes, same width
+    assert len({round(w) for w in widths}) == 1  # five 2-minute episodes, same width
     log = texts(browser.css("#log-table tbody tr"))
     assert len(log) == 15  # per episode: a heading row, the firing and the resolved change
     assert sum("resolved after 2m 0s" in t for t in log) == 5

@@ -77,11 +77,16 @@ class Browser:
         return self.driver.execute_script(script, *args)
 
     def wait(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+        )
+
         deadline = time.monotonic() + timeout
         while True:
             try:
                 value = predicate()
-            except Exception:  # an element replaced while we looked at it: look again
+            except (StaleElementReferenceException, NoSuchElementException):  # re-rendered meanwhile
                 value = None
             if value:
                 return value

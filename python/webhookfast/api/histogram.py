@@ -11,9 +11,15 @@ from pydantic import Field
 
 from webhookfast._core import format_time
 from webhookfast.api import sql as q
-from webhookfast.api.params import DEFAULT_STATS_WINDOW_US, StatsParams, _Params, bad, parse_params
+from webhookfast.api.params import (
+    DEFAULT_STATS_WINDOW_US,
+    Matcher,
+    StatsParams,
+    _Params,
+    bad,
+    parse_params,
+)
 from webhookfast.api.readers import Reader
-from webhookfast.api.params import Matcher
 from webhookfast.api.sql import Dialect, Query
 from webhookfast.http import Context, Response
 
@@ -50,7 +56,7 @@ def histogram_query(
     if firing:
         conds.insert(0, "a.status = 'firing'")
     q._matchers(d, match, conds, params)
-    join = q._matchers_join(StatsParams(match=match))
+    join = q._matchers_join(StatsParams.model_construct(match=match))
     # Placeholders are positional: the bucket expression's two come first.
     params = [since, width, *params]
     return (
