@@ -383,6 +383,13 @@ def test_hostile_label_and_annotation_values_render_as_inert_text(browser: Brows
         assert a.get_attribute("target") == "_blank"
     assert browser.js("return window.__pwned === undefined")
     browser.assert_clean()
+    # A chip of markup and quotes becomes a correctly quoted matcher that finds its row again.
+    load_alerts(browser, server.url + selector('{alertname=~"Hostile.*"}'))
+    quote_chip = next(c for c in browser.css("#alerts-table .chip") if tc(c.find_element("css selector", ".k")) == "quote")
+    rerendered(browser, quote_chip.click)
+    assert query_of(browser.driver.current_url)["match"] == ['{alertname=~"Hostile.*",quote=' + orjson.dumps(BREAKOUT).decode() + "}"]
+    assert len(browser.css("#alerts-table tbody tr")) == 1
+    assert browser.js("return window.__pwned === undefined")
     # The 64 KB chip cannot be a matcher (the API takes values up to 4 KB): said in place, no request.
     load_alerts(browser, server.url + selector('{alertname=~"Hostile.*"}'))
     url = browser.driver.current_url
@@ -391,6 +398,31 @@ def test_hostile_label_and_annotation_values_render_as_inert_text(browser: Brows
     assert "too long to filter by (65536 characters" in browser.wait_css("#f-match-error:not([hidden])").text
     assert browser.driver.current_url == url and len(browser.css("#alerts-table tbody tr")) == 1
     assert browser.js("return window.__pwned === undefined")
+    browser.assert_clean()
+
+
+def test_page_helpers_quote_matchers_and_refuse_unsafe_links(browser: Browser, server: ServerProcess) -> None:
+    """dom.js's helpers, run in the page (the module the page itself uses)."""
+    load_alerts(browser, server.url + "/")
+    got = browser.driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import("/ui/dom.js").then((m) => done({
+          matchers: [
+            m.matcherFor("job", 'a"b\\\\c\\nd'), m.matcherFor("dotted.name", "x"),
+            m.addMatcher("", 'a="1"'), m.addMatcher("{}", 'a="1"'), m.addMatcher('{b="2"}', 'a="1"'),
+            m.addMatcher('HighCPU{b="2"}', 'a="1"'), m.addMatcher("HighCPU", 'a="1"'),
+          ],
+          hrefs: ["https://x.example/r?a=1", "HTTP://X.EXAMPLE", "javascript:alert(1)", " javascript:alert(1)",
+                  "data:text/html,x", "//evil.example", "/relative", "http//broken", "https://"].map(m.safeHref),
+          durations: [0, 59499, 61000, 3600000 + 61000, 86400000 * 2 + 3600000].map(m.fmtDuration),
+        }));""")
+    assert got["matchers"] == [
+        r'job="a\"b\\c\nd"',  # Go escapes (JSON's are a subset): quote, backslash, newline
+        '"dotted.name"="x"',
+        '{a="1"}', '{a="1"}', '{b="2",a="1"}', 'HighCPU{b="2",a="1"}', 'HighCPU{a="1"}',
+    ]
+    assert got["hrefs"] == ["https://x.example/r?a=1", "http://x.example/", None, None, None, None, None, None, None]
+    assert got["durations"] == ["0s", "59s", "1m 1s", "1h 1m", "2d 1h"]
     browser.assert_clean()
 
 

@@ -19,7 +19,7 @@ export function hbars(items, { series, format = String, id, empty = "Nothing in 
   const row = 26, labelW = 220, valueW = 90, barW = W - labelW - valueW;
   const max = Math.max(1, ...items.flatMap((it) => it.values));
   const per = (row - 8) / items[0].values.length;
-  const svg = s("svg", { class: "chart hbars", id, viewBox: `0 0 ${W} ${items.length * row}`, role: "img", "aria-label": series.join(", ") });
+  const svg = s("svg", { class: "chart hbars", id, viewBox: `0 0 ${W} ${items.length * row}`, role: "group", "aria-label": series.join(", ") });
   items.forEach((it, i) => {
     const y = i * row;
     const bars = it.values.map((v, j) => s("rect", {
@@ -42,7 +42,7 @@ export function histogram(data, hrefFor) {
   const max = Math.max(1, ...buckets.map((b) => b.started));
   const bw = (W - left) / Math.max(1, buckets.length);
   const scale = (v) => (v / max) * (H - top - bottom);
-  const svg = s("svg", { class: "chart histogram", id: "histogram", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "Alerts started over time" });
+  const svg = s("svg", { class: "chart histogram", id: "histogram", viewBox: `0 0 ${W} ${H}`, role: "group", "aria-label": "Alerts started over time" });
   svg.append(
     s("line", { class: "axis", x1: left, x2: W, y1: H - bottom, y2: H - bottom }),
     s("text", { class: "tick", x: left - 4, y: top + 8, "text-anchor": "end", text: String(max) }),
