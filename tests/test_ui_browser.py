@@ -521,6 +521,29 @@ def test_basic_auth_protects_the_page_and_its_fetches(browser: Browser, tmp_path
         browser.assert_clean()
 
 
+def test_bearer_and_basic_the_browser_takes_the_basic_challenge(browser: Browser, tmp_path: Path) -> None:
+    """Browsers read one challenge per WWW-Authenticate line: with a token and basic auth both
+    configured, the Basic challenge must have a line of its own for the browser to answer it."""
+    import http.client
+
+    env = {"WEBHOOKFAST_BEARER_TOKEN": TOKEN, "WEBHOOKFAST_BASIC_AUTH_USER": "oncall", "WEBHOOKFAST_BASIC_AUTH_PASSWORD": "pw"}
+    with started(f"sqlite:///{tmp_path}/wf.db", tmp_path, env=env) as s:
+        fill(s, headers={"authorization": f"Bearer {TOKEN}"})
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        assert resp.status == 401
+        assert sorted(resp.headers.get_all("www-authenticate") or []) == [
+            'Basic realm="webhookfast", charset="UTF-8"', 'Bearer realm="webhookfast"',
+        ]
+        browser.get(f"http://oncall:pw@127.0.0.1:{s.port}/overview")
+        browser.wait_css("#chart-top")
+        assert not browser.css("#token-form")[0].is_displayed()
+        browser.assert_clean()
+
+
 def test_ui_off_leaves_only_the_api(tmp_path: Path) -> None:
     with started(f"sqlite:///{tmp_path}/wf.db", tmp_path, env={"WEBHOOKFAST_UI": "false"}) as s:
         for path in ("/", "/overview", "/alerts/0123456789abcdef", "/ui/app.js"):

@@ -82,7 +82,9 @@ class Auth:
         if self._hmac:
             # Not a registered scheme: it tells a client that signed requests are accepted.
             schemes.append('Signature realm="webhookfast", headers="X-Webhookfast-Timestamp X-Webhookfast-Signature"')
-        self._challenge = [("www-authenticate", ", ".join(schemes))]
+        # One header line per challenge: browsers read only the first challenge of a line, so a
+        # Basic challenge after a Bearer one on the same line never gets the browser's prompt.
+        self._challenge = [("www-authenticate", scheme) for scheme in schemes]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Auth:
