@@ -76,7 +76,7 @@ class Browser:
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
 
-    def wait(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    def wait(self, predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
         from selenium.common.exceptions import (
             NoSuchElementException,
             StaleElementReferenceException,
@@ -100,7 +100,7 @@ class Browser:
 
         return self.driver.find_elements(By.CSS_SELECTOR, selector)
 
-    def wait_css(self, selector: str, timeout: float = 10.0) -> Any:
+    def wait_css(self, selector: str, timeout: float = 20.0) -> Any:
         return self.wait(lambda: self.css(selector), timeout, selector)[0]
 
     # -- what went wrong ------------------------------------------------------------------------
