@@ -316,6 +316,17 @@ def test_alert_page_shows_labels_annotations_episodes_and_log(browser: Browser, 
     log = texts(browser.css("#log-table tbody tr"))
     assert len(log) == 15  # per episode: a heading row, the firing and the resolved change
     assert sum("resolved after 2m 0s" in t for t in log) == 5
+    # Each episode links to what else started around it (±15 min): the neighbours of the oldest one.
+    around = browser.css("#log-table a.around")
+    assert len(around) == 5
+    rerendered(browser, around[-1].click)
+    first = NOW - timedelta(minutes=45)
+    q = query_of(browser.driver.current_url)
+    assert (q["since"], q["until"]) == ([iso(first - timedelta(minutes=15)).replace("Z", ".000Z")], [iso(first + timedelta(minutes=15)).replace("Z", ".000Z")])
+    names = {tc(a) for a in browser.css("#alerts-table td.name a")}
+    assert names == {"HighCPU", "PagingTest"}  # PagingTest started 50 min ago, HighCPU's next episodes too
+    browser.driver.back()
+    browser.wait_css("#timeline")
     # A label links to the Alerts page filtered by it.
     chip = next(c for c in browser.css("ul.chips a.chip") if tc(c) == "team=sre")
     rerendered(browser, chip.click)

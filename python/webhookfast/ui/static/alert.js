@@ -6,6 +6,9 @@ import { timeline } from "./charts.js";
 import { fmtDuration, fmtTime, h, matcherFor, parseTime, statusBadge, textOrLink } from "./dom.js";
 import { queryUrl } from "./query.js";
 
+// "What was firing together": the episode's start ± this much, on the Alerts page.
+const AROUND_MS = 15 * 60 * 1000;
+
 function labelLinks(labels) {
   return h("ul", { class: "chips" }, Object.keys(labels).sort().map((k) =>
     h("li", {}, h("a", {
@@ -30,7 +33,10 @@ function logTable(episodes, now) {
       h("td", {}, statusBadge(ep.status)),
       h("td", { text: ends ? `resolved after ${fmtDuration(ends - starts)}` : `firing for ${fmtDuration(now - starts)}` }),
       h("td", { class: "num", text: `${ep.notifications} deliver${ep.notifications === 1 ? "y" : "ies"}` }),
-      h("td", { text: `last seen ${fmtTime(ep.last_seen)}` }),
+      h("td", {}, [`last seen ${fmtTime(ep.last_seen)} · `, h("a", {
+        class: "around", href: queryUrl("/", { range: "custom", since: new Date(starts - AROUND_MS).toISOString(), until: new Date(starts + AROUND_MS).toISOString() }),
+        title: "Alerts that started within 15 minutes of this episode", text: "what else started then",
+      })]),
     ]));
     for (const ev of ep.timeline) {
       rows.push(h("tr", {}, [
