@@ -60,7 +60,8 @@ trap cleanup EXIT
 # --------------------------------------------------------------------------------------------------
 section "System packages (Debian)"
 need_pkgs=()
-for pkg in postgresql prometheus-alertmanager prometheus wrk; do
+# chromium + chromium-driver: the web page's tests run in a real headless browser (Selenium).
+for pkg in postgresql prometheus-alertmanager prometheus wrk chromium chromium-driver; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     if [[ $status != "install ok installed" ]]; then
         need_pkgs+=("$pkg")
@@ -85,7 +86,7 @@ elif ((${#need_pkgs[@]})); then
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
     if ((created_policy)); then "${SUDO[@]}" rm -f "$policy"; fi
 else
-    echo "all present: postgresql prometheus-alertmanager prometheus wrk"
+    echo "all present: postgresql prometheus-alertmanager prometheus wrk chromium chromium-driver"
 fi
 
 # --------------------------------------------------------------------------------------------------

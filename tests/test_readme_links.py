@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _urls = re.search(r'^Repository = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
 assert _urls is not None
 REPO = _urls.group(1) + "/"
+RAW = REPO.replace("https://github.com/", "https://raw.githubusercontent.com/") + "main/"
 
 
 def test_readme_links_are_absolute_and_exist() -> None:
@@ -18,6 +19,10 @@ def test_readme_links_are_absolute_and_exist() -> None:
     assert links
     for link in links:
         assert link.startswith("https://"), f"relative link in README.md: {link}"
+        path = None
         if link.startswith(REPO):
-            path = re.sub(r"^(blob|tree|raw)/main/", "", link[len(REPO):]).split("#")[0]
-            assert (ROOT / path).exists(), f"README.md links to a missing file: {link}"
+            path = re.sub(r"^(blob|tree|raw)/main/", "", link[len(REPO) :])
+        elif link.startswith(RAW):
+            path = link[len(RAW) :]
+        if path is not None:
+            assert (ROOT / path.split("#")[0]).exists(), f"README.md links to a missing file: {link}"

@@ -23,6 +23,7 @@ from webhookfast.middleware import AccessLog, Auth, RateLimit, build_chain
 from webhookfast.middleware.recovery import error_response
 from webhookfast.settings import AckMode, Settings
 from webhookfast.storage import Store, WriteResult, open_store
+from webhookfast.ui import WebUI
 
 log = logging.getLogger("webhookfast")
 
@@ -85,6 +86,8 @@ class App:
         self._add("openapi", "/openapi.json", {"GET": self.openapi}, protected=settings.protect_health)
         for name, path, handlers in [*self.history.routes(), *am.routes()]:
             self._add(name, path, handlers, protected=True)
+        # The page is protected only when the browser can authenticate its navigation (basic auth).
+        self.ui = WebUI(protected=auth.basic_enabled) if settings.ui else None
         self._openapi: bytes | None = None
         self.access_log = AccessLog(log=settings.access_log)
         self.handler: Handler = build_chain(
@@ -177,15 +180,22 @@ class App:
         route = self.routes.get(path)
         if route is None:
             route = self.history.match(path)
+        if route is None and self.ui is not None:
+            route = self.ui.match(path)
         ctx = Context(scope, proto, route, time.perf_counter())
         try:
             response = await self.handler(ctx)
         except Exception:  # last resort: the chain's own recovery failed
             log.exception("unhandled error outside the middleware chain")
             response = error_response(internal_error(), ctx.request_id)
-        headers = [("content-type", response.content_type), ("x-request-id", ctx.request_id), *SECURITY_HEADERS]
+        headers = [("content-type", response.content_type), ("x-request-id", ctx.request_id)]
         if response.headers:
+            # A response's own header replaces the default of the same name (the web page's CSP).
+            own = {name for name, _ in response.headers}
+            headers.extend(h for h in SECURITY_HEADERS if h[0] not in own)
             headers.extend(response.headers)
+        else:
+            headers.extend(SECURITY_HEADERS)
         proto.response_bytes(response.status, headers, response.body)
 
     # -- small endpoints --------------------------------------------------------------------------

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # window reads every instance of the day, and dashboards ask the same question many times.
     stats_cache_s: float = Field(5.0, ge=0, le=3600, description="`GET /api/v1/stats` answers are reused this long per query string (0: never)")
 
+    # The built-in web page over the history (/, /overview, /alerts/<fingerprint>, /ui/*).
+    ui: bool = Field(True, description="serve the history web page at `/` (see \"Web page\"); `false` leaves only the API")
+
     # Per-client rate limit (requests per second, 0 = off), answered with 503 + Retry-After.
     rate_limit_rps: float = Field(0.0, ge=0, description="per-client requests per second (0: off), answered 503 + `Retry-After`")
     rate_limit_burst: int = Field(100, ge=1, description="requests a client may send at once before its rate applies")

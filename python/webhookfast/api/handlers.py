@@ -16,6 +16,7 @@ import orjson
 from webhookfast._core import WINDOW_STATS_DETACH_BYTES, AlertNames, alert_page, format_time, window_stats
 from webhookfast._core import fingerprint_from_int as format_fingerprint
 from webhookfast.api import sql as q
+from webhookfast.api.histogram import HISTOGRAM_PATH, Histogram
 from webhookfast.api.params import (
     DEFAULT_STATS_WINDOW_US,
     AlertParams,
@@ -129,6 +130,7 @@ class HistoryApi:
         return [
             ("alerts_list", ALERTS_PATH, {"GET": self.list_alerts}),
             ("stats", STATS_PATH, {"GET": self.stats}),
+            ("histogram", HISTOGRAM_PATH, {"GET": Histogram(self.reader, self.clock).handle}),
         ]
 
     def match(self, path: str) -> Route | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhookfast.api.histogram import DEFAULT_BUCKETS, MAX_BUCKETS
 from webhookfast.api.params import DEFAULT_LIMIT, MAX_LIMIT
 
 _REF = "#/components/schemas/"
@@ -222,6 +223,47 @@ PATHS: dict[str, Any] = {
                 **_RESPONSES_4XX,
             },
         }
+    },
+    "/api/v1/histogram": {
+        "get": {
+            "operationId": "alertHistogram",
+            "summary": "Alert instances started per time bucket (the web page's alerts-over-time chart).",
+            "tags": ["history"],
+            "parameters": [
+                _q("since", "Window start (default: 24 h before until).", _TIME_PARAM),
+                _q("until", "Window end, exclusive (default: now).", _TIME_PARAM),
+                _MATCH,
+                _q("buckets", f"At most this many buckets (default {DEFAULT_BUCKETS}); each is a whole number of seconds.",
+                   {"type": "integer", "minimum": 1, "maximum": MAX_BUCKETS, "default": DEFAULT_BUCKETS}),
+            ],
+            "responses": {
+                "200": {"description": "Counts per bucket, oldest first, empty buckets included.",
+                        "content": {"application/json": {"schema": {"$ref": _REF + "Histogram"}}}},
+                **_RESPONSES_4XX,
+            },
+        }
+    },
+}
+
+SCHEMAS["Histogram"] = {
+    "type": "object",
+    "required": ["window", "bucket_seconds", "buckets"],
+    "properties": {
+        "window": {"type": "object", "required": ["since", "until"],
+                   "properties": {"since": _TIME, "until": _TIME}},
+        "bucket_seconds": {"type": "integer", "minimum": 1},
+        "buckets": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["start", "started", "firing"],
+                "properties": {
+                    "start": _TIME,
+                    "started": {"type": "integer", "description": "Instances whose startsAt is in the bucket."},
+                    "firing": {"type": "integer", "description": "Of those, the ones still firing."},
+                },
+            },
+        },
     },
 }
 

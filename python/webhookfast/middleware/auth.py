@@ -82,7 +82,9 @@ class Auth:
         if self._hmac:
             # Not a registered scheme: it tells a client that signed requests are accepted.
             schemes.append('Signature realm="webhookfast", headers="X-Webhookfast-Timestamp X-Webhookfast-Signature"')
-        self._challenge = [("www-authenticate", ", ".join(schemes))]
+        # One header line per challenge: browsers read only the first challenge of a line, so a
+        # Basic challenge after a Bearer one on the same line never gets the browser's prompt.
+        self._challenge = [("www-authenticate", scheme) for scheme in schemes]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Auth:
@@ -94,6 +96,10 @@ class Auth:
             hmac_secret=creds.hmac_secret,
             hmac_max_skew_s=settings.hmac_max_skew_s,
         )
+
+    @property
+    def basic_enabled(self) -> bool:
+        return self._basic is not None
 
     @property
     def enabled(self) -> bool:
