@@ -50,6 +50,7 @@ class App:
             flush_concurrency=settings.flush_concurrency,
             deadline_s=settings.write_deadline_s,
             on_flush=self._on_flush,
+            on_refused=_on_refused,
         )
         limits = Limits(
             max_alerts=settings.max_alerts,
@@ -205,6 +206,11 @@ class App:
     async def metrics(self, ctx: Context) -> Response:
         body, content_type = metrics.render()
         return Response(200, body, content_type)
+
+
+def _on_refused(alerts: int) -> None:
+    metrics.store_refused_requests.inc()
+    metrics.store_refused_alerts.inc(alerts)
 
 
 def create_app() -> App:

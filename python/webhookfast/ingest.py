@@ -13,9 +13,9 @@ from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
 from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
 from webhookfast.deadlines import DeadlineQueue
-from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable
+from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable, unstorable
 from webhookfast.http import Context, Response
-from webhookfast.storage.base import StoreUnavailable
+from webhookfast.storage.base import StoreRejected, StoreUnavailable
 
 
 def is_json(content_type: str | None) -> bool:
@@ -127,7 +127,7 @@ class Ingest:
         ctx.alerts = n
         if n:
             try:
-                await self.batcher.submit(batch)
+                await self.batcher.submit(batch, ctx.request_id)
             except QueueFull:
                 metrics.rejected.labels("queue_full").inc()
                 raise overloaded(self.retry_after_s) from None
@@ -137,6 +137,8 @@ class Ingest:
             except StoreUnavailable:
                 metrics.rejected.labels("store_unavailable").inc()
                 raise unavailable(self.retry_after_s) from None
+            except StoreRejected:
+                raise unstorable() from None
             firing, resolved = metrics.alert_children(batch.format)
             if batch.firing:
                 metrics.count(firing, batch.firing)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult
 
-__all__ = ["Store", "StoreUnavailable", "WriteResult", "open_store"]
+__all__ = ["Store", "StoreRejected", "StoreUnavailable", "WriteResult", "open_store"]
 
 
 def open_store(url: str, **options: object) -> Store:
