@@ -28,6 +28,12 @@ from webhookfast.storage import open_store
 log = logging.getLogger("webhookfast")
 
 
+class ConfigError(click.ClickException):
+    """A setting that must stop the start: one line on stderr, exit status 2 (as a usage error)."""
+
+    exit_code = 2
+
+
 def _settings(**given: Any) -> Settings:
     overrides = {k: v for k, v in given.items() if v is not None}
     try:
@@ -81,7 +87,7 @@ def serve(**options: Any) -> None:
     try:  # fail here, once, rather than in every worker
         Credentials.from_settings(settings)
     except (OSError, ValueError) as exc:
-        raise click.UsageError(f"credentials: {exc}") from None
+        raise ConfigError(f"credentials: {exc}") from None
     if settings.migrate_on_start:
         _migrate(settings, required=False)
 

@@ -68,11 +68,17 @@ class Auth:
         hmac_secret: str | None = None,
         hmac_max_skew_s: int = 300,
     ) -> None:
+        # An empty or half credential would admit more than configured (Credentials refuses them
+        # at start; this guards any other caller).
+        if any(not t for t in bearer_tokens or []) or hmac_secret == "":
+            raise ValueError("empty credential")
+        if (basic_user is None) != (basic_password is None) or basic_user == "" or basic_password == "":
+            raise ValueError("basic auth needs a user and a password")
         self._tokens = [t.encode() for t in bearer_tokens or []]
         self._basic: tuple[bytes, bytes] | None = None
         if basic_user is not None and basic_password is not None:
             self._basic = (basic_user.encode(), basic_password.encode())
-        self._hmac = hmac_secret.encode() if hmac_secret else None
+        self._hmac = hmac_secret.encode() if hmac_secret is not None else None
         self._max_skew_s = hmac_max_skew_s
         schemes = []
         if self._tokens:
