@@ -86,7 +86,7 @@ class App:
         self.handler: Handler = build_chain(
             self.dispatch,
             auth=auth_layer,
-            rate_limit=RateLimit(settings.rate_limit_rps, settings.rate_limit_burst)
+            rate_limit=RateLimit(settings.rate_limit_rps, settings.rate_limit_burst, settings.rate_limit_max_clients)
             if settings.rate_limit_rps > 0
             else None,
             access_log=self.access_log,

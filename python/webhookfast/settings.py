@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # Per-client rate limit (requests per second, 0 = off), answered with 503 + Retry-After.
     rate_limit_rps: float = Field(0.0, ge=0)
     rate_limit_burst: int = Field(100, ge=1)
+    # Clients (IPv4 addresses, IPv6 /64s) tracked at once; only refilled buckets are forgotten.
+    rate_limit_max_clients: int = Field(
+        10_000, ge=1, description="clients the rate limit tracks at once; a new one beyond them waits (503) until a bucket has refilled"
+    )
 
     @field_validator("database_url")
     @classmethod
