@@ -16,7 +16,7 @@ from webhookfast.api import HistoryApi
 from webhookfast.batcher import Batcher
 from webhookfast.errors import HTTPError, internal_error, method_not_allowed, not_found
 from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
-from webhookfast.ingest import BodyReader, Ingest
+from webhookfast.ingest import BodyReader, ByteBudget, Ingest
 from webhookfast.middleware import AccessLog, Auth, RateLimit, build_chain
 from webhookfast.middleware.recovery import error_response
 from webhookfast.settings import AckMode, Settings
@@ -69,6 +69,7 @@ class App:
             self.body_reader,
             settings.retry_after_s,
             durable=settings.ack is AckMode.commit,
+            unverified=ByteBudget(max(settings.hmac_unverified_max_bytes, settings.max_body_bytes)),
         )
         self.routes: dict[str, Route] = {}
         # The ingest routes are the only ones whose handler reads (and so can verify) a signed body.

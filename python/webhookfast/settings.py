@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     hmac_secret: SecretStr | None = None
     hmac_secret_file: Path | None = None
     hmac_max_skew_s: int = Field(300, ge=1)
+    # A signed body is read before its signature can be checked: what forged requests can make a
+    # worker buffer at once (never less than one body of max_body_bytes).
+    hmac_unverified_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="bytes of signed bodies awaiting verification a worker holds at once; beyond, 503 at once"
+    )
     protect_health: bool = False
     protect_metrics: bool = False
 
