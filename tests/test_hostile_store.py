@@ -306,3 +306,119 @@ def test_alertname_matcher_uses_the_alertname_index(pg_url: str) -> None:
     assert "label_sets_alertname" in plan, plan
     assert method == ("hash",)
 
+
+
+# -- what counts as a refusal ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "content"),
+    [
+        (psycopg.errors.CheckViolation, True),
+        (psycopg.errors.UniqueViolation, True),
+        (psycopg.errors.InvalidTextRepresentation, True),
+        (psycopg.errors.ProgramLimitExceeded, True),  # e.g. an index row too large
+        (psycopg.DataError, True),  # psycopg's own, before sending (a NUL in a string)
+        (psycopg.errors.QueryCanceled, False),  # statement_timeout
+        (psycopg.errors.AdminShutdown, False),
+        (psycopg.errors.UndefinedTable, False),  # not migrated: the database's state, not the rows
+        (psycopg.errors.LockNotAvailable, False),
+        (psycopg.OperationalError, False),  # connection lost
+    ],
+)
+def test_postgres_content_errors_are_told_from_availability_errors(error: type[psycopg.Error], content: bool) -> None:
+    from webhookfast.storage.postgres import refused_content
+
+    assert refused_content(error("x")) is content
+
+
+@pytest.mark.parametrize("merge", ["unnest", "copy"])
+def test_a_size_limit_is_a_refusal_too(pg_url: str, merge: str) -> None:
+    """A real PostgreSQL limit, not a test constraint: a btree index a DBA adds on severity
+    (test-only here) refuses a long incompressible value with 54000 program_limit_exceeded."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX test_severity ON label_sets (severity)")
+    long_severity = incompressible(4000)
+
+    def body(name: str, severity: str = "page") -> bytes:
+        return orjson.dumps(
+            {"labels": {"alertname": name, "severity": severity}, "startsAt": "2026-11-27T10:00:00Z"}
+        )
+
+    async def main() -> list[object]:
+        store = PostgresStore(pg_url, merge=merge)
+        await store.open()
+        batcher = Batcher(store)
+        batcher.start()
+        try:
+            return await asyncio.gather(
+                batcher.submit(decode(body("Before"))),
+                batcher.submit(decode(body("Long", long_severity))),
+                batcher.submit(decode(body("After"))),
+                return_exceptions=True,
+            )
+        finally:
+            await batcher.close()
+            await store.close()
+
+    results = asyncio.run(main())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], StoreRejected) and "54000" in str(results[1])
+    assert stored(pg_url)[0] == {"Before", "After"}
+
+
+class FlakyStore(SQLiteStore):
+    """The real SQLite store whose database becomes unavailable for its ``down``-th write."""
+
+    def __init__(self, url: str, down: int) -> None:
+        super().__init__(url)
+        self.writes = 0
+        self.down = down
+
+    async def write(self, batches: Sequence[Batch]) -> WriteResult:
+        self.writes += 1
+        if self.writes == self.down:
+            from webhookfast.storage import StoreUnavailable
+
+            raise StoreUnavailable("database went away")
+        return await super().write(batches)
+
+
+@pytest.mark.parametrize("ack_enqueue", [False, True])
+def test_an_outage_while_isolating_fails_or_requeues_only_the_unsettled(tmp_path: Path, ack_enqueue: bool) -> None:
+    from webhookfast.storage import StoreUnavailable
+
+    url = f"sqlite:///{tmp_path}/wf.db"
+    SQLiteStore(url).migrate()
+    install_poison(url)
+    names = ["A0", "A1", POISON, "B0", "B1", "B2"]
+
+    async def main() -> list[object]:
+        # Write 1: the whole flush, refused. Write 2: [A0, A1, Poison] refused. Write 3: [A0],
+        # committed. Write 4: [A1, Poison]: the database is down.
+        store = FlakyStore(url, down=4)
+        await store.open()
+        batcher = Batcher(store, ack_enqueue=ack_enqueue, retry_backoff_s=0.05)
+        batcher.start()
+        try:
+            results = await asyncio.gather(
+                *(batcher.submit(decode(payload(n))) for n in names), return_exceptions=True
+            )
+            for _ in range(200):
+                if batcher.queued_alerts == 0:
+                    break
+                await asyncio.sleep(0.02)
+            return results
+        finally:
+            await batcher.close(timeout_s=5)
+            await store.close()
+
+    results = asyncio.run(main())
+    if ack_enqueue:
+        # All acknowledged; the unsettled ones went back to the queue and were stored after.
+        assert results == [None] * len(names)
+        assert stored(url)[0] == set(names) - {POISON}
+    else:
+        assert results[0] is None  # committed before the outage
+        assert all(isinstance(r, StoreUnavailable) for r in results[1:]), results  # 503, retried by the sender
+        assert stored(url)[0] == {"A0"}
