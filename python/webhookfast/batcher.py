@@ -236,10 +236,18 @@ class Batcher:
 
     def _refuse(self, taken: list[_Pending], item: _Pending, exc: StoreRejected) -> None:
         """The database refuses ``item`` on its own: it can never be stored as it is."""
-        fate = "dropped (already acknowledged)" if item.future is None else "answered as refused"
+        if item.future is None:
+            fate = "dropped (already acknowledged)"
+        elif item.future.done():
+            fate = "dropped (its request already gave up at the deadline)"
+        else:
+            fate = "answered as refused"
+        # The database's message may quote the row: bounded, so one alert cannot flood the log.
+        reason = str(exc)
         log.error(
             "request %s (%d alerts, %d bytes) refused by the database, %s: %s",
-            item.request_id or "-", item.alerts, item.nbytes, fate, exc,
+            item.request_id or "-", item.alerts, item.nbytes, fate,
+            reason if len(reason) <= 1000 else reason[:1000] + "…",
         )
         if self.on_refused is not None:
             try:
