@@ -18,7 +18,7 @@ from webhookfast.batcher import Batcher
 from webhookfast.connections import bound_writes_once_listening
 from webhookfast.errors import HTTPError, internal_error, method_not_allowed, not_found
 from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
-from webhookfast.ingest import BodyReader, Ingest
+from webhookfast.ingest import BodyReader, ByteBudget, Ingest
 from webhookfast.middleware import AccessLog, Auth, RateLimit, build_chain
 from webhookfast.middleware.recovery import error_response
 from webhookfast.settings import AckMode, Settings
@@ -53,6 +53,7 @@ class App:
             flush_concurrency=settings.flush_concurrency,
             deadline_s=settings.write_deadline_s,
             on_flush=self._on_flush,
+            on_refused=_on_refused,
         )
         limits = Limits(
             max_alerts=settings.max_alerts,
@@ -71,6 +72,7 @@ class App:
             self.body_reader,
             settings.retry_after_s,
             durable=settings.ack is AckMode.commit,
+            unverified=ByteBudget(max(settings.hmac_unverified_max_bytes, settings.max_body_bytes)),
         )
         self.routes: dict[str, Route] = {}
         self.history = HistoryApi(self.store, stats_cache_s=settings.stats_cache_s)
@@ -93,7 +95,7 @@ class App:
         self.handler: Handler = build_chain(
             self.dispatch,
             auth=auth_layer,
-            rate_limit=RateLimit(settings.rate_limit_rps, settings.rate_limit_burst)
+            rate_limit=RateLimit(settings.rate_limit_rps, settings.rate_limit_burst, settings.rate_limit_max_clients)
             if settings.rate_limit_rps > 0
             else None,
             access_log=self.access_log,
@@ -226,6 +228,11 @@ class App:
     async def metrics(self, ctx: Context) -> Response:
         body, content_type = metrics.render()
         return Response(200, body, content_type)
+
+
+def _on_refused(alerts: int) -> None:
+    metrics.store_refused_requests.inc()
+    metrics.store_refused_alerts.inc(alerts)
 
 
 def create_app() -> App:

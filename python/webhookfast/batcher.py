@@ -8,6 +8,11 @@ The queue is bounded in alerts and bytes (``QueueFull`` → 503 at once) and cou
 flush ends, so memory stays bounded even while the database is slow. In ``commit`` mode a request
 waits at most ``deadline_s``; in ``enqueue`` mode it is answered as soon as it is queued, and failed
 flushes are retried until they succeed or the process stops.
+
+A flush the database refuses for its content (``StoreRejected``: a data or integrity error) is not
+retried whole: its requests are written apart, halving the refused part until each refused request
+stands alone, so one poison request costs the others a few extra transactions, never their commit.
+The refused request gets ``StoreRejected`` (commit mode) or is logged and dropped (enqueue mode).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable
 
 from webhookfast._core import Batch
 from webhookfast.deadlines import DeadlineQueue
-from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult
 
 log = logging.getLogger("webhookfast.batcher")
 
@@ -39,13 +44,14 @@ def _fail_late(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("batch", "future", "alerts", "nbytes")
+    __slots__ = ("batch", "future", "alerts", "nbytes", "request_id")
 
-    def __init__(self, batch: Batch, future: asyncio.Future[None] | None) -> None:
+    def __init__(self, batch: Batch, future: asyncio.Future[None] | None, request_id: str) -> None:
         self.batch = batch
         self.future = future
         self.alerts = len(batch)
         self.nbytes = batch.body_bytes
+        self.request_id = request_id
 
 
 class Batcher:
@@ -61,6 +67,7 @@ class Batcher:
         deadline_s: float = 5.0,
         retry_backoff_s: float = 0.5,
         on_flush: Callable[[int, int, float, WriteResult | None], None] | None = None,
+        on_refused: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.ack_enqueue = ack_enqueue
@@ -71,6 +78,8 @@ class Batcher:
         self.deadline_s = deadline_s
         self.retry_backoff_s = retry_backoff_s
         self.on_flush = on_flush
+        #: called with the number of alerts of each request the database refused
+        self.on_refused = on_refused
         self._waiting: deque[_Pending] = deque()
         # Alerts and bytes queued or being flushed: what the bounds apply to.
         self.queued_alerts = 0
@@ -87,9 +96,10 @@ class Batcher:
             for i in range(self.flush_concurrency)
         ]
 
-    async def submit(self, batch: Batch) -> None:
+    async def submit(self, batch: Batch, request_id: str = "") -> None:
         """Return once ``batch`` is committed (or queued, with ack=enqueue); raise QueueFull,
-        DeadlineExceeded or StoreUnavailable otherwise."""
+        DeadlineExceeded, StoreRejected or StoreUnavailable otherwise. ``request_id`` names the
+        request in the log if the database refuses it."""
         alerts = len(batch)
         if self._closing:
             raise QueueFull("shutting down")
@@ -99,10 +109,10 @@ class Batcher:
         ) and self.queued_alerts > 0:
             raise QueueFull("ingest queue is full")
         if self.ack_enqueue:
-            self._enqueue(_Pending(batch, None))
+            self._enqueue(_Pending(batch, None, request_id))
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Pending(batch, future))
+        self._enqueue(_Pending(batch, future, request_id))
         # If the deadline passes first the flush still commits the batch (the sender's retry then
         # collapses into the same rows).
         deadline = self._deadlines.add(future)
@@ -158,19 +168,24 @@ class Batcher:
 
     async def _flush(self, taken: list[_Pending]) -> None:
         started = time.perf_counter()
+        requests = len(taken)
         alerts = sum(item.alerts for item in taken)
         try:
-            result = await self.store.write([item.batch for item in taken])
+            try:
+                result = await self.store.write([item.batch for item in taken])
+            except StoreRejected as exc:
+                result = await self._write_apart(taken, exc)
         except Exception as exc:
+            # What is left in ``taken``: requests not yet committed or refused.
             elapsed = time.perf_counter() - started
             if not isinstance(exc, StoreUnavailable):
                 log.exception("flush failed")
                 exc = StoreUnavailable(str(exc))
-            self._report(len(taken), alerts, elapsed, None)
+            self._report(requests, alerts, elapsed, None)
             if self.ack_enqueue:
                 # Already acknowledged: keep the batches and try again after a pause. They go back
                 # only after it, so that another flusher does not retry them at once.
-                log.warning("flush of %d alerts failed, retrying: %s", alerts, exc)
+                log.warning("flush of %d alerts failed, retrying: %s", sum(i.alerts for i in taken), exc)
                 await asyncio.sleep(self.retry_backoff_s)
                 self._waiting.extendleft(reversed(taken))
                 self._wake.set()
@@ -178,13 +193,71 @@ class Batcher:
                 return
             self._fail(taken, exc)
             return
-        requests = len(taken)
-        for item in taken:
+        self._settle(taken, taken)
+        self._report(requests, alerts, time.perf_counter() - started, result)
+
+    async def _write_apart(self, taken: list[_Pending], exc: StoreRejected) -> WriteResult:
+        """The database refused the content of ``taken``'s flush: write its halves apart, halving
+        each refused half again, and refuse each request that is refused on its own (about
+        2·log2(n) extra writes per refused request). Settled requests leave ``taken``; an
+        availability error propagates with the unsettled ones still in it."""
+        totals = [0, 0, 0]
+
+        async def split(part: list[_Pending], exc: StoreRejected) -> None:
+            if len(part) == 1:
+                self._refuse(taken, part[0], exc)
+                return
+            half = len(part) // 2
+            for sub in (part[:half], part[half:]):
+                try:
+                    r = await self.store.write([item.batch for item in sub])
+                except StoreRejected as sub_exc:
+                    await split(sub, sub_exc)
+                    continue
+                self._settle(taken, sub)
+                totals[0] += r.label_sets
+                totals[1] += r.events
+                totals[2] += r.alerts
+
+        await split(list(taken), exc)
+        return WriteResult(*totals)
+
+    def _settle(self, taken: list[_Pending], items: list[_Pending]) -> None:
+        """``items`` (of ``taken``) are committed: release them and answer their requests."""
+        for item in items:
             self._release(item)
             if item.future is not None and not item.future.done():
                 item.future.set_result(None)
-        taken.clear()
-        self._report(requests, alerts, time.perf_counter() - started, result)
+        if items is taken:
+            taken.clear()
+        else:
+            settled = {id(item) for item in items}
+            taken[:] = [item for item in taken if id(item) not in settled]
+
+    def _refuse(self, taken: list[_Pending], item: _Pending, exc: StoreRejected) -> None:
+        """The database refuses ``item`` on its own: it can never be stored as it is."""
+        if item.future is None:
+            fate = "dropped (already acknowledged)"
+        elif item.future.done():
+            fate = "dropped (its request already gave up at the deadline)"
+        else:
+            fate = "answered as refused"
+        # The database's message may quote the row: bounded, so one alert cannot flood the log.
+        reason = str(exc)
+        log.error(
+            "request %s (%d alerts, %d bytes) refused by the database, %s: %s",
+            item.request_id or "-", item.alerts, item.nbytes, fate,
+            reason if len(reason) <= 1000 else reason[:1000] + "…",
+        )
+        if self.on_refused is not None:
+            try:
+                self.on_refused(item.alerts)
+            except Exception:
+                log.exception("refusal report failed")
+        self._release(item)
+        if item.future is not None and not item.future.done():
+            item.future.set_exception(exc)
+        taken.remove(item)
 
     def _fail(self, items: list[_Pending], exc: Exception) -> None:
         for item in items:

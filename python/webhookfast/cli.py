@@ -34,6 +34,12 @@ log = logging.getLogger("webhookfast")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class ConfigError(click.ClickException):
+    """A setting that must stop the start: one line on stderr, exit status 2 (as a usage error)."""
+
+    exit_code = 2
+
+
 def _settings(**given: Any) -> Settings:
     overrides = {k: v for k, v in given.items() if v is not None}
     try:
@@ -82,14 +88,14 @@ def serve(**options: Any) -> None:
     """
     settings = _settings(**options)
     configure_logging(settings.log_level)
-    _check_store(settings)
-    _check_port_free(settings.host, settings.port)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     try:  # fail here, once, rather than in every worker
         Credentials.from_settings(settings)
     except (OSError, ValueError) as exc:
-        raise click.UsageError(f"credentials: {exc}") from None
+        raise ConfigError(f"credentials: {exc}") from None
+    _check_store(settings)
+    _check_port_free(settings.host, settings.port)
     if settings.migrate_on_start:
         _migrate(settings, required=False)
 

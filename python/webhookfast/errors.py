@@ -77,3 +77,9 @@ def unavailable(retry_after: int, message: str = "database unavailable, retry la
 
 def query_timeout(retry_after: int = 1, message: str = "history query took too long") -> HTTPError:
     return service_unavailable("query_timeout", message, retry_after)
+
+
+def unstorable(message: str = "the database refused this request's alerts; details are in the server log") -> HTTPError:
+    """The database refused the request's content on its own (it was written apart from the rest
+    of its flush, which is committed): retrying it unchanged fails the same way, so a 4xx."""
+    return HTTPError(422, "unstorable", message)

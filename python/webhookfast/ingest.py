@@ -13,9 +13,9 @@ from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
 from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
 from webhookfast.deadlines import DeadlineQueue
-from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable
+from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable, unstorable
 from webhookfast.http import Context, Response
-from webhookfast.storage.base import StoreUnavailable
+from webhookfast.storage.base import StoreRejected, StoreUnavailable
 
 
 def is_json(content_type: str | None) -> bool:
@@ -29,6 +29,42 @@ def is_json(content_type: str | None) -> bool:
 
 def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
+class BudgetExceeded(Exception):
+    """The bytes of unverified bodies in flight would pass their budget."""
+
+
+class ByteBudget:
+    """Bytes that requests not yet authenticated may make this worker hold at once: a signed
+    request's body must be read before its signature can be checked, so without a shared bound
+    every forged request could make the server buffer a whole body."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def hold(self) -> ByteHold:
+        return ByteHold(self)
+
+
+class ByteHold:
+    """One request's share of a ByteBudget, given back all at once by ``release``."""
+
+    __slots__ = ("budget", "bytes")
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self.budget = budget
+        self.bytes = 0
+
+    def take(self, n: int) -> None:
+        budget = self.budget
+        if budget.used + n > budget.limit:
+            raise BudgetExceeded
+        budget.used += n
+        self.bytes += n
+
+    def release(self) -> None:
+        self.budget.used -= self.bytes
+        self.bytes = 0
 
 
 class BodyReader:
@@ -44,18 +80,22 @@ class BodyReader:
     def too_large(self) -> HTTPError:
         return HTTPError(413, "payload_too_large", f"body exceeds {self.max_bytes} bytes")
 
-    async def read(self, scope: Any, proto: Any) -> bytes:
+    async def read(self, scope: Any, proto: Any, hold: ByteHold | None = None) -> bytes:
+        """The body; with ``hold``, every byte is taken from its budget before it is read
+        (BudgetExceeded when it would pass)."""
         length = scope.headers.get("content-length")
         if length is not None:
             if not (length.isascii() and length.isdigit()):
                 raise HTTPError(400, "bad_content_length", "Content-Length is not a number")
             if int(length) > self.max_bytes:
                 raise self.too_large()
+            if hold is not None:
+                hold.take(int(length))
         task = asyncio.current_task()
         assert task is not None  # Granian (asyncio task mode) runs every request as a task
         deadline = self._deadlines.add(task)
         try:
-            return await self._read(proto, length is not None)
+            return await self._read(proto, length is not None, hold)
         except asyncio.CancelledError:
             if not deadline.expired:
                 raise  # the client went away
@@ -71,25 +111,27 @@ class BodyReader:
     def timed_out(self) -> HTTPError:
         return HTTPError(408, "request_timeout", "request body not received in time")
 
-    async def _read(self, proto: Any, sized: bool) -> bytes:
+    async def _read(self, proto: Any, sized: bool, hold: ByteHold | None) -> bytes:
         try:
             if sized:
                 body: bytes = await proto()
                 if len(body) > self.max_bytes:
                     raise self.too_large()
                 return body
-            return await self._read_chunked(proto)
+            return await self._read_chunked(proto, hold)
         except ProtocolClosed:
             # The client closed before sending the body its Content-Length announced.
             raise HTTPError(400, "bad_content_length", "body ended before its Content-Length") from None
 
-    async def _read_chunked(self, proto: Any) -> bytes:
+    async def _read_chunked(self, proto: Any, hold: ByteHold | None) -> bytes:
         chunks = []
         total = 0
         async for chunk in proto:
             total += len(chunk)
             if total > self.max_bytes:
                 raise self.too_large()
+            if hold is not None:
+                hold.take(len(chunk))
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -103,6 +145,7 @@ class Ingest:
         retry_after_s: int,
         *,
         durable: bool = True,
+        unverified: ByteBudget | None = None,
     ) -> None:
         self.batcher = batcher
         # "stored": committed before this answer; "queued": ack=enqueue answered before the commit.
@@ -110,16 +153,27 @@ class Ingest:
         self.limits = limits
         self.reader = reader
         self.retry_after_s = retry_after_s
+        # Bodies read before their signature is checked (at least one largest body fits).
+        self.unverified = unverified or ByteBudget(reader.max_bytes)
 
     async def __call__(self, ctx: Context) -> Response:
         scope = ctx.scope
         if not is_json(scope.headers.get("content-type")):
             raise HTTPError(415, "unsupported_media_type", "Content-Type must be application/json")
-        body = await self.reader.read(scope, ctx.proto)
+        if ctx.signature_check is None:
+            body = await self.reader.read(scope, ctx.proto)
+        else:
+            hold = self.unverified.hold()
+            try:
+                body = await self.reader.read(scope, ctx.proto, hold)
+                # Before decoding: an unsigned body must not reach the decoder, its errors or the store.
+                ctx.signature_check(scope.headers, body)
+            except BudgetExceeded:
+                metrics.rejected.labels("unverified_bytes").inc()
+                raise overloaded(self.retry_after_s, "too many signed bodies awaiting verification, retry later") from None
+            finally:
+                hold.release()
         ctx.bytes_in = len(body)
-        if ctx.signature_check is not None:
-            # Before decoding: an unsigned body must not reach the decoder, its errors or the store.
-            ctx.signature_check(scope.headers, body)
         try:
             batch = decode(body, self.limits)
         except PayloadError as err:
@@ -131,7 +185,7 @@ class Ingest:
         ctx.alerts = n
         if n:
             try:
-                await self.batcher.submit(batch)
+                await self.batcher.submit(batch, ctx.request_id)
             except QueueFull:
                 metrics.rejected.labels("queue_full").inc()
                 raise overloaded(self.retry_after_s) from None
@@ -141,6 +195,8 @@ class Ingest:
             except StoreUnavailable:
                 metrics.rejected.labels("store_unavailable").inc()
                 raise unavailable(self.retry_after_s) from None
+            except StoreRejected:
+                raise unstorable() from None
             firing, resolved = metrics.alert_children(batch.format)
             if batch.firing:
                 metrics.count(firing, batch.firing)

@@ -50,7 +50,7 @@ nul_replaced = Counter(
 )
 rejected = Counter(
     "webhookfast_ingest_rejected",
-    "Batches answered 503, by reason (queue_full, deadline, store_unavailable, rate_limited).",
+    "Batches answered 503, by reason (queue_full, deadline, store_unavailable, rate_limited, unverified_bytes).",
     ["reason"],
 )
 auth_failures = Counter("webhookfast_auth_failures", "Requests refused by authentication, by reason.", ["reason"])
@@ -67,6 +67,12 @@ flush_requests = Histogram(
     "webhookfast_flush_requests", "Requests sharing one flush transaction (group commit).", buckets=_ALERT_BUCKETS
 )
 store_errors = Counter("webhookfast_store_errors", "Flushes that failed with a database error.")
+store_refused_requests = Counter(
+    "webhookfast_store_refused_requests",
+    "Requests the database refused for their content, each on its own (answered 422 `unstorable`; "
+    "with ack=enqueue logged and dropped).",
+)
+store_refused_alerts = Counter("webhookfast_store_refused_alerts", "Alerts of the requests the database refused.")
 store_up = Gauge(
     "webhookfast_store_up", "Whether the database answered the last readiness check.", multiprocess_mode="min"
 )

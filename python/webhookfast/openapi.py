@@ -46,6 +46,7 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
         "too_many_annotations",
         "name_too_long",
         "value_too_long",
+        "unstorable",
     ),
     500: ("internal_error",),
     503: ("overloaded", "store_unavailable", "query_timeout", "not_ready"),
@@ -62,7 +63,7 @@ _ERROR_DESCRIPTIONS = {
     408: "The request body was not received in time.",
     413: "The body is larger than the configured limit (refused before it is read).",
     415: "The body is not `application/json` (or `application/*+json`).",
-    422: "Valid JSON, but not an acceptable alert payload.",
+    422: "Valid JSON, but not an acceptable alert payload (`unstorable`: one whose rows the database refuses).",
     500: "An unexpected error (details only in the server log, under the request id).",
     503: (
         "Back-pressure: queue full or rate limited, database down or too slow, a history query over "

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     hmac_secret: SecretStr | None = Field(None, description="also accept HMAC-signed requests on the ingest routes (see \"Signed requests\")")
     hmac_secret_file: Path | None = Field(None, description="the HMAC secret, read from this file")
     hmac_max_skew_s: int = Field(300, ge=1, description="a signature's timestamp may differ from the server's clock by this much (the replay window)")
+    # A signed body is read before its signature can be checked: what forged requests can make a
+    # worker buffer at once (never less than one body of max_body_bytes).
+    hmac_unverified_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="bytes of signed bodies awaiting verification a worker holds at once; beyond, 503 at once"
+    )
     protect_health: bool = Field(False, description="require auth on /healthz, /readyz, /-/healthy, /-/ready and /openapi.json too")
     protect_metrics: bool = Field(False, description="require auth on /metrics too")
 
@@ -111,6 +116,10 @@ class Settings(BaseSettings):
     # Per-client rate limit (requests per second, 0 = off), answered with 503 + Retry-After.
     rate_limit_rps: float = Field(0.0, ge=0, description="per-client requests per second (0: off), answered 503 + `Retry-After`")
     rate_limit_burst: int = Field(100, ge=1, description="requests a client may send at once before its rate applies")
+    # Clients (IPv4 addresses, IPv6 /64s) tracked at once; only refilled buckets are forgotten.
+    rate_limit_max_clients: int = Field(
+        10_000, ge=1, description="clients the rate limit tracks at once; a new one beyond them waits (503) until a bucket has refilled"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -3,9 +3,12 @@ them, and optional HMAC-SHA256 request signatures for senders that can sign. Any
 admits a request on its own. Comparisons are constant-time, secrets are never logged, and a refusal
 is a 401 with ``WWW-Authenticate`` naming the accepted schemes.
 
-A signature covers the body, which the middleware has not read: it only lets a signed request
-through to an ingest handler (``ctx.signature_check``), which checks the signature right after
-reading the body and before decoding it (``Auth.verify_signature``).
+A signature covers the body, which the middleware has not read: it lets a request through to an
+ingest handler (``ctx.signature_check``) only when both signature headers are well formed and the
+timestamp is inside the window (``check_signature_headers``; anything else is refused before a
+byte of the body is read), and the handler checks the signature right after reading the body and
+before decoding it (``Auth.verify_signature``), holding at most ``WEBHOOKFAST_HMAC_UNVERIFIED_MAX_BYTES``
+of such unverified bodies at once (``ingest.ByteBudget``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,24 +41,42 @@ def sign(secret: bytes, timestamp: int | str, body: bytes) -> str:
     return _PREFIX + hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def check_signature(
-    secret: bytes, max_skew_s: int, timestamp: str | None, signature: str | None, body: bytes, now: float
+_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}", re.IGNORECASE)  # hex case carries no meaning
+
+
+def check_signature_headers(
+    max_skew_s: int, timestamp: str | None, signature: str | None, now: float
 ) -> tuple[str, str] | None:
-    """None when the signature is valid and fresh, else (metric reason, message). The message says
-    what failed, never what was expected."""
+    """What can be judged before the body is read: both headers present and well formed, the
+    timestamp inside the window. None when the body is worth reading, else (metric reason,
+    message). (The window is public: checking it first tells a forger nothing worth a secret, and
+    spares reading his body.)"""
     if timestamp is None or signature is None:
         return "bad_signature", "both X-Webhookfast-Timestamp and X-Webhookfast-Signature are required"
     timestamp = timestamp.strip()
     # Unix seconds, digits only: no sign, no fraction, nothing huge to parse.
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         return "bad_signature", "X-Webhookfast-Timestamp must be unix seconds"
-    expected = sign(secret, timestamp, body).encode()
-    given = signature.strip().lower().encode()  # hex case carries no meaning
-    if not hmac.compare_digest(given, expected):
-        return "bad_signature", "signature does not match"
-    # Checked after the MAC, so only a holder of the secret learns about the window.
+    if not _SIGNATURE.fullmatch(signature.strip()):
+        return "bad_signature", "X-Webhookfast-Signature must be sha256=<64 hex digits>"
     if abs(now - int(timestamp)) > max_skew_s:
         return "stale_signature", "signature timestamp outside the allowed window"
+    return None
+
+
+def check_signature(
+    secret: bytes, max_skew_s: int, timestamp: str | None, signature: str | None, body: bytes, now: float
+) -> tuple[str, str] | None:
+    """None when the signature is valid and fresh, else (metric reason, message). The message says
+    what failed, never what was expected."""
+    failure = check_signature_headers(max_skew_s, timestamp, signature, now)
+    if failure is not None:
+        return failure
+    assert timestamp is not None and signature is not None
+    expected = sign(secret, timestamp.strip(), body).encode()
+    given = signature.strip().lower().encode()
+    if not hmac.compare_digest(given, expected):
+        return "bad_signature", "signature does not match"
     return None
 
 
@@ -68,11 +90,17 @@ class Auth:
         hmac_secret: str | None = None,
         hmac_max_skew_s: int = 300,
     ) -> None:
+        # An empty or half credential would admit more than configured (Credentials refuses them
+        # at start; this guards any other caller).
+        if any(not t for t in bearer_tokens or []) or hmac_secret == "":
+            raise ValueError("empty credential")
+        if (basic_user is None) != (basic_password is None) or basic_user == "" or basic_password == "":
+            raise ValueError("basic auth needs a user and a password")
         self._tokens = [t.encode() for t in bearer_tokens or []]
         self._basic: tuple[bytes, bytes] | None = None
         if basic_user is not None and basic_password is not None:
             self._basic = (basic_user.encode(), basic_password.encode())
-        self._hmac = hmac_secret.encode() if hmac_secret else None
+        self._hmac = hmac_secret.encode() if hmac_secret is not None else None
         self._max_skew_s = hmac_max_skew_s
         schemes = []
         if self._tokens:
@@ -169,6 +197,11 @@ class Auth:
                     )
                     # Only POST handlers read a body (GET /api/v2/alerts shares the ingest path).
                     if signed and route.signable and ctx.scope.method == "POST":
+                        failure = check_signature_headers(
+                            self._max_skew_s, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER), time.time()
+                        )
+                        if failure is not None:  # refused before its body is read
+                            raise self._refuse(*failure)
                         # Admitted for now: the handler verifies the signature over the body.
                         ctx.signature_check = self.verify_signature
                     elif signed:

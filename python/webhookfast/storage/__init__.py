@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
+from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult
 
-__all__ = ["Store", "StoreUnavailable", "WriteResult", "describe_url", "open_store"]
+__all__ = ["Store", "StoreRejected", "StoreUnavailable", "WriteResult", "describe_url", "open_store"]
 
 
 def describe_url(url: str) -> str:

@@ -16,6 +16,12 @@ class StoreUnavailable(Exception):
     """The database cannot take writes right now (down, slow, or refusing): answer 503."""
 
 
+class StoreRejected(Exception):
+    """The database refused the rows themselves (a data or integrity error, a size limit): the
+    same rows fail the same way on every retry, so the batcher isolates the requests they came
+    from instead of retrying the flush."""
+
+
 @dataclass(frozen=True)
 class WriteResult:
     label_sets: int  # rows offered (after collapsing duplicates inside the flush)
@@ -38,7 +44,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def write(self, batches: Sequence[Batch]) -> WriteResult:
-        """Commit every alert of ``batches`` or nothing; raise StoreUnavailable on a database fault."""
+        """Commit every alert of ``batches`` or nothing; raise StoreRejected when the database
+        refuses their content, StoreUnavailable on any other database fault."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:

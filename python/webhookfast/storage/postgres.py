@@ -39,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
-from webhookfast.storage.base import Store, StoreUnavailable, WriteResult, job_runs_missing
+from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.upsert import POSTGRES_ALERTS_CONFLICT
 
 log = logging.getLogger("webhookfast.storage.postgres")
@@ -318,7 +318,10 @@ class PostgresStore(Store):
                 except PoolTimeout as exc:
                     raise StoreUnavailable(f"postgresql: no connection: {exc}") from exc
                 except psycopg.Error as exc:
-                    raise StoreUnavailable(f"postgresql: {exc.sqlstate or type(exc).__name__}: {exc}") from exc
+                    reason = f"postgresql: {exc.sqlstate or type(exc).__name__}: {exc}"
+                    if refused_content(exc):
+                        raise StoreRejected(reason) from exc
+                    raise StoreUnavailable(reason) from exc
             raise AssertionError("unreachable")
         finally:
             self._encoders.append(encoder)
@@ -414,6 +417,14 @@ ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at
 WHERE j.started_at <= excluded.started_at - make_interval(secs => %s)
    OR j.started_at > excluded.started_at + make_interval(secs => %s)
 RETURNING 1"""
+
+
+def refused_content(exc: psycopg.Error) -> bool:
+    """Whether PostgreSQL refused the rows themselves: a data exception (SQLSTATE class 22, or
+    psycopg's own DataError before sending), an integrity violation (23) or a program limit (54,
+    e.g. an index row too large). Retrying the same rows fails again; anything else (connection,
+    timeout, lock, a missing table) is the database's state, which may change."""
+    return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)) or (exc.sqlstate or "").startswith("54")
 
 
 def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
-from webhookfast.storage.base import Store, StoreUnavailable, WriteResult, job_runs_missing
+from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.upsert import SQLITE_ALERTS_CONFLICT
 
 INSERT_LABEL_SETS = "INSERT INTO label_sets VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -95,6 +95,9 @@ class SQLiteStore(Store):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+            except (sqlite3.IntegrityError, sqlite3.DataError) as exc:
+                # A constraint or SQLITE_TOOBIG: these rows, not the database.
+                raise StoreRejected(f"sqlite: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
         return WriteResult(len(label_sets), len(events), len(alerts))

@@ -1,0 +1,93 @@
+"""Issue #11: the rate limiter's memory is bounded without forgetting throttled clients, so spraying
+source addresses never resets a throttled client's bucket."""
+
+from __future__ import annotations
+
+import http.client
+
+import pytest
+
+from support.servers import ServerFactory
+from webhookfast.middleware.rate_limit import RateLimit, client_key
+
+
+def drain(rl: RateLimit, client: str, now: float) -> None:
+    while rl.allow(client, now) == 0:
+        pass
+
+
+def test_spraying_addresses_does_not_reset_a_throttled_client() -> None:
+    rl = RateLimit(1.0, 5)  # the default table: 10,000 clients
+    drain(rl, "203.0.113.7", 1000.0)
+    assert rl.allow("203.0.113.7", 1000.0) > 0
+    for i in range(20_000):  # twice the table's size
+        rl.allow(f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}", 1000.0 + i * 1e-6)
+    assert len(rl._buckets) <= 10_000
+    assert rl.allow("203.0.113.7", 1000.1) > 0
+
+
+def test_only_refilled_buckets_are_evicted_oldest_first() -> None:
+    rl = RateLimit(1.0, 2, max_clients=3)
+    for client, t in (("a", 0.0), ("b", 0.5), ("c", 1.0)):
+        assert rl.allow(client, t) == 0  # one token left each
+    # At 1.2 s, a has refilled (1 + 1.2 tokens), b (1 + 0.7) and c have not: a goes, d comes in.
+    assert rl.allow("d", 1.2) == 0
+    assert list(rl._buckets) == ["b", "c", "d"]
+
+
+def test_a_new_client_waits_while_every_bucket_refills() -> None:
+    rl = RateLimit(1.0, 2, max_clients=2)
+    assert rl.allow("a", 0.0) == 0
+    assert rl.allow("b", 0.0) == 0
+    wait = rl.allow("c", 0.25)
+    assert wait == pytest.approx(0.75)  # until a has refilled
+    assert "c" not in rl._buckets
+    assert rl.allow("c", 1.0) == 0
+    assert list(rl._buckets) == ["c"]  # a and b had both refilled
+
+
+def test_a_seen_client_moves_to_the_back() -> None:
+    rl = RateLimit(1.0, 2, max_clients=2)
+    rl.allow("a", 0.0)
+    rl.allow("b", 0.1)
+    rl.allow("a", 0.2)  # a is now the most recently seen
+    assert list(rl._buckets) == ["b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("peer", "key"),
+    [
+        ("192.0.2.1:5000", "192.0.2.1"),
+        ("[2001:db8::1]:5000", "2001:db8::/64"),
+        ("[2001:db8::ffff:1:2]:6000", "2001:db8::/64"),  # same /64: one host's addresses
+        ("2001:db8:0:1::1:443", "2001:db8:0:1::/64"),
+        ("[::ffff:192.0.2.1]:80", "192.0.2.1"),
+    ],
+)
+def test_client_key(peer: str, key: str) -> None:
+    assert client_key(peer) == key
+
+
+def get_from(port: int, source: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_server_keeps_a_throttled_client_throttled(server_factory: ServerFactory) -> None:
+    server = server_factory(
+        env={
+            "WEBHOOKFAST_RATE_LIMIT_RPS": "0.01",
+            "WEBHOOKFAST_RATE_LIMIT_BURST": "3",
+            "WEBHOOKFAST_RATE_LIMIT_MAX_CLIENTS": "4",
+        }
+    )
+    # The harness's health checks came from 127.0.0.1: throttle 127.0.0.2 (loopback is all of 127/8).
+    assert [get_from(server.port, "127.0.0.2") for _ in range(4)] == [200, 200, 200, 503]
+    sprayed = [get_from(server.port, f"127.0.0.{i}") for i in range(3, 13)]
+    # The table holds 4 clients that are all refilling: the rest wait (503), nobody is forgotten.
+    assert sprayed.count(200) <= 3 and sprayed[-1] == 503
+    assert get_from(server.port, "127.0.0.2") == 503
