@@ -429,6 +429,9 @@ fn to_postgres(h: &Hir, out: &mut String) -> Result<(), RegexError> {
             _ => return Err(refuse(format!("unsupported assertion {look:?}"))),
         }),
         HirKind::Repetition(rep) => {
+            if let Some(flat) = flatten_repetition(rep) {
+                return to_postgres(&flat, out);
+            }
             let mut sub = String::new();
             to_postgres(&rep.sub, &mut sub)?;
             let sub = format!("(?:{sub})");
@@ -462,6 +465,28 @@ fn to_postgres(h: &Hir, out: &mut String) -> Result<(), RegexError> {
         }
     }
     Ok(())
+}
+
+/// A repetition of a repetition as one repetition of the same strings, when one exists:
+/// `(x{0,b}){m,n}` = `x{0,b*n}` and `(x{a,}){m,n}` = `x{a*m,}` (`m >= 1`). PostgreSQL's engine is
+/// slow on hundreds of copies of an expression that matches the empty string (`(.*){1000}` took
+/// 47 s, `(a?){1000}` the whole statement timeout); these rewrites take most such patterns down to
+/// one copy or to copies of a non-empty expression. Counts stay within MAX_REPEAT squared.
+fn flatten_repetition(rep: &hir::Repetition) -> Option<Hir> {
+    let mut sub = &*rep.sub;
+    while let HirKind::Capture(cap) = sub.kind() {
+        sub = &cap.sub;
+    }
+    let HirKind::Repetition(inner) = sub.kind() else { return None };
+    if inner.max == Some(0) || rep.max == Some(0) {
+        return Some(Hir::empty());
+    }
+    let (min, max) = match (inner.min, inner.max) {
+        (0, b) => (0, b.zip(rep.max).map(|(b, n)| b.saturating_mul(n))),
+        (a, None) if rep.min >= 1 => (a.saturating_mul(rep.min), None),
+        _ => return None,
+    };
+    Some(Hir::repetition(hir::Repetition { min, max, greedy: true, sub: inner.sub.clone() }))
 }
 
 /// `sub{min,max}` with every bound at most 255: `x{600}` = `x{255}x{255}x{90}` and

@@ -102,6 +102,11 @@ fn postgres_translation_shapes() {
     assert_eq!(re("^*a").postgres(), r"^(?:(?:^)|)a$");
     assert_eq!(re(r"\x00").postgres(), format!("^{}$", PG_NOTHING));
     assert_eq!(re("a.").postgres().contains("\\u0000"), false);
+    // Repetitions of repetitions become one (PostgreSQL is slow on many copies of a nullable part).
+    assert_eq!(re("(.*){1000}").postgres(), re(".*").postgres());
+    assert_eq!(re("(a?){1000}").postgres(), re("a{0,1000}").postgres());
+    assert_eq!(re("(a{2,}){3,5}").postgres(), re("a{6,}").postgres());
+    assert_eq!(re("(?:a{2,3}){2}").postgres(), "^(?:(?:a){2}(?:a){0,1}){2}$");
 }
 
 #[test]
@@ -109,4 +114,32 @@ fn never_panics_on_odd_input() {
     for p in ["\\", "[", "[^", "[]", "{", "}", "a{", "a{1", "a{1,", "(?", "(?i", "(?P<", "\\x{", "\\p{", "[[:", "[[:x:]]", "\u{10FFFF}", "\\\u{e9}"] {
         let _ = PromRegex::new(p);
     }
+}
+
+/// The fuzz target's invariants (rust/fuzz/fuzz_targets/promregex.rs) on every sequence of up to
+/// three tokens: a clean refusal, or a bounded, anchored translation and a matcher that runs.
+#[test]
+fn every_short_token_sequence_is_refused_cleanly_or_compiles() {
+    const TOKENS: &[&str] = &[
+        "a", "(", ")", "(?:", "(?i)", "[", "]", "[^", "^", "$", ".", "*", "+", "?", "|", "{", "}", "{2}", "{,3}",
+        "{1001}", r"\d", r"\b", r"\pL", r"\x", r"\1", r"\Q", "-", "&&", "[:alpha:]", "\0", "é",
+    ];
+    let mut seen = 0;
+    for a in TOKENS {
+        for b in TOKENS {
+            for c in TOKENS {
+                let pattern = format!("{a}{b}{c}");
+                match PromRegex::new(&pattern) {
+                    Err(e) => assert!(!e.message.is_empty() && e.message.len() < 300, "{pattern:?}: {e:?}"),
+                    Ok(re) => {
+                        let pg = re.postgres();
+                        assert!(pg.starts_with('^') && pg.ends_with('$') && !pg.contains('\0'), "{pattern:?}: {pg}");
+                        let _ = re.is_match(&pattern);
+                        seen += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 1000, "{seen}");
 }
