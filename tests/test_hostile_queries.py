@@ -25,7 +25,6 @@ from urllib.parse import quote, urlencode
 import psycopg
 import pytest
 from psycopg import sql
-
 from support.postgres import database_url
 from support.servers import ServerProcess
 from webhookfast._core import PromRegex
@@ -37,13 +36,60 @@ SLOW_ROWS = 40
 
 # Values of the label "v": each parity pattern below is matched against all of them.
 VALUES = [
-    "42", "x", "٣", "a{,3}", "a", "aaa", "a\n", "STRAßE", "STRASSE", "straße", "k", "K", "\u212a", "Éa", "é", "e",
-    "a_1", "a-b", " ", "\t", "\x0b", "a b", "ab", "_b", "<a>", "Ünïcode\nline2", "a" * 300, "a" * 299, "#",
+    "42",
+    "x",
+    "٣",
+    "a{,3}",
+    "a",
+    "aaa",
+    "a\n",
+    "STRAßE",
+    "STRASSE",
+    "straße",
+    "k",
+    "K",
+    "\u212a",
+    "Éa",
+    "é",
+    "e",
+    "a_1",
+    "a-b",
+    " ",
+    "\t",
+    "\x0b",
+    "a b",
+    "ab",
+    "_b",
+    "<a>",
+    "Ünïcode\nline2",
+    "a" * 300,
+    "a" * 299,
+    "#",
 ]
 PARITY = [
-    "[[:digit:]]+", "a{,3}", "a$", "(?i)straße", "(?i)k", "(?i)é.*", "\\w+", "\\s", "[[:space:]]", "a{300}",
-    ".*\\bb", "\\<a\\>", "(?i)ü.*line2", "a{1,3}", "[^a]", ".", "(.*.*)*#", "\\d+|e", "(?s:.*)\\n.*", "(?-s:.+)",
-    "\\pL+", "[\\p{Greek}\\d]", "(a|aa)*",
+    "[[:digit:]]+",
+    "a{,3}",
+    "a$",
+    "(?i)straße",
+    "(?i)k",
+    "(?i)é.*",
+    "\\w+",
+    "\\s",
+    "[[:space:]]",
+    "a{300}",
+    ".*\\bb",
+    "\\<a\\>",
+    "(?i)ü.*line2",
+    "a{1,3}",
+    "[^a]",
+    ".",
+    "(.*.*)*#",
+    "\\d+|e",
+    "(?s:.*)\\n.*",
+    "(?-s:.+)",
+    "\\pL+",
+    "[\\p{Greek}\\d]",
+    "(a|aa)*",
 ]
 
 
@@ -127,7 +173,9 @@ def test_catastrophic_regex_answers_at_once_and_the_worker_keeps_serving(server:
     while worker.is_alive() and len(health) < 200:
         started = time.monotonic()
         assert server.get("/healthz", timeout=10).status == 200
-        assert server.post("/webhook", _alerts([{"alertname": "During", "n": str(len(health))}]), timeout=10).status == 200
+        assert (
+            server.post("/webhook", _alerts([{"alertname": "During", "n": str(len(health))}]), timeout=10).status == 200
+        )
         health.append(time.monotonic() - started)
     worker.join(60)
     r = answer["response"]
@@ -222,7 +270,8 @@ BAD = [
 def test_bad_parameters_are_400_invalid_parameter(server: ServerProcess, path: str, query: str, param: str) -> None:
     r = server.get(f"{path}?{query}" if query else path, timeout=30)
     assert r.status == 400, r.text
-    err = r.json()["error"]
+    body: Any = r.json()
+    err = body["error"]
     assert err["code"] == "invalid_parameter", err
     assert err.get("path") == param, err
     assert 0 < len(err["message"]) <= 300, err

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from webhookfast._core import PromRegex
 
 ALPHABET = "aAbB019_ -.{},\n\t\x0bkKK\u212aséÉſß\u0130ıα\U0001f600"
@@ -48,16 +47,78 @@ def check(conn: psycopg.Connection[tuple[object, ...]], pattern: str, values: li
 
 ATOMS = st.sampled_from(
     [
-        "a", "b", "A", "k", "s", "é", "ß", "1", "_", " ", "\\.", "\\{", "\\}", "-", ",", "\\n", "\\t", "\\x{212A}",
-        "\\x41", "\\101", ".", "[ab]", "[^a]", "[a-z]", "[A-Z0-9]", "[^\\n]", "[-a]", "[]a]", "[^]a]", "\\d", "\\D",
-        "\\w", "\\W", "\\s", "\\S", "[\\d_]", "[^\\w]", "[[:alpha:]]", "[[:^digit:]]", "[[:space:]]", "[[:word:]]",
-        "[[:upper:]]", "\\pL", "\\PL", "\\p{Greek}", "\\pN", "(?i:k)", "(?i:s)", "(?i:é)", "(?i:[a-c])",
-        "(?i:\\w)", "^", "$", "\\A", "\\z", "\\b", "\\B", "(?m:^)", "(?m:$)", "(?s:.)", "(?-s:.)", "{", "a{,2}",
-        "x{", "\\<", "\\>", "",
+        "a",
+        "b",
+        "A",
+        "k",
+        "s",
+        "é",
+        "ß",
+        "1",
+        "_",
+        " ",
+        "\\.",
+        "\\{",
+        "\\}",
+        "-",
+        ",",
+        "\\n",
+        "\\t",
+        "\\x{212A}",
+        "\\x41",
+        "\\101",
+        ".",
+        "[ab]",
+        "[^a]",
+        "[a-z]",
+        "[A-Z0-9]",
+        "[^\\n]",
+        "[-a]",
+        "[]a]",
+        "[^]a]",
+        "\\d",
+        "\\D",
+        "\\w",
+        "\\W",
+        "\\s",
+        "\\S",
+        "[\\d_]",
+        "[^\\w]",
+        "[[:alpha:]]",
+        "[[:^digit:]]",
+        "[[:space:]]",
+        "[[:word:]]",
+        "[[:upper:]]",
+        "\\pL",
+        "\\PL",
+        "\\p{Greek}",
+        "\\pN",
+        "(?i:k)",
+        "(?i:s)",
+        "(?i:é)",
+        "(?i:[a-c])",
+        "(?i:\\w)",
+        "^",
+        "$",
+        "\\A",
+        "\\z",
+        "\\b",
+        "\\B",
+        "(?m:^)",
+        "(?m:$)",
+        "(?s:.)",
+        "(?-s:.)",
+        "{",
+        "a{,2}",
+        "x{",
+        "\\<",
+        "\\>",
+        "",
     ]
 )
-REPEATS = st.sampled_from(["*", "+", "?", "*?", "+?", "{2}", "{0,1}", "{1,3}", "{2,}", "{0}", "{256}", "{0,300}",
-                           "{250,260}"])
+REPEATS = st.sampled_from(
+    ["*", "+", "?", "*?", "+?", "{2}", "{0,1}", "{1,3}", "{2,}", "{0}", "{256}", "{0,300}", "{250,260}"]
+)
 SMALL_REPEATS = st.sampled_from(["*", "+", "?", "{0}", "{2}", "{0,2}", "{1,3}", "{2,}", "{0,}", "{3,5}"])
 
 
@@ -89,8 +150,9 @@ VALUES = st.lists(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=patterns(), values=VALUES)
-def test_postgres_translation_matches_rust(pg: psycopg.Connection[tuple[object, ...]], pattern: str,
-                                           values: list[str]) -> None:
+def test_postgres_translation_matches_rust(
+    pg: psycopg.Connection[tuple[object, ...]], pattern: str, values: list[str]
+) -> None:
     try:
         PromRegex(pattern)
     except ValueError:
@@ -99,10 +161,13 @@ def test_postgres_translation_matches_rust(pg: psycopg.Connection[tuple[object, 
 
 
 @settings(max_examples=300, deadline=None)
-@given(pattern=st.text(ALPHABET + "()[]^$*+?|\\{}:-dwsbpLQEx", max_size=12),
-       values=st.lists(st.text(ALPHABET, max_size=6), min_size=1, max_size=6))
-def test_arbitrary_text_is_refused_or_agrees(pg: psycopg.Connection[tuple[object, ...]], pattern: str,
-                                             values: list[str]) -> None:
+@given(
+    pattern=st.text(ALPHABET + "()[]^$*+?|\\{}:-dwsbpLQEx", max_size=12),
+    values=st.lists(st.text(ALPHABET, max_size=6), min_size=1, max_size=6),
+)
+def test_arbitrary_text_is_refused_or_agrees(
+    pg: psycopg.Connection[tuple[object, ...]], pattern: str, values: list[str]
+) -> None:
     """Any text: a clean refusal (ValueError, a message), or a pattern both engines read alike."""
     try:
         PromRegex(pattern)
@@ -140,8 +205,9 @@ def test_arbitrary_text_is_refused_or_agrees(pg: psycopg.Connection[tuple[object
         ("((a){0,2}){2}", ["", "aaaa"], ["aaaaa"]),
     ],
 )
-def test_examples_agree(pg: psycopg.Connection[tuple[object, ...]], pattern: str, matching: list[str],
-                        not_matching: list[str]) -> None:
+def test_examples_agree(
+    pg: psycopg.Connection[tuple[object, ...]], pattern: str, matching: list[str], not_matching: list[str]
+) -> None:
     regex = PromRegex(pattern)
     values = matching + not_matching
     expected = [True] * len(matching) + [False] * len(not_matching)
@@ -151,8 +217,25 @@ def test_examples_agree(pg: psycopg.Connection[tuple[object, ...]], pattern: str
 
 @pytest.mark.parametrize(
     "pattern",
-    ["a*+", "a++", "(?>a)", "(a)\\1", "(?=a)", "(?<=a)b", "a{1001}", "(a{100}){11}", "\\u0041", "(?x)a b", "[a&&b]",
-     "[a[b]]", "\\Qa\\E", "(", "[a", "*a", "(" * 300 + ")" * 300],
+    [
+        "a*+",
+        "a++",
+        "(?>a)",
+        "(a)\\1",
+        "(?=a)",
+        "(?<=a)b",
+        "a{1001}",
+        "(a{100}){11}",
+        "\\u0041",
+        "(?x)a b",
+        "[a&&b]",
+        "[a[b]]",
+        "\\Qa\\E",
+        "(",
+        "[a",
+        "*a",
+        "(" * 300 + ")" * 300,
+    ],
 )
 def test_refused_patterns(pattern: str) -> None:
     with pytest.raises(ValueError) as info:

@@ -144,10 +144,7 @@ class Matcher:
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Prometheus semantics: a missing label is the empty string; regexes are fully anchored."""
         v = labels.get(self.name, "")
-        if self.is_regex:
-            hit = (self.regex or compile_regex(self.value)).fullmatch(v)
-        else:
-            hit = v == self.value
+        hit = (self.regex or compile_regex(self.value)).fullmatch(v) if self.is_regex else v == self.value
         return hit != self.negated
 
 
