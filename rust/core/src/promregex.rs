@@ -32,6 +32,9 @@ const NFA_SIZE_LIMIT: usize = 1 << 20;
 const DFA_CACHE_BYTES: usize = 1 << 20;
 /// Longest PostgreSQL translation (a `\p{L}` under `(?i)` is ~8 kB).
 pub const MAX_POSTGRES_BYTES: usize = 256 * 1024;
+/// Most Unicode classes (`\pL`, `\p{Greek}`) in one pattern: each costs up to ~0.4 ms to expand
+/// (case folding), and a few dozen already exceed MAX_POSTGRES_BYTES.
+pub const MAX_UNICODE_CLASSES: usize = 32;
 /// PostgreSQL's largest repetition bound (`DUPMAX`).
 const PG_DUPMAX: u32 = 255;
 
@@ -76,7 +79,8 @@ impl PromRegex {
             .build()
             .parse(&pattern)
             .map_err(|e| refuse_at(&e.kind().to_string(), e.span()))?;
-        go_compatible(&mut ast, MAX_REPEAT)?;
+        let mut unicode_classes = 0;
+        go_compatible(&mut ast, MAX_REPEAT, &mut unicode_classes)?;
         let inner = hir::translate::TranslatorBuilder::new()
             .utf8(true)
             .unicode(true)
@@ -194,9 +198,10 @@ fn is_repeat(b: &[u8]) -> bool {
 /// Refuses what Go's parser refuses or reads differently, and rewrites `\d`, `\s`, `\w` to Go's
 /// ASCII classes. `budget` is Go's `repeatIsValid`: nested counted repetitions may not expand the
 /// innermost expression more than MAX_REPEAT times.
-fn go_compatible(ast: &mut Ast, budget: u32) -> Result<(), RegexError> {
+fn go_compatible(ast: &mut Ast, budget: u32, unicode_classes: &mut usize) -> Result<(), RegexError> {
     match ast {
-        Ast::Empty(_) | Ast::Dot(_) | Ast::ClassUnicode(_) => Ok(()),
+        Ast::Empty(_) | Ast::Dot(_) => Ok(()),
+        Ast::ClassUnicode(class) => count_unicode_class(&class.span, unicode_classes),
         Ast::Literal(lit) => go_literal(lit),
         Ast::Flags(set) => go_flags(&set.flags),
         Ast::Assertion(a) => {
@@ -210,7 +215,7 @@ fn go_compatible(ast: &mut Ast, budget: u32) -> Result<(), RegexError> {
             *ast = Ast::ClassBracketed(Box::new(class));
             Ok(())
         }
-        Ast::ClassBracketed(class) => go_class_set(&mut class.kind, true),
+        Ast::ClassBracketed(class) => go_class_set(&mut class.kind, true, unicode_classes),
         Ast::Repetition(rep) => {
             if let Ast::Repetition(_) = *rep.ast {
                 return Err(refuse_at("invalid nested repetition operator", &rep.op.span));
@@ -227,7 +232,7 @@ fn go_compatible(ast: &mut Ast, budget: u32) -> Result<(), RegexError> {
                 }
                 let m = max.unwrap_or(min);
                 if m == 0 {
-                    return go_compatible(&mut rep.ast, MAX_REPEAT);
+                    return go_compatible(&mut rep.ast, MAX_REPEAT, unicode_classes);
                 }
                 if m > budget {
                     return Err(refuse_at(
@@ -237,17 +242,25 @@ fn go_compatible(ast: &mut Ast, budget: u32) -> Result<(), RegexError> {
                 }
                 budget /= m;
             }
-            go_compatible(&mut rep.ast, budget)
+            go_compatible(&mut rep.ast, budget, unicode_classes)
         }
         Ast::Group(group) => {
             if let GroupKind::NonCapturing(flags) = &group.kind {
                 go_flags(flags)?;
             }
-            go_compatible(&mut group.ast, budget)
+            go_compatible(&mut group.ast, budget, unicode_classes)
         }
-        Ast::Alternation(alt) => alt.asts.iter_mut().try_for_each(|a| go_compatible(a, budget)),
-        Ast::Concat(cat) => cat.asts.iter_mut().try_for_each(|a| go_compatible(a, budget)),
+        Ast::Alternation(alt) => alt.asts.iter_mut().try_for_each(|a| go_compatible(a, budget, unicode_classes)),
+        Ast::Concat(cat) => cat.asts.iter_mut().try_for_each(|a| go_compatible(a, budget, unicode_classes)),
     }
+}
+
+fn count_unicode_class(span: &ast::Span, seen: &mut usize) -> Result<(), RegexError> {
+    *seen += 1;
+    if *seen > MAX_UNICODE_CLASSES {
+        return Err(refuse_at(&format!("more than {MAX_UNICODE_CLASSES} Unicode classes (\\p...)"), span));
+    }
+    Ok(())
 }
 
 fn go_literal(lit: &ast::Literal) -> Result<(), RegexError> {
@@ -298,18 +311,19 @@ fn go_assertion(a: &Assertion) -> Result<Option<ast::Literal>, RegexError> {
     }
 }
 
-fn go_class_set(set: &mut ClassSet, top: bool) -> Result<(), RegexError> {
+fn go_class_set(set: &mut ClassSet, top: bool, unicode_classes: &mut usize) -> Result<(), RegexError> {
     match set {
         ClassSet::BinaryOp(op) => {
             Err(refuse_at("class set operations (&&, --, ~~) are not RE2 syntax; escape the characters", &op.span))
         }
-        ClassSet::Item(item) => go_class_item(item, top),
+        ClassSet::Item(item) => go_class_item(item, top, unicode_classes),
     }
 }
 
-fn go_class_item(item: &mut ClassSetItem, top: bool) -> Result<(), RegexError> {
+fn go_class_item(item: &mut ClassSetItem, top: bool, unicode_classes: &mut usize) -> Result<(), RegexError> {
     match item {
-        ClassSetItem::Empty(_) | ClassSetItem::Literal(_) | ClassSetItem::Range(_) | ClassSetItem::Unicode(_) => {
+        ClassSetItem::Unicode(class) => count_unicode_class(&class.span, unicode_classes),
+        ClassSetItem::Empty(_) | ClassSetItem::Literal(_) | ClassSetItem::Range(_) => {
             if let ClassSetItem::Literal(lit) = item {
                 go_literal(lit)?;
             }
@@ -327,8 +341,8 @@ fn go_class_item(item: &mut ClassSetItem, top: bool) -> Result<(), RegexError> {
         ClassSetItem::Bracketed(b) if top => {
             Err(refuse_at("nested classes are not RE2 syntax; escape the [ inside the class", &b.span))
         }
-        ClassSetItem::Bracketed(b) => go_class_set(&mut b.kind, false),
-        ClassSetItem::Union(u) => u.items.iter_mut().try_for_each(|i| go_class_item(i, top)),
+        ClassSetItem::Bracketed(b) => go_class_set(&mut b.kind, false, unicode_classes),
+        ClassSetItem::Union(u) => u.items.iter_mut().try_for_each(|i| go_class_item(i, top, unicode_classes)),
     }
 }
 

@@ -79,6 +79,12 @@ fn refuses_what_go_refuses_or_reads_differently() {
     assert!(PromRegex::new(&"a".repeat(MAX_PATTERN_BYTES + 1)).is_err());
     // Compiling is bounded too.
     assert!(err(r"\pL{1000}").contains("large"));
+    // Expanding Unicode classes is bounded too (1300 case-folded \pL took 0.5 s).
+    let many = format!("(?i){}", r"\pL".repeat(1300));
+    let started = std::time::Instant::now();
+    assert!(err(&many).contains("Unicode classes"), "{}", err(&many));
+    assert!(started.elapsed().as_millis() < 100, "{:?}", started.elapsed());
+    let _ = re(&r"[\p{Greek}x]".repeat(MAX_UNICODE_CLASSES));
 }
 
 #[test]
