@@ -239,6 +239,7 @@ BAD = [
     ("/api/v1/alerts", "match=" + quote('{a=~"\\\\pX"}'), "match"),
     ("/api/v1/alerts", "match=" + quote('{a=~"a*+"}'), "match"),
     ("/api/v1/alerts", "match=" + quote('{a=~"\\\\pL{1000}"}'), "match"),  # compiles too large
+    ("/api/v1/alerts", "match=" + quote('{a=~"(?i)' + "\\\\pL" * 1000 + '"}'), "match"),  # expanding is bounded
     ("/api/v1/alerts", "limit=" + "9" * 5000, "limit"),
     ("/api/v1/alerts", "limit=1e999", "limit"),
     ("/api/v1/alerts", "limit=-0x10", "limit"),
