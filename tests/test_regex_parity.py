@@ -127,6 +127,7 @@ def patterns() -> st.SearchStrategy[str]:
         return st.one_of(
             st.lists(inner, min_size=2, max_size=4).map("".join),
             st.lists(inner, min_size=2, max_size=3).map("|".join),
+            st.tuples(inner, inner, SMALL_REPEATS).map(lambda t: f"(?:{t[0]}|(?:{t[1]}){t[2]})"),
             inner.map(lambda p: f"({p})"),
             inner.map(lambda p: f"(?:{p})"),
             inner.map(lambda p: f"(?i:{p})"),
@@ -200,6 +201,8 @@ def test_arbitrary_text_is_refused_or_agrees(
         ("\\x00|b", ["b"], ["a"]),
         ("(.*){1000}", ["", "a" * 40], []),  # PostgreSQL took 47 s on 1000 copies of (.*)
         ("(a?){1000}", ["", "a" * 1000], ["a" * 1001]),
+        ("(a|b?){500}", ["", "ab" * 250], ["ab" * 251, "c"]),  # the whole statement timeout before
+        ("(ab|c*){2}x", ["x", "abccx", "cccx"], ["ababab"]),
         ("(a{2,}){3,5}", ["a" * 6, "a" * 40], ["a" * 5]),
         ("(a*){0,3}b", ["b", "aab"], ["a"]),
         ("((a){0,2}){2}", ["", "aaaa"], ["aaaaa"]),

@@ -16,8 +16,8 @@ use std::fmt::{self, Write as _};
 use regex_automata::meta;
 use regex_syntax::ast::{
     self, Assertion, AssertionKind, Ast, ClassAscii, ClassAsciiKind, ClassBracketed, ClassPerl,
-    ClassPerlKind, ClassSet, ClassSetItem, ClassSetUnion, Flag, FlagsItemKind,
-    GroupKind, LiteralKind, RepetitionKind, RepetitionRange,
+    ClassPerlKind, ClassSet, ClassSetItem, ClassSetUnion, Flag, FlagsItemKind, GroupKind,
+    LiteralKind, RepetitionKind, RepetitionRange,
 };
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
@@ -53,7 +53,9 @@ impl fmt::Display for RegexError {
 impl std::error::Error for RegexError {}
 
 fn refuse(message: impl Into<String>) -> RegexError {
-    RegexError { message: message.into() }
+    RegexError {
+        message: message.into(),
+    }
 }
 
 fn refuse_at(what: &str, span: &ast::Span) -> RegexError {
@@ -70,7 +72,9 @@ pub struct PromRegex {
 impl PromRegex {
     pub fn new(pattern: &str) -> Result<PromRegex, RegexError> {
         if pattern.len() > MAX_PATTERN_BYTES {
-            return Err(refuse(format!("regex longer than {MAX_PATTERN_BYTES} bytes")));
+            return Err(refuse(format!(
+                "regex longer than {MAX_PATTERN_BYTES} bytes"
+            )));
         }
         let pattern = escape_literal_braces(pattern);
         let mut ast = ast::parse::ParserBuilder::new()
@@ -88,7 +92,11 @@ impl PromRegex {
             .build()
             .translate(&pattern, &ast)
             .map_err(|e| refuse_at(&e.kind().to_string(), e.span()))?;
-        let hir = Hir::concat(vec![Hir::look(Look::Start), ascii_word_boundaries(&inner), Hir::look(Look::End)]);
+        let hir = Hir::concat(vec![
+            Hir::look(Look::Start),
+            ascii_word_boundaries(&inner),
+            Hir::look(Look::End),
+        ]);
         let mut postgres = String::new();
         to_postgres(&hir, &mut postgres)?;
         if postgres.len() > MAX_POSTGRES_BYTES {
@@ -132,7 +140,9 @@ fn escape_literal_braces(pattern: &str) -> std::borrow::Cow<'_, str> {
     let mut copied = 0;
     // \p{Greek}, \P{L}, \x{41}: the braces belong to the escape.
     let skip_escape = |i: usize| match (b.get(i + 1), b.get(i + 2)) {
-        (Some(b'p' | b'P' | b'x'), Some(b'{')) => pattern[i..].find('}').map_or(b.len(), |end| i + end + 1),
+        (Some(b'p' | b'P' | b'x'), Some(b'{')) => {
+            pattern[i..].find('}').map_or(b.len(), |end| i + end + 1)
+        }
         _ => i + 2,
     };
     while i < b.len() {
@@ -198,7 +208,11 @@ fn is_repeat(b: &[u8]) -> bool {
 /// Refuses what Go's parser refuses or reads differently, and rewrites `\d`, `\s`, `\w` to Go's
 /// ASCII classes. `budget` is Go's `repeatIsValid`: nested counted repetitions may not expand the
 /// innermost expression more than MAX_REPEAT times.
-fn go_compatible(ast: &mut Ast, budget: u32, unicode_classes: &mut usize) -> Result<(), RegexError> {
+fn go_compatible(
+    ast: &mut Ast,
+    budget: u32,
+    unicode_classes: &mut usize,
+) -> Result<(), RegexError> {
     match ast {
         Ast::Empty(_) | Ast::Dot(_) => Ok(()),
         Ast::ClassUnicode(class) => count_unicode_class(&class.span, unicode_classes),
@@ -218,7 +232,10 @@ fn go_compatible(ast: &mut Ast, budget: u32, unicode_classes: &mut usize) -> Res
         Ast::ClassBracketed(class) => go_class_set(&mut class.kind, true, unicode_classes),
         Ast::Repetition(rep) => {
             if let Ast::Repetition(_) = *rep.ast {
-                return Err(refuse_at("invalid nested repetition operator", &rep.op.span));
+                return Err(refuse_at(
+                    "invalid nested repetition operator",
+                    &rep.op.span,
+                ));
             }
             let mut budget = budget;
             if let RepetitionKind::Range(range) = &rep.op.kind {
@@ -228,7 +245,10 @@ fn go_compatible(ast: &mut Ast, budget: u32, unicode_classes: &mut usize) -> Res
                     RepetitionRange::Bounded(m, n) => (m, Some(n)),
                 };
                 if min > MAX_REPEAT || max.is_some_and(|n| n > MAX_REPEAT) {
-                    return Err(refuse_at(&format!("repetition count above {MAX_REPEAT}"), &rep.op.span));
+                    return Err(refuse_at(
+                        &format!("repetition count above {MAX_REPEAT}"),
+                        &rep.op.span,
+                    ));
                 }
                 let m = max.unwrap_or(min);
                 if m == 0 {
@@ -250,15 +270,24 @@ fn go_compatible(ast: &mut Ast, budget: u32, unicode_classes: &mut usize) -> Res
             }
             go_compatible(&mut group.ast, budget, unicode_classes)
         }
-        Ast::Alternation(alt) => alt.asts.iter_mut().try_for_each(|a| go_compatible(a, budget, unicode_classes)),
-        Ast::Concat(cat) => cat.asts.iter_mut().try_for_each(|a| go_compatible(a, budget, unicode_classes)),
+        Ast::Alternation(alt) => alt
+            .asts
+            .iter_mut()
+            .try_for_each(|a| go_compatible(a, budget, unicode_classes)),
+        Ast::Concat(cat) => cat
+            .asts
+            .iter_mut()
+            .try_for_each(|a| go_compatible(a, budget, unicode_classes)),
     }
 }
 
 fn count_unicode_class(span: &ast::Span, seen: &mut usize) -> Result<(), RegexError> {
     *seen += 1;
     if *seen > MAX_UNICODE_CLASSES {
-        return Err(refuse_at(&format!("more than {MAX_UNICODE_CLASSES} Unicode classes (\\p...)"), span));
+        return Err(refuse_at(
+            &format!("more than {MAX_UNICODE_CLASSES} Unicode classes (\\p...)"),
+            span,
+        ));
     }
     Ok(())
 }
@@ -266,10 +295,15 @@ fn count_unicode_class(span: &ast::Span, seen: &mut usize) -> Result<(), RegexEr
 fn go_literal(lit: &ast::Literal) -> Result<(), RegexError> {
     match lit.kind {
         // Go has \x7F and \x{10FFFF} but neither \u nor \U.
-        LiteralKind::HexFixed(ast::HexLiteralKind::UnicodeShort | ast::HexLiteralKind::UnicodeLong)
-        | LiteralKind::HexBrace(ast::HexLiteralKind::UnicodeShort | ast::HexLiteralKind::UnicodeLong) => {
-            Err(refuse_at("\\u and \\U escapes are not RE2 syntax (use \\x{...})", &lit.span))
-        }
+        LiteralKind::HexFixed(
+            ast::HexLiteralKind::UnicodeShort | ast::HexLiteralKind::UnicodeLong,
+        )
+        | LiteralKind::HexBrace(
+            ast::HexLiteralKind::UnicodeShort | ast::HexLiteralKind::UnicodeLong,
+        ) => Err(refuse_at(
+            "\\u and \\U escapes are not RE2 syntax (use \\x{...})",
+            &lit.span,
+        )),
         // A single non-zero digit is a backreference to Go, which it does not support.
         LiteralKind::Octal if lit.c != '\0' && lit.span.end.offset - lit.span.start.offset == 2 => {
             Err(refuse_at("backreferences are not supported", &lit.span))
@@ -282,9 +316,15 @@ fn go_flags(flags: &ast::Flags) -> Result<(), RegexError> {
     for item in &flags.items {
         if let FlagsItemKind::Flag(flag) = item.kind {
             match flag {
-                Flag::CaseInsensitive | Flag::MultiLine | Flag::DotMatchesNewLine | Flag::SwapGreed => {}
+                Flag::CaseInsensitive
+                | Flag::MultiLine
+                | Flag::DotMatchesNewLine
+                | Flag::SwapGreed => {}
                 Flag::Unicode | Flag::CRLF | Flag::IgnoreWhitespace => {
-                    return Err(refuse_at("unknown flag (RE2 has i, m, s and U)", &item.span));
+                    return Err(refuse_at(
+                        "unknown flag (RE2 has i, m, s and U)",
+                        &item.span,
+                    ));
                 }
             }
         }
@@ -294,7 +334,11 @@ fn go_flags(flags: &ast::Flags) -> Result<(), RegexError> {
 
 /// `\b`, `\B`, `^`, `$`, `\A`, `\z` are Go's; `\<` and `\>` are the literals `<` and `>` to Go.
 fn go_assertion(a: &Assertion) -> Result<Option<ast::Literal>, RegexError> {
-    let literal = |c| ast::Literal { span: a.span, kind: LiteralKind::Superfluous, c };
+    let literal = |c| ast::Literal {
+        span: a.span,
+        kind: LiteralKind::Superfluous,
+        c,
+    };
     match a.kind {
         AssertionKind::StartLine
         | AssertionKind::EndLine
@@ -307,20 +351,31 @@ fn go_assertion(a: &Assertion) -> Result<Option<ast::Literal>, RegexError> {
         AssertionKind::WordBoundaryStart
         | AssertionKind::WordBoundaryEnd
         | AssertionKind::WordBoundaryStartHalf
-        | AssertionKind::WordBoundaryEndHalf => Err(refuse_at("\\b{...} is not RE2 syntax", &a.span)),
+        | AssertionKind::WordBoundaryEndHalf => {
+            Err(refuse_at("\\b{...} is not RE2 syntax", &a.span))
+        }
     }
 }
 
-fn go_class_set(set: &mut ClassSet, top: bool, unicode_classes: &mut usize) -> Result<(), RegexError> {
+fn go_class_set(
+    set: &mut ClassSet,
+    top: bool,
+    unicode_classes: &mut usize,
+) -> Result<(), RegexError> {
     match set {
-        ClassSet::BinaryOp(op) => {
-            Err(refuse_at("class set operations (&&, --, ~~) are not RE2 syntax; escape the characters", &op.span))
-        }
+        ClassSet::BinaryOp(op) => Err(refuse_at(
+            "class set operations (&&, --, ~~) are not RE2 syntax; escape the characters",
+            &op.span,
+        )),
         ClassSet::Item(item) => go_class_item(item, top, unicode_classes),
     }
 }
 
-fn go_class_item(item: &mut ClassSetItem, top: bool, unicode_classes: &mut usize) -> Result<(), RegexError> {
+fn go_class_item(
+    item: &mut ClassSetItem,
+    top: bool,
+    unicode_classes: &mut usize,
+) -> Result<(), RegexError> {
     match item {
         ClassSetItem::Unicode(class) => count_unicode_class(&class.span, unicode_classes),
         ClassSetItem::Empty(_) | ClassSetItem::Literal(_) | ClassSetItem::Range(_) => {
@@ -338,24 +393,47 @@ fn go_class_item(item: &mut ClassSetItem, top: bool, unicode_classes: &mut usize
             *item = ClassSetItem::Bracketed(Box::new(perl_class(perl)));
             Ok(())
         }
-        ClassSetItem::Bracketed(b) if top => {
-            Err(refuse_at("nested classes are not RE2 syntax; escape the [ inside the class", &b.span))
-        }
+        ClassSetItem::Bracketed(b) if top => Err(refuse_at(
+            "nested classes are not RE2 syntax; escape the [ inside the class",
+            &b.span,
+        )),
         ClassSetItem::Bracketed(b) => go_class_set(&mut b.kind, false, unicode_classes),
-        ClassSetItem::Union(u) => u.items.iter_mut().try_for_each(|i| go_class_item(i, top, unicode_classes)),
+        ClassSetItem::Union(u) => u
+            .items
+            .iter_mut()
+            .try_for_each(|i| go_class_item(i, top, unicode_classes)),
     }
 }
 
 /// Go's Perl classes are ASCII: `\d` = `[0-9]`, `\s` = `[\t\n\f\r ]`, `\w` = `[0-9A-Za-z_]`.
 fn perl_class(perl: &ClassPerl) -> ClassBracketed {
     let span = perl.span;
-    let lit = |c| ast::Literal { span, kind: LiteralKind::Verbatim, c };
-    let items = match perl.kind {
-        ClassPerlKind::Digit => vec![ClassSetItem::Ascii(ClassAscii { span, kind: ClassAsciiKind::Digit, negated: false })],
-        ClassPerlKind::Word => vec![ClassSetItem::Ascii(ClassAscii { span, kind: ClassAsciiKind::Word, negated: false })],
-        ClassPerlKind::Space => ['\t', '\n', '\x0C', '\r', ' '].into_iter().map(|c| ClassSetItem::Literal(lit(c))).collect(),
+    let lit = |c| ast::Literal {
+        span,
+        kind: LiteralKind::Verbatim,
+        c,
     };
-    ClassBracketed { span, negated: perl.negated, kind: ClassSet::union(ClassSetUnion { span, items }) }
+    let items = match perl.kind {
+        ClassPerlKind::Digit => vec![ClassSetItem::Ascii(ClassAscii {
+            span,
+            kind: ClassAsciiKind::Digit,
+            negated: false,
+        })],
+        ClassPerlKind::Word => vec![ClassSetItem::Ascii(ClassAscii {
+            span,
+            kind: ClassAsciiKind::Word,
+            negated: false,
+        })],
+        ClassPerlKind::Space => ['\t', '\n', '\x0C', '\r', ' ']
+            .into_iter()
+            .map(|c| ClassSetItem::Literal(lit(c)))
+            .collect(),
+    };
+    ClassBracketed {
+        span,
+        negated: perl.negated,
+        kind: ClassSet::union(ClassSetUnion { span, items }),
+    }
 }
 
 /// Go's `\b` and `\B` are ASCII word boundaries.
@@ -363,10 +441,18 @@ fn ascii_word_boundaries(h: &Hir) -> Hir {
     match h.kind() {
         HirKind::Look(Look::WordUnicode) => Hir::look(Look::WordAscii),
         HirKind::Look(Look::WordUnicodeNegate) => Hir::look(Look::WordAsciiNegate),
-        HirKind::Repetition(r) => Hir::repetition(hir::Repetition { sub: Box::new(ascii_word_boundaries(&r.sub)), ..r.clone() }),
-        HirKind::Capture(c) => Hir::capture(hir::Capture { sub: Box::new(ascii_word_boundaries(&c.sub)), ..c.clone() }),
+        HirKind::Repetition(r) => Hir::repetition(hir::Repetition {
+            sub: Box::new(ascii_word_boundaries(&r.sub)),
+            ..r.clone()
+        }),
+        HirKind::Capture(c) => Hir::capture(hir::Capture {
+            sub: Box::new(ascii_word_boundaries(&c.sub)),
+            ..c.clone()
+        }),
         HirKind::Concat(subs) => Hir::concat(subs.iter().map(ascii_word_boundaries).collect()),
-        HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(ascii_word_boundaries).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.iter().map(ascii_word_boundaries).collect())
+        }
         _ => h.clone(),
     }
 }
@@ -396,7 +482,8 @@ fn to_postgres(h: &Hir, out: &mut String) -> Result<(), RegexError> {
     match h.kind() {
         HirKind::Empty => out.push_str("(?:)"),
         HirKind::Literal(lit) => {
-            let text = std::str::from_utf8(&lit.0).map_err(|_| refuse("regex matches bytes that are not UTF-8"))?;
+            let text = std::str::from_utf8(&lit.0)
+                .map_err(|_| refuse("regex matches bytes that are not UTF-8"))?;
             for c in text.chars() {
                 if c == '\0' {
                     out.push_str(PG_NOTHING);
@@ -410,7 +497,11 @@ fn to_postgres(h: &Hir, out: &mut String) -> Result<(), RegexError> {
                 .ranges()
                 .iter()
                 .filter_map(|r| {
-                    let start = if r.start() == '\0' { '\u{1}' } else { r.start() };
+                    let start = if r.start() == '\0' {
+                        '\u{1}'
+                    } else {
+                        r.start()
+                    };
                     (start <= r.end()).then_some((start, r.end()))
                 })
                 .collect();
@@ -428,7 +519,9 @@ fn to_postgres(h: &Hir, out: &mut String) -> Result<(), RegexError> {
                 out.push(']');
             }
         }
-        HirKind::Class(Class::Bytes(_)) => return Err(refuse("regex matches bytes that are not UTF-8")),
+        HirKind::Class(Class::Bytes(_)) => {
+            return Err(refuse("regex matches bytes that are not UTF-8"))
+        }
         HirKind::Look(look) => out.push_str(match look {
             Look::Start => "^",
             Look::End => "$",
@@ -467,6 +560,18 @@ fn to_postgres(h: &Hir, out: &mut String) -> Result<(), RegexError> {
             out.push(')');
         }
         HirKind::Concat(subs) => subs.iter().try_for_each(|s| to_postgres(s, out))?,
+        HirKind::Alternation(_) if optional_alternation(h).is_some() => {
+            let opt = optional_alternation(h).unwrap_or_else(Hir::empty);
+            to_postgres(
+                &Hir::repetition(hir::Repetition {
+                    min: 0,
+                    max: Some(1),
+                    greedy: true,
+                    sub: Box::new(opt),
+                }),
+                out,
+            )?;
+        }
         HirKind::Alternation(subs) => {
             out.push_str("(?:");
             for (i, s) in subs.iter().enumerate() {
@@ -484,14 +589,27 @@ fn to_postgres(h: &Hir, out: &mut String) -> Result<(), RegexError> {
 /// A repetition of a repetition as one repetition of the same strings, when one exists:
 /// `(x{0,b}){m,n}` = `x{0,b*n}` and `(x{a,}){m,n}` = `x{a*m,}` (`m >= 1`). PostgreSQL's engine is
 /// slow on hundreds of copies of an expression that matches the empty string (`(.*){1000}` took
-/// 47 s, `(a?){1000}` the whole statement timeout); these rewrites take most such patterns down to
+/// 47 s, `(a?){1000}` and `(a|b?){500}` the whole statement timeout); these rewrites take most such patterns down to
 /// one copy or to copies of a non-empty expression. Counts stay within MAX_REPEAT squared.
 fn flatten_repetition(rep: &hir::Repetition) -> Option<Hir> {
     let mut sub = &*rep.sub;
     while let HirKind::Capture(cap) = sub.kind() {
         sub = &cap.sub;
     }
-    let HirKind::Repetition(inner) = sub.kind() else { return None };
+    let optional;
+    let inner = match sub.kind() {
+        HirKind::Repetition(inner) => inner,
+        _ => {
+            let sub = optional_alternation(sub)?;
+            optional = hir::Repetition {
+                min: 0,
+                max: Some(1),
+                greedy: true,
+                sub: Box::new(sub),
+            };
+            &optional
+        }
+    };
     if inner.max == Some(0) || rep.max == Some(0) {
         return Some(Hir::empty());
     }
@@ -500,7 +618,45 @@ fn flatten_repetition(rep: &hir::Repetition) -> Option<Hir> {
         (a, None) if rep.min >= 1 => (a.saturating_mul(rep.min), None),
         _ => return None,
     };
-    Some(Hir::repetition(hir::Repetition { min, max, greedy: true, sub: inner.sub.clone() }))
+    Some(Hir::repetition(hir::Repetition {
+        min,
+        max,
+        greedy: true,
+        sub: inner.sub.clone(),
+    }))
+}
+
+/// `x` such that the alternation `h` = `x?`, when a branch can match the empty string by being empty
+/// or a repetition from 0: `a|b?` = `(?:a|b)?`, `a|b*` = `(?:a|b+)?`, `a|` = `a?` (so that
+/// `(a|b?){500}` flattens too).
+fn optional_alternation(h: &Hir) -> Option<Hir> {
+    let HirKind::Alternation(subs) = h.kind() else {
+        return None;
+    };
+    let optional = |s: &Hir| {
+        matches!(s.kind(), HirKind::Empty)
+            || matches!(s.kind(), HirKind::Repetition(r) if r.min == 0)
+    };
+    if !subs.iter().any(optional) {
+        return None;
+    }
+    let rest: Vec<Hir> = subs
+        .iter()
+        .filter_map(|s| match s.kind() {
+            HirKind::Empty => None,
+            HirKind::Repetition(r) if r.min == 0 && r.max == Some(0) => None,
+            HirKind::Repetition(r) if r.min == 0 => Some(Hir::repetition(hir::Repetition {
+                min: 1,
+                ..r.clone()
+            })),
+            _ => Some(s.clone()),
+        })
+        .collect();
+    Some(if rest.is_empty() {
+        Hir::empty()
+    } else {
+        Hir::alternation(rest)
+    })
 }
 
 /// `sub{min,max}` with every bound at most 255: `x{600}` = `x{255}x{255}x{90}` and

@@ -8,13 +8,21 @@ use webhookfast_core::promregex::{PromRegex, MAX_POSTGRES_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte splits the input into a pattern and a value to match.
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let at = (split as usize).min(rest.len());
-    let (Ok(pattern), value) = (std::str::from_utf8(&rest[..at]), String::from_utf8_lossy(&rest[at..])) else {
+    let (Ok(pattern), value) = (
+        std::str::from_utf8(&rest[..at]),
+        String::from_utf8_lossy(&rest[at..]),
+    ) else {
         return;
     };
     match PromRegex::new(pattern) {
-        Err(err) => assert!(!err.message.is_empty() && err.message.len() < 300, "{err:?}"),
+        Err(err) => assert!(
+            !err.message.is_empty() && err.message.len() < 300,
+            "{err:?}"
+        ),
         Ok(re) => {
             let pg = re.postgres();
             assert!(pg.len() <= MAX_POSTGRES_BYTES);
