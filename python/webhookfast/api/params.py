@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -150,8 +152,12 @@ class Matcher:
 
 # The regexes of the queries being answered, by pattern: SQLite's wf_regexp() finds the one its
 # query compiled instead of compiling it again per row or per statement. An entry goes when the
-# last query holding it does.
+# last query holding it does, and when it is not among the few compiled last (kept for callers
+# that pass only the pattern text on, and for a dashboard repeating its question).
 _LIVE_REGEXES: weakref.WeakValueDictionary[str, PromRegex] = weakref.WeakValueDictionary()
+_RECENT_REGEXES: OrderedDict[str, PromRegex] = OrderedDict()
+_RECENT_MAX = 8
+_RECENT_LOCK = threading.Lock()
 
 
 def compile_regex(pattern: str) -> PromRegex:
@@ -160,6 +166,11 @@ def compile_regex(pattern: str) -> PromRegex:
     regex = _LIVE_REGEXES.get(pattern)
     if regex is None:
         regex = _LIVE_REGEXES.setdefault(pattern, PromRegex(pattern))
+        with _RECENT_LOCK:
+            _RECENT_REGEXES[pattern] = regex
+            _RECENT_REGEXES.move_to_end(pattern)
+            while len(_RECENT_REGEXES) > _RECENT_MAX:
+                _RECENT_REGEXES.popitem(last=False)
     return regex
 
 

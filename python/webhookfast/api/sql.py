@@ -92,8 +92,8 @@ class Dialect:
         if self.pg:
             # COLLATE "C": ranges by code point whatever the database locale (the translation
             # spells every class out and needs no case folding of PostgreSQL's).
-            regex = m.regex or compile_regex(m.value)
-            return f'{neg}(({expr}) COLLATE "C" ~ {p})', [*params, regex.postgres]
+            are = m.regex.postgres if m.regex is not None else pg_anchored(m.value)
+            return f'{neg}(({expr}) COLLATE "C" ~ {p})', [*params, are]
         return f"{neg}wf_regexp({p}, {expr})", [m.value, *params]
 
     def annotations_contain(self, e: str) -> str:
@@ -104,6 +104,12 @@ class Dialect:
                 f'WHERE strpos(lower(j.value COLLATE "C"), {self.p}) > 0)'
             )
         return f"EXISTS (SELECT 1 FROM json_each({e}.annotations) j WHERE instr(lower(j.value), {self.p}) > 0)"
+
+
+def pg_anchored(pattern: str) -> str:
+    """Prometheus' ``^(?s:pattern)$`` as the equivalent PostgreSQL ARE (``_core.PromRegex.postgres``);
+    SQLite's ``wf_regexp(pattern, value)`` matches the same strings."""
+    return compile_regex(pattern).postgres
 
 
 SQLITE = Dialect("sqlite")
