@@ -497,6 +497,47 @@ struct PgCopy {
     alert_rows: usize,
 }
 
+/// Values at least this long are matched with the GIL released.
+const DETACH_MATCH_BYTES: usize = 4096;
+
+/// A Prometheus label-matcher regex (RE2 syntax, fully anchored), compiled once per query.
+#[pyclass(module = "webhookfast._core", frozen, weakref)]
+struct PromRegex {
+    inner: core::promregex::PromRegex,
+    #[pyo3(get)]
+    pattern: String,
+}
+
+#[pymethods]
+impl PromRegex {
+    #[new]
+    fn new(py: Python<'_>, pattern: String) -> PyResult<Self> {
+        // Up to ~0.5 s for the largest patterns accepted (thousands of case-folded \pL): not
+        // under the GIL.
+        let inner = py
+            .detach(|| core::promregex::PromRegex::new(&pattern))
+            .map_err(|e| PyValueError::new_err(e.message))?;
+        Ok(PromRegex { inner, pattern })
+    }
+
+    fn fullmatch(&self, py: Python<'_>, value: &str) -> bool {
+        if value.len() >= DETACH_MATCH_BYTES {
+            py.detach(|| self.inner.is_match(value))
+        } else {
+            self.inner.is_match(value)
+        }
+    }
+
+    #[getter]
+    fn postgres(&self) -> &str {
+        self.inner.postgres()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("PromRegex({:?})", self.pattern)
+    }
+}
+
 /// Turns the batches of one flush into storage rows.
 #[pyclass(module = "webhookfast._core")]
 struct RowEncoder {
@@ -624,6 +665,7 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PgCopy>()?;
     m.add_class::<RowEncoder>()?;
     m.add_class::<AlertNames>()?;
+    m.add_class::<PromRegex>()?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_to_int, m)?)?;

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Fuzz the Rust decoder (webhookfast_core::decode) with cargo-fuzz / libFuzzer.
+# Fuzz the Rust core with cargo-fuzz / libFuzzer: the decoder (webhookfast_core::decode) or, with
+# FUZZ_TARGET=promregex, the label-matcher regex parser and its PostgreSQL translation.
 #
 #   ./scripts/fuzz.sh [seconds]        default 60; extra libFuzzer flags after the seconds
+#   FUZZ_TARGET=promregex ./scripts/fuzz.sh 300
 #   FUZZ_SANITIZER=address ./scripts/fuzz.sh 300
 #                                      AddressSanitizer build (needs nightly features: enabled on a
 #                                      stable toolchain through RUSTC_BOOTSTRAP=1)
 #   FUZZ_JOBS=4 ./scripts/fuzz.sh 600  several fuzzing processes sharing the corpus
 #
-# The corpus (rust/fuzz/corpus/decode) is seeded from tests/fixtures/payloads and grows between
-# runs; crashes land in rust/fuzz/artifacts/decode (replay one: ./scripts/fuzz.sh 0 <file>).
+# The corpus (rust/fuzz/corpus/<target>) is seeded (decode: from tests/fixtures/payloads) and grows
+# between runs; crashes land in rust/fuzz/artifacts/<target> (replay one: ./scripts/fuzz.sh 0 <file>).
 # Not part of scripts/test.sh: it takes minutes to be useful.
 set -euo pipefail
 
@@ -18,7 +20,7 @@ shift || true
 SANITIZER=${FUZZ_SANITIZER:-none}
 JOBS=${FUZZ_JOBS:-1}
 FUZZ_DIR=rust/fuzz
-TARGET=decode
+TARGET=${FUZZ_TARGET:-decode}
 CORPUS=$FUZZ_DIR/corpus/$TARGET
 ARTIFACTS=$FUZZ_DIR/artifacts/$TARGET
 
@@ -27,18 +29,25 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 
-# Seed the corpus with the captured payloads (and a few hand-made edge cases) on every run.
 mkdir -p "$CORPUS" "$ARTIFACTS"
+if [[ $TARGET == promregex ]]; then
+    # First byte: where the pattern ends and the value to match begins.
+    printf '\x0a%s' '(.*.*)*#aaaa' >"$CORPUS/seed-catastrophic"
+    printf '\x14%s' '(?i)[[:alpha:]]{2,300}\bxKK' >"$CORPUS/seed-classes"
+    printf '\x0c%s' 'a{,3}|\pL+$a{,3}' >"$CORPUS/seed-braces"
+fi
+# Seed the corpus with the captured payloads (and a few hand-made edge cases) on every run.
 for f in tests/fixtures/payloads/*.json; do
+    [[ $TARGET == decode ]] || break
     case $f in *.headers.json) continue ;; esac
     cp -f "$f" "$CORPUS/seed-$(basename "$f")"
 done
-printf '%s' '{"labels":{"alertname":"x"}}' >"$CORPUS/seed-generic"
-printf '%s' '[{"labels":{"a":"b"},"startsAt":"2026-01-01T00:00:00.123456789+05:30","endsAt":"0001-01-01T00:00:00Z"}]' >"$CORPUS/seed-prom"
-printf '%s' '{"version":"4","alerts":[{"status":"resolved","labels":{"a":"\u0000"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"0123456789abcdef"}]}' >"$CORPUS/seed-nul"
+[[ $TARGET == decode ]] && printf '%s' '{"labels":{"alertname":"x"}}' >"$CORPUS/seed-generic"
+[[ $TARGET == decode ]] && printf '%s' '[{"labels":{"a":"b"},"startsAt":"2026-01-01T00:00:00.123456789+05:30","endsAt":"0001-01-01T00:00:00Z"}]' >"$CORPUS/seed-prom"
+[[ $TARGET == decode ]] && printf '%s' '{"version":"4","alerts":[{"status":"resolved","labels":{"a":"\u0000"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"0123456789abcdef"}]}' >"$CORPUS/seed-nul"
 
 # A dictionary of the tokens the decoder cares about speeds up the search a lot.
-DICT=$FUZZ_DIR/decode.dict
+DICT=$FUZZ_DIR/$TARGET.dict
 
 build_env=()
 if [[ $SANITIZER != none ]]; then

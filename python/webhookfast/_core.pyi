@@ -119,6 +119,20 @@ class AlertNames:
         not while a statistics aggregation reads the map: nothing waits)."""
     def __len__(self) -> int: ...
 
+@final
+class PromRegex:
+    """A Prometheus label-matcher regex: RE2 syntax as Prometheus reads it, fully anchored
+    (``^(?s:pattern)$``), matched in linear time. ``ValueError`` (a message naming the problem)
+    for a pattern Prometheus refuses or one the two stores could read differently."""
+
+    @property
+    def pattern(self) -> str: ...
+    @property
+    def postgres(self) -> str:
+        """The same regex as an anchored PostgreSQL ARE, for ``value COLLATE "C" ~ postgres``."""
+    def __new__(cls, pattern: str) -> PromRegex: ...
+    def fullmatch(self, value: str) -> bool: ...
+
 def window_stats(
     started: bytes | None,
     fingerprints: bytes | None,

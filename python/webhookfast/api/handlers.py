@@ -61,23 +61,37 @@ class AnswerCache:
     the same question at the same time (a dashboard opened by a whole team). The computation runs
     in a task of the cache's own, so a request that goes away does not take the answer from the
     others waiting for it. Only successful answers are kept; an error reaches every request that
-    waited for it, and is not kept. Bounded: past ``max_entries`` the oldest entry goes."""
+    waited for it, and is not kept. Bounded by bytes (keys and answers, ``max_bytes``; an answer
+    larger than that is not kept) and by ``max_entries``: past either the oldest entries go. An
+    expired answer is dropped when it expires, not when the next request comes."""
 
-    def __init__(self, ttl_s: float, max_entries: int = 256, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 256,
+        max_bytes: int = 32 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.clock = clock
+        self.bytes = 0
+        # Insertion order is expiry order (one ttl for all): the oldest entry expires first.
         self._done: dict[str, tuple[float, bytes]] = {}
         self._pending: dict[str, asyncio.Task[bytes]] = {}
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._done)
 
     async def get(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
         if self.ttl_s <= 0:
             return await compute()
+        self.drop_expired()
         hit = self._done.get(key)
         if hit is not None:
-            if self.clock() < hit[0]:
-                return hit[1]
-            del self._done[key]
+            return hit[1]
         task = self._pending.get(key)
         if task is None:
             task = asyncio.ensure_future(self._fill(key, compute))
@@ -86,15 +100,53 @@ class AnswerCache:
             self._pending[key] = task
         return await asyncio.shield(task)
 
+    def drop_expired(self) -> None:
+        now = self.clock()
+        while self._done:
+            key, (expires, _) = next(iter(self._done.items()))
+            if now < expires:
+                break
+            self._pop(key)
+
+    def _pop(self, key: str) -> None:
+        _, body = self._done.pop(key)
+        self.bytes -= len(key) + len(body)
+
+    def _swept(self) -> None:
+        self._sweep = None
+        self.drop_expired()
+        self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        if self._sweep is None and self._done:
+            oldest = next(iter(self._done.values()))[0]
+            delay = max(0.0, oldest - self.clock()) + 0.001
+            self._sweep = asyncio.get_running_loop().call_later(delay, self._swept)
+
     async def _fill(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> bytes:
         try:
             body = await compute()
         finally:
             del self._pending[key]
-        if len(self._done) >= self.max_entries:
-            del self._done[next(iter(self._done))]
+        size = len(key) + len(body)
+        if size > self.max_bytes:
+            return body
+        self.drop_expired()
+        if key in self._done:
+            self._pop(key)
+        while self._done and (len(self._done) >= self.max_entries or self.bytes + size > self.max_bytes):
+            self._pop(next(iter(self._done)))
         self._done[key] = (self.clock() + self.ttl_s, body)
+        self.bytes += size
+        self._schedule_sweep()
         return body
+
+    def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        self._done.clear()
+        self.bytes = 0
 
 
 class HistoryApi:
@@ -143,6 +195,7 @@ class HistoryApi:
         return Route("alert", ALERT_PREFIX + "{fingerprint}", {"GET": partial(self.get_alert, fingerprint=fp)}, True)
 
     async def close(self) -> None:
+        self.stats_cache.close()
         await self.reader.close()
         self._aggregator.shutdown(wait=False)  # an aggregation still running finishes on its own
 

@@ -24,8 +24,8 @@ _TIME_PARAM = {"type": "string", "examples": ["2024-05-01T10:00:00Z", "2h", "7d"
 _MATCH = _q(
     "match",
     "Prometheus label matchers, all must hold: `{severity=\"critical\",job=~\"api.*\",team!=\"x\"}` "
-    "(=, !=, =~, !~; regexes fully anchored; a missing label is \"\"; a leading bare name means "
-    "alertname=\"name\").",
+    "(=, !=, =~, !~; regexes in RE2 syntax as Prometheus reads them, fully anchored; a missing label "
+    "is \"\"; a leading bare name means alertname=\"name\").",
     {"type": "string"},
 )
 _LIMIT = _q("limit", f"Page size (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",

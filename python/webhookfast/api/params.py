@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import re
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -20,6 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from webhookfast.durations import MAX_DURATION_US, parse_duration_us
+from webhookfast._core import PromRegex
 from webhookfast.errors import HTTPError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -29,6 +32,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_MATCHERS = 32
 MAX_VALUE_LEN = 4096
+# A time, a number or a fingerprint is never longer; longer text is refused before it is parsed.
+MAX_SCALAR_LEN = 64
 
 
 def bad(param: str, message: str) -> HTTPError:
@@ -54,6 +59,9 @@ def query_dict(raw: str | bytes | None) -> dict[str, str]:
     for name, value in pairs:
         if name in out:
             raise bad(name[:64], f"parameter {name[:64]!r} given more than once")
+        # PostgreSQL text cannot hold NUL and no stored value contains one (ingest replaces it).
+        if "\x00" in name or "\x00" in value:
+            raise bad(name.replace("\x00", "")[:64] or "query", "parameters may not contain NUL (%00)")
         out[name] = value
     return out
 
@@ -68,6 +76,8 @@ def parse_time_us(text: str, now_us: int) -> int:
     """RFC 3339 (``2024-05-01T10:00:00Z``, offset required), ``now``, or a duration before now
     (``2h`` = two hours ago; a leading ``-`` is accepted: ``-2h``). Raises ValueError."""
     t = text.strip()
+    if len(t) > MAX_SCALAR_LEN:
+        raise ValueError("expected RFC 3339 (2024-05-01T10:00:00Z) or a duration such as 2h")
     if t == "now":
         return now_us
     d = parse_duration_us(t[1:] if t.startswith("-") else t)
@@ -118,27 +128,43 @@ class Matcher:
     def negated(self) -> bool:
         return self.op in ("!=", "!~")
 
+    # The compiled regex of =~ and !~, kept while the query that parsed it runs (compile_regex).
+    regex: PromRegex | None = field(default=None, compare=False, repr=False)
+
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Prometheus semantics: a missing label is the empty string; regexes are fully anchored."""
         v = labels.get(self.name, "")
-        hit = compile_regex(self.value).fullmatch(v) is not None if self.is_regex else v == self.value
+        hit = (self.regex or compile_regex(self.value)).fullmatch(v) if self.is_regex else v == self.value
         return hit != self.negated
 
 
-@functools.lru_cache(maxsize=256)
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Fully anchored (use ``fullmatch``), ``.`` matching newlines too: ``^(?s:pattern)$`` as
-    Prometheus does. Character classes and ``(?i)`` are ASCII-only, as PostgreSQL's regexes are
-    under ``COLLATE "C"`` whatever the database locale: both stores then agree."""
-    return re.compile(pattern, re.DOTALL | re.ASCII)
+# The regexes of the queries being answered, by pattern: SQLite's wf_regexp() finds the one its
+# query compiled instead of compiling it again per row or per statement. An entry goes when the
+# last query holding it does, and when it is not among the few compiled last (kept for callers
+# that pass only the pattern text on, and for a dashboard repeating its question).
+_LIVE_REGEXES: weakref.WeakValueDictionary[str, PromRegex] = weakref.WeakValueDictionary()
+_RECENT_REGEXES: OrderedDict[str, PromRegex] = OrderedDict()
+_RECENT_MAX = 8
+_RECENT_LOCK = threading.Lock()
+
+
+def compile_regex(pattern: str) -> PromRegex:
+    """Prometheus' ``^(?s:pattern)$`` (RE2 syntax, linear-time matching; ``_core.PromRegex``), the
+    same object while a query holding it runs. ValueError names what Prometheus would refuse."""
+    regex = _LIVE_REGEXES.get(pattern)
+    if regex is None:
+        regex = _LIVE_REGEXES.setdefault(pattern, PromRegex(pattern))
+        with _RECENT_LOCK:
+            _RECENT_REGEXES[pattern] = regex
+            _RECENT_REGEXES.move_to_end(pattern)
+            while len(_RECENT_REGEXES) > _RECENT_MAX:
+                _RECENT_REGEXES.popitem(last=False)
+    return regex
 
 
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
-# RE2 features PostgreSQL or Python lack, or read differently (backreferences, lookaround, named
-# groups, \b, \A/\z, \Q..\E, flags other than a leading (?i)): refused rather than answered
-# differently by the two stores.
-_UNPORTABLE_REGEX = re.compile(r"\\[1-9bBAZzQE]|\(\?[<=!P#]|(?<!^)\(\?[a-zA-Z]+[:)]|^\(\?(?!i\))[a-zA-Z]+[:)]")
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 class MatcherSyntaxError(ValueError):
@@ -181,16 +207,13 @@ def parse_selector(text: str) -> tuple[Matcher, ...]:
         value, i = _string(s, i)
         if len(value) > MAX_VALUE_LEN:
             raise MatcherSyntaxError(f"value for {name!r} is too long")
+        regex = None
         if op in ("=~", "!~"):
-            if _UNPORTABLE_REGEX.search(value):
-                raise MatcherSyntaxError(
-                    f"regex for {name!r} uses a feature outside RE2 syntax (backreference, lookaround, flags)"
-                )
             try:
-                compile_regex(value)
-            except re.error as exc:
+                regex = compile_regex(value)
+            except ValueError as exc:
                 raise MatcherSyntaxError(f"invalid regex for {name!r}: {exc}") from None
-        out.append(Matcher(name, op, value))  # type: ignore[arg-type]
+        out.append(Matcher(name, op, value, regex))  # type: ignore[arg-type]
         if len(out) > MAX_MATCHERS:
             raise MatcherSyntaxError(f"at most {MAX_MATCHERS} matchers")
         i = _skip_ws(s, i)
@@ -228,10 +251,12 @@ def _string(s: str, i: int) -> tuple[str, int]:
                 buf.append(_ESCAPES[e])
             elif e in "uU" and i + (5 if e == "u" else 9) <= len(s):
                 n = 4 if e == "u" else 8
-                try:
-                    buf.append(chr(int(s[i + 1 : i + 1 + n], 16)))
-                except ValueError:
-                    raise MatcherSyntaxError(f"bad \\{e} escape at offset {i}") from None
+                digits = s[i + 1 : i + 1 + n]
+                code = int(digits, 16) if _HEX.fullmatch(digits) else -1
+                # Surrogates are no characters (neither store can hold one) and NUL is in no value.
+                if not 0 < code <= 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                    raise MatcherSyntaxError(f"bad \\{e} escape at offset {i}: not a Unicode character other than NUL")
+                buf.append(chr(code))
                 i += n
             else:
                 raise MatcherSyntaxError(f"unknown escape \\{e} at offset {i}")
@@ -273,7 +298,8 @@ def decode_cursor(text: str, kind: str, arity: int) -> list[int]:
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # arbitrary types: a Matcher carries its compiled regex (_core.PromRegex).
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, arbitrary_types_allowed=True)
 
     @field_validator("since", "until", mode="before", check_fields=False)
     @classmethod

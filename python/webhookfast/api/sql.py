@@ -7,7 +7,8 @@ regex matching), so one text per query keeps the two stores' answers identical b
 * every time leaves the database as integer microseconds since the epoch (``Dialect.us``);
 * labels/annotations leave it as JSON text, parsed by orjson;
 * text is ordered bytewise (SQLite ``BINARY`` = PostgreSQL ``COLLATE "C"``);
-* regex matchers are fully anchored (``^(?:re)$``) on both sides.
+* a regex matcher is parsed once (``_core.PromRegex``): SQLite runs that parse (``wf_regexp``),
+  PostgreSQL its translation into an equivalent anchored ARE, so both match the same strings.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from webhookfast.api.params import ListParams, Matcher, StatsParams
+from webhookfast.api.params import ListParams, Matcher, StatsParams, compile_regex
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -89,8 +90,10 @@ class Dialect:
             return f"{expr} <> {p}", [*params, m.value]
         neg = "NOT " if m.op == "!~" else ""
         if self.pg:
-            # COLLATE "C": ASCII-only classes and case folding whatever the database locale.
-            return f'{neg}(({expr}) COLLATE "C" ~ {p})', [*params, pg_anchored(m.value)]
+            # COLLATE "C": ranges by code point whatever the database locale (the translation
+            # spells every class out and needs no case folding of PostgreSQL's).
+            are = m.regex.postgres if m.regex is not None else pg_anchored(m.value)
+            return f'{neg}(({expr}) COLLATE "C" ~ {p})', [*params, are]
         return f"{neg}wf_regexp({p}, {expr})", [m.value, *params]
 
     def annotations_contain(self, e: str) -> str:
@@ -104,11 +107,9 @@ class Dialect:
 
 
 def pg_anchored(pattern: str) -> str:
-    """Prometheus' ``^(?s:re)$`` in PostgreSQL ARE terms (``.`` matches newline by default; embedded
-    options must come first, so a leading ``(?i)`` moves in front)."""
-    if pattern.startswith("(?i)"):
-        return "(?i)^(?:" + pattern[4:] + ")$"
-    return "^(?:" + pattern + ")$"
+    """Prometheus' ``^(?s:pattern)$`` as the equivalent PostgreSQL ARE (``_core.PromRegex.postgres``);
+    SQLite's ``wf_regexp(pattern, value)`` matches the same strings."""
+    return compile_regex(pattern).postgres
 
 
 SQLITE = Dialect("sqlite")

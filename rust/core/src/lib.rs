@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod limits;
 pub mod model;
 pub mod pgarray;
+pub mod promregex;
 pub mod rfc3339;
 pub mod rows;
 pub mod stats;
