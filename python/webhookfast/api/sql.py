@@ -175,13 +175,13 @@ def list_alerts(d: Dialect, p: ListParams, after: list[int] | None) -> Query:
     # The page is chosen first (index order + LIMIT); only its rows then fetch their annotations.
     sql = f"""
 SELECT k.fingerprint, {d.us('k.starts_at')}, k.status, {d.us('k.ends_at')}, {d.us('k.first_seen')},
-       {d.us('k.last_seen')}, k.notifications, k.receiver, k.labels,
+       {d.us('k.last_seen')}, k.notifications, {RECEIVER.format(row='k')}, k.labels,
        (SELECT {d.json('e.annotations')} FROM alert_events e
          WHERE e.fingerprint = k.fingerprint AND e.starts_at = k.starts_at
          ORDER BY e.status DESC LIMIT 1)
 FROM (
     SELECT a.fingerprint, a.starts_at, a.status, a.ends_at, a.first_seen, a.last_seen,
-           a.notifications, a.receiver, {d.json('ls.labels')} AS labels
+           a.notifications, a.receiver, a.group_id, {d.json('ls.labels')} AS labels
     FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
     {_where(conds)}
     ORDER BY {inner_order}
@@ -189,6 +189,17 @@ FROM (
 ) k
 ORDER BY {order}"""
     return sql, params
+
+
+# receiver and groupKey are stored once per distinct pair (notification_groups, migration 0006);
+# rows written before it hold their own text. A scalar subquery by primary key, run only for the
+# rows of the answer (not a join the planner could place before the page's LIMIT).
+RECEIVER = (
+    "coalesce((SELECT g.receiver FROM notification_groups g WHERE g.id = {row}.group_id), {row}.receiver)"
+)
+GROUP_KEY = (
+    "coalesce((SELECT g.group_key FROM notification_groups g WHERE g.id = {row}.group_id), {row}.group_key)"
+)
 
 
 # -- GET /api/v1/alerts/{fingerprint} -------------------------------------------------------------
@@ -220,9 +231,9 @@ def _episode_page(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
 def episodes(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
     tail, params = _episode_page(d, fp, before, limit)
     return (
-        f"""SELECT {d.us('starts_at')}, status, {d.us('ends_at')}, {d.us('first_seen')}, {d.us('last_seen')},
-       notifications, receiver
-FROM alerts WHERE {tail}""",
+        f"""SELECT {d.us('a.starts_at')}, a.status, {d.us('a.ends_at')}, {d.us('a.first_seen')}, {d.us('a.last_seen')},
+       a.notifications, {RECEIVER.format(row='a')}
+FROM alerts a WHERE {tail}""",
         params,
     )
 
@@ -231,8 +242,8 @@ def episode_events(d: Dialect, fp: int, before: int | None, limit: int) -> Query
     """The events of the episodes on the same page (same snapshot, same subquery)."""
     tail, params = _episode_page(d, fp, before, limit)
     return (
-        f"""SELECT {d.us('e.starts_at')}, e.status, {d.us('e.ends_at')}, {d.us('e.received_at')}, e.receiver,
-       e.group_key, e.source, e.generator_url, {d.json('e.annotations')}
+        f"""SELECT {d.us('e.starts_at')}, e.status, {d.us('e.ends_at')}, {d.us('e.received_at')},
+       {RECEIVER.format(row='e')}, {GROUP_KEY.format(row='e')}, e.source, e.generator_url, {d.json('e.annotations')}
 FROM alert_events e
 WHERE e.fingerprint = {d.p} AND e.starts_at IN (SELECT starts_at FROM alerts WHERE {tail})
 ORDER BY e.starts_at DESC, e.received_at, e.status""",

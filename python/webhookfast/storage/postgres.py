@@ -2,8 +2,8 @@
 
 One flush is one transaction:
 
-1. ``RowEncoder.pg_copy`` turns the batches into three binary COPY streams (label sets, events,
-   current state), duplicates collapsed and rows sorted by key;
+1. ``RowEncoder.pg_copy`` turns the batches into four binary COPY streams (notification groups,
+   label sets, events, current state), duplicates collapsed and rows sorted by key;
 2. each stream is COPYed into a per-connection temp staging table (created once per connection by
    the pool's ``configure`` callback, emptied by ``ON COMMIT DELETE ROWS``);
 3. one multi-statement query merges staging into the real tables with INSERT ... SELECT ...
@@ -56,13 +56,18 @@ WRITE_ATTEMPTS = 3
 UNNEST_MAX_ALERTS = 32
 PRUNE_CHUNK = 1000
 
+GROUP_COLUMNS = "id, receiver, group_key, last_used"
 LABEL_SET_COLUMNS = "fingerprint, labels, alertname, severity"
+# receiver and group_key live in notification_groups (migration 0006): the rows' own columns keep
+# their default '' and only hold what was written before it.
 EVENT_COLUMNS = (
-    "fingerprint, starts_at, status, ends_at, received_at, receiver, group_key, source, "
-    "generator_url, annotations"
+    "fingerprint, starts_at, status, ends_at, received_at, group_id, source, generator_url, annotations"
 )
-ALERT_COLUMNS = "fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, receiver"
+ALERT_COLUMNS = (
+    "fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, group_id, status_from_ends"
+)
 
+STAGE_GROUPS = "webhookfast_stage_groups"
 STAGE_LABEL_SETS = "webhookfast_stage_label_sets"
 STAGE_EVENTS = "webhookfast_stage_events"
 STAGE_ALERTS = "webhookfast_stage_alerts"
@@ -70,15 +75,24 @@ STAGE_ALERTS = "webhookfast_stage_alerts"
 # Run once per new connection (pool ``configure``). Temp tables live as long as the connection;
 # ON COMMIT DELETE ROWS empties them at the end of every transaction that used them, so a failed
 # or retried flush never sees a previous attempt's rows.
+# The defaults fill the columns a COPY leaves out (the legacy receiver/group_key).
 CONFIGURE_SQL = f"""
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_GROUPS} (LIKE notification_groups) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS {STAGE_LABEL_SETS} (LIKE label_sets) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS {STAGE_EVENTS} (LIKE alert_events) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS {STAGE_ALERTS} (LIKE alerts) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_EVENTS} (LIKE alert_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_ALERTS} (LIKE alerts INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 """
 
+COPY_GROUPS = f"COPY {STAGE_GROUPS} ({GROUP_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_LABEL_SETS = f"COPY {STAGE_LABEL_SETS} ({LABEL_SET_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_EVENTS = f"COPY {STAGE_EVENTS} ({EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_ALERTS = f"COPY {STAGE_ALERTS} ({ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+
+# A group's last_used only moves forward (retention keeps it while a row may refer to it). The
+# update takes the group row's lock, so a concurrent prune either waits and sees the new value, or
+# deletes first and this insert then creates the row again.
+GROUPS_CONFLICT = """ON CONFLICT (id) DO UPDATE SET last_used = excluded.last_used
+WHERE notification_groups.last_used < excluded.last_used"""
 
 # The three merges (plus the shared lock that keeps prune from deleting a label set this flush
 # relies on) go in one simple-protocol query: one round trip. ORDER BY makes the lock order
@@ -88,6 +102,9 @@ COPY_ALERTS = f"COPY {STAGE_ALERTS} ({ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)
 
 MERGE_SQL = f"""
 SELECT pg_advisory_xact_lock_shared({LABELS_LOCK});
+INSERT INTO notification_groups ({GROUP_COLUMNS})
+SELECT {GROUP_COLUMNS} FROM {STAGE_GROUPS} ORDER BY id
+{GROUPS_CONFLICT};
 INSERT INTO label_sets ({LABEL_SET_COLUMNS})
 SELECT {LABEL_SET_COLUMNS} FROM {STAGE_LABEL_SETS} ORDER BY fingerprint
 ON CONFLICT (fingerprint) DO NOTHING;
@@ -111,6 +128,12 @@ def _ts(col: str) -> str:
     )
 
 
+UNNEST_GROUPS = f"""
+INSERT INTO notification_groups ({GROUP_COLUMNS})
+SELECT i, r, g, {_ts('lu')} FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS u(i, r, g, lu)
+ORDER BY i
+{GROUPS_CONFLICT}
+"""
 UNNEST_LABEL_SETS = f"""
 INSERT INTO label_sets ({LABEL_SET_COLUMNS})
 SELECT f, l::jsonb, n, s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS u(f, l, n, s)
@@ -119,17 +142,17 @@ ON CONFLICT (fingerprint) DO NOTHING
 """
 UNNEST_EVENTS = f"""
 INSERT INTO alert_events ({EVENT_COLUMNS})
-SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('ra')}, r, g, src, gu, an::jsonb
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
-            %s::text[], %s::text[], %s::text[]) AS u(f, sa, st, ea, ra, r, g, src, gu, an)
+SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('ra')}, g, src, gu, an::jsonb
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
+            %s::text[], %s::text[], %s::text[]) AS u(f, sa, st, ea, ra, g, src, gu, an)
 ORDER BY f, sa, st
 ON CONFLICT (fingerprint, starts_at, status) DO NOTHING
 """
 UNNEST_ALERTS = f"""
 INSERT INTO alerts AS a ({ALERT_COLUMNS})
-SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('fs')}, {_ts('ls')}, n, r
+SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('fs')}, {_ts('ls')}, n, g, d
 FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
-            %s::integer[], %s::text[]) AS u(f, sa, st, ea, fs, ls, n, r)
+            %s::integer[], %s::bigint[], %s::boolean[]) AS u(f, sa, st, ea, fs, ls, n, g, d)
 ORDER BY f, sa
 {POSTGRES_ALERTS_CONFLICT}
 """
@@ -151,6 +174,7 @@ WHERE i.inhparent = 'alert_events'::regclass
   AND substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']+)''\)')::timestamptz <= %s
 ORDER BY 1
 """
+
 
 ORPHAN_LABEL_SETS_SQL = """
 SELECT fingerprint FROM label_sets l
@@ -293,14 +317,14 @@ class PostgresStore(Store):
         try:
             merge: Callable[[psycopg.AsyncConnection], Awaitable[None]]
             if self._use_unnest(sum(len(b) for b in batches)):
-                label_sets, events, alerts = encoder.sqlite_rows(batches)
+                groups, label_sets, events, alerts = encoder.sqlite_rows(batches)
                 result = WriteResult(len(label_sets), len(events), len(alerts))
-                params = (_columns(label_sets, 4), _columns(events, 10), _columns(alerts, 8))
+                params = (_columns(groups, 4), _columns(label_sets, 4), _columns(events, 9), _columns(alerts, 9))
                 merge = partial(_merge_unnest, params=params)
             else:
                 copy = encoder.pg_copy(batches)
                 result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
-                merge = partial(_merge_copy, streams=(copy.label_sets, copy.events, copy.alerts))
+                merge = partial(_merge_copy, streams=(copy.groups, copy.label_sets, copy.events, copy.alerts))
             if not (result.label_sets or result.events or result.alerts):
                 return result
             for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -376,6 +400,9 @@ class PostgresStore(Store):
                     deleted += cur.rowcount
                     cur = await conn.execute("DELETE FROM alerts WHERE starts_at < %s", (cutoff,))
                     deleted += cur.rowcount
+                    # Groups last used before the cutoff: no row refers to them any more.
+                    cur = await conn.execute("DELETE FROM notification_groups WHERE last_used < %s", (cutoff,))
+                    deleted += cur.rowcount
                 # 3. Label sets no alert refers to any more. A flush may be about to reuse one
                 #    (its INSERT ... DO NOTHING saw the row, its alert is not committed yet), so
                 #    each chunk is deleted under the exclusive side of the lock flushes share.
@@ -421,19 +448,22 @@ def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-
     return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list, list]) -> None:  # type: ignore[type-arg]
-    label_sets, events, alerts = params
+async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list, list, list]) -> None:  # type: ignore[type-arg]
+    groups, label_sets, events, alerts = params
     async with conn.pipeline(), conn.transaction():
         await conn.execute(f"SELECT pg_advisory_xact_lock_shared({LABELS_LOCK})")
+        await conn.execute(UNNEST_GROUPS, groups)
         await conn.execute(UNNEST_LABEL_SETS, label_sets)
         await conn.execute(UNNEST_EVENTS, events)
         await conn.execute(UNNEST_ALERTS, alerts)
 
 
-async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes]) -> None:
-    label_sets, events, alerts = streams
+async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes, bytes]) -> None:
+    groups, label_sets, events, alerts = streams
     async with conn.transaction():
         async with conn.cursor() as cur:
+            async with cur.copy(COPY_GROUPS) as copy:
+                await copy.write(groups)
             async with cur.copy(COPY_LABEL_SETS) as copy:
                 await copy.write(label_sets)
             async with cur.copy(COPY_EVENTS) as copy:
