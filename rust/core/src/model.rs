@@ -102,31 +102,39 @@ impl Batch {
         notification_group_id(&self.receiver, &self.group_key)
     }
 
-    /// Bytes of memory this batch holds: its structs and the capacity of every string and vector
-    /// it owns (not the body it came from: many short labels take far more than their JSON).
+    /// Bytes of memory this batch holds: its structs and every string and vector it owns, each
+    /// allocation rounded up to 16 bytes (the allocator's granularity for small blocks). Not the
+    /// body it came from: many short labels take many times their JSON.
     pub fn decoded_bytes(&self) -> usize {
         use std::mem::size_of;
+        fn block(capacity: usize) -> usize {
+            if capacity == 0 {
+                0
+            } else {
+                capacity.saturating_add(15) & !15
+            }
+        }
         let pairs = |v: &Vec<(String, String)>| {
-            v.capacity() * size_of::<(String, String)>()
+            block(v.capacity() * size_of::<(String, String)>())
                 + v.iter()
-                    .map(|(k, v)| k.capacity() + v.capacity())
+                    .map(|(k, v)| block(k.capacity()) + block(v.capacity()))
                     .sum::<usize>()
         };
         size_of::<Batch>()
-            + self.receiver.capacity()
-            + self.group_key.capacity()
-            + self.alerts.capacity() * size_of::<Alert>()
+            + block(self.receiver.capacity())
+            + block(self.group_key.capacity())
+            + block(self.alerts.capacity() * size_of::<Alert>())
             + self
                 .alerts
                 .iter()
                 .map(|a| {
                     pairs(&a.labels)
                         + pairs(&a.annotations)
-                        + a.labels_json.capacity()
-                        + a.annotations_json.capacity()
-                        + a.alertname.capacity()
-                        + a.severity.capacity()
-                        + a.generator_url.capacity()
+                        + block(a.labels_json.capacity())
+                        + block(a.annotations_json.capacity())
+                        + block(a.alertname.capacity())
+                        + block(a.severity.capacity())
+                        + block(a.generator_url.capacity())
                 })
                 .sum::<usize>()
     }
@@ -242,6 +250,30 @@ mod tests {
     fn nul_replacement() {
         assert!(matches!(replace_nul("abc"), Cow::Borrowed("abc")));
         assert_eq!(replace_nul("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+    }
+
+    #[test]
+    fn decoded_bytes_cover_every_string_held() {
+        let body = br#"{"alerts":[{"status":"firing","labels":{"a":"1","b":"2"},"annotations":{"s":"x"},"startsAt":"2026-01-01T00:00:00Z"}]}"#;
+        let b = crate::decode(body, &crate::Limits::default(), 0).unwrap();
+        let a = &b.alerts[0];
+        let strings: usize = a
+            .labels
+            .iter()
+            .chain(&a.annotations)
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+            + a.labels_json.len()
+            + a.annotations_json.len();
+        assert!(
+            b.decoded_bytes()
+                >= std::mem::size_of::<Batch>() + std::mem::size_of::<Alert>() + strings
+        );
+        // Six one-byte strings take a 16-byte block each.
+        assert!(b.decoded_bytes() > b.body_bytes);
+        let mut more = b.clone();
+        more.receiver = "r".repeat(1000);
+        assert!(more.decoded_bytes() >= b.decoded_bytes() + 1000);
     }
 
     #[test]
