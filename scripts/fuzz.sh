@@ -2,13 +2,14 @@
 # Fuzz the Rust decoder (webhookfast_core::decode) with cargo-fuzz / libFuzzer.
 #
 #   ./scripts/fuzz.sh [seconds]        default 60; extra libFuzzer flags after the seconds
+#   FUZZ_TARGET=rows ./scripts/fuzz.sh decode → RowEncoder (rows never panic nor over-allocate)
 #   FUZZ_SANITIZER=address ./scripts/fuzz.sh 300
 #                                      AddressSanitizer build (needs nightly features: enabled on a
 #                                      stable toolchain through RUSTC_BOOTSTRAP=1)
 #   FUZZ_JOBS=4 ./scripts/fuzz.sh 600  several fuzzing processes sharing the corpus
 #
-# The corpus (rust/fuzz/corpus/decode) is seeded from tests/fixtures/payloads and grows between
-# runs; crashes land in rust/fuzz/artifacts/decode (replay one: ./scripts/fuzz.sh 0 <file>).
+# The corpus (rust/fuzz/corpus/<target>) is seeded from tests/fixtures/payloads and grows between
+# runs; crashes land in rust/fuzz/artifacts/<target> (replay one: ./scripts/fuzz.sh 0 <file>).
 # Not part of scripts/test.sh: it takes minutes to be useful.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ shift || true
 SANITIZER=${FUZZ_SANITIZER:-none}
 JOBS=${FUZZ_JOBS:-1}
 FUZZ_DIR=rust/fuzz
-TARGET=decode
+TARGET=${FUZZ_TARGET:-decode}
 CORPUS=$FUZZ_DIR/corpus/$TARGET
 ARTIFACTS=$FUZZ_DIR/artifacts/$TARGET
 

@@ -155,4 +155,41 @@ mod tests {
         assert_eq!(rows.events[0].6, "prometheus");
         assert_eq!(rows.events[0].4, 1_800_000_000_000_000);
     }
+
+    #[test]
+    fn rows_stay_proportional_to_the_body() {
+        // The fuzz target's bound (rust/fuzz/fuzz_targets/rows.rs), on real payloads and on the
+        // issue's example: one long receiver and group key with many tiny alerts.
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/payloads");
+        let mut bodies: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.to_string_lossy().ends_with(".headers.json"))
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        let tiny: Vec<String> = (0..2000)
+            .map(|i| format!(r#"{{"status":"firing","labels":{{"i":"{i}"}},"startsAt":"2026-01-01T00:00:00Z"}}"#))
+            .collect();
+        bodies.push(
+            format!(
+                r#"{{"receiver":"{}","groupKey":"{}","alerts":[{}]}}"#,
+                "r".repeat(200_000),
+                "g".repeat(200_000),
+                tiny.join(",")
+            )
+            .into_bytes(),
+        );
+        for body in bodies {
+            let b = crate::decode(&body, &Limits::default(), 1_800_000_000_000_000).unwrap();
+            let mut twin = b.clone();
+            twin.received_at_us += 1;
+            let mut enc = RowEncoder::new(true);
+            let c = enc.pg_copy(&[&b, &twin]).unwrap();
+            let total = c.groups.len() + c.label_sets.len() + c.events.len() + c.alerts.len();
+            let bound = 4 * 21 + 3 * 256 * (b.len() + 1) + 4 * body.len();
+            assert!(total <= bound, "{total} > {bound}");
+            assert_eq!(c.group_rows, 1);
+        }
+    }
 }
