@@ -389,3 +389,57 @@ def test_an_explicit_resolution_is_never_reopened(store_url: str) -> None:
     assert prom.firing == 1
     write(store_url, [resolved], [retry], [prom])
     assert status_of(store_url, labels) == ("resolved", T0 + 60_000_000)
+
+
+# -- retention of notification groups ----------------------------------------------------------------
+
+DAY = 86_400_000_000
+HOUR = 3_600_000_000
+
+
+def groups_of(url: str) -> dict[str, int]:
+    """receiver → last_used (µs) of every stored notification group."""
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return dict(conn.execute("SELECT receiver, last_used FROM notification_groups").fetchall())
+    with psycopg.connect(url, options="-c TimeZone=UTC") as conn:
+        rows = conn.execute("SELECT receiver, last_used FROM notification_groups").fetchall()
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return {r: (t - epoch) // timedelta(microseconds=1) for r, t in rows}
+
+
+def test_retention_deletes_groups_no_kept_row_refers_to(store_url: str) -> None:
+    old, new = T0 - 10 * DAY, T0
+
+    def batch(receiver: str, name: str, at_us: int) -> Batch:
+        return decode(am_body([am_alert({"alertname": name}, rfc3339(at(at_us)))], receiver=receiver),
+                      received_at_us=at_us)
+
+    write(store_url, [batch("gone", "Old", old), batch("shared", "OldShared", old)],
+          [batch("shared", "NewShared", new), batch("kept", "New", new)])
+    assert groups_of(store_url) == {"gone": old, "shared": new, "kept": new}
+
+    async def prune() -> int:
+        store = open_store(store_url)
+        await store.open()
+        try:
+            return await store.prune(T0 - DAY)
+        finally:
+            await store.close()
+
+    asyncio.run(prune())
+    assert set(groups_of(store_url)) == {"shared", "kept"}
+    for name, receiver in (("NewShared", "shared"), ("New", "kept")):
+        eps, evs = _read_history(store_url, fingerprint_to_int(fingerprint({"alertname": name})))
+        assert [e[6] for e in eps] == [receiver] and [e[4] for e in evs] == [receiver]
+
+
+def test_a_group_is_touched_once_per_slack_not_per_flush(store_url: str) -> None:
+    def batch(at_us: int) -> Batch:
+        return decode(am_body([am_alert({"alertname": "Busy"}, rfc3339(at(T0)))], receiver="busy"),
+                      received_at_us=at_us)
+
+    write(store_url, [batch(T0)], [batch(T0 + HOUR // 2)], [batch(T0 + HOUR)])
+    assert groups_of(store_url) == {"busy": T0}  # within the slack: left alone
+    write(store_url, [batch(T0 + HOUR + 1)])
+    assert groups_of(store_url) == {"busy": T0 + HOUR + 1}

@@ -40,7 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
 from webhookfast.storage.base import Store, StoreUnavailable, WriteResult, job_runs_missing
-from webhookfast.storage.upsert import POSTGRES_ALERTS_CONFLICT
+from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, POSTGRES_ALERTS_CONFLICT
 
 log = logging.getLogger("webhookfast.storage.postgres")
 
@@ -88,11 +88,15 @@ COPY_LABEL_SETS = f"COPY {STAGE_LABEL_SETS} ({LABEL_SET_COLUMNS}) FROM STDIN (FO
 COPY_EVENTS = f"COPY {STAGE_EVENTS} ({EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_ALERTS = f"COPY {STAGE_ALERTS} ({ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 
-# A group's last_used only moves forward (retention keeps it while a row may refer to it). The
-# update takes the group row's lock, so a concurrent prune either waits and sees the new value, or
-# deletes first and this insert then creates the row again.
-GROUPS_CONFLICT = """ON CONFLICT (id) DO UPDATE SET last_used = excluded.last_used
-WHERE notification_groups.last_used < excluded.last_used"""
+# A new group is inserted; a known one is left alone (DO NOTHING takes no row lock, so concurrent
+# flushes of one receiver do not queue on it) unless its last_used lags this use by more than the
+# slack (storage/upsert.py): then a plain UPDATE raises it, locking only the rows it changes. Prune
+# deletes groups under the exclusive side of the lock flushes share, so it never removes a group a
+# flush in flight relies on.
+GROUPS_CONFLICT = "ON CONFLICT (id) DO NOTHING"
+SLACK = f"interval '{GROUP_LAST_USED_SLACK_S} seconds'"
+GROUPS_TOUCH = f"""UPDATE notification_groups g SET last_used = s.last_used
+FROM {{source}} WHERE g.id = s.id AND g.last_used < s.last_used - {SLACK}"""
 
 # The three merges (plus the shared lock that keeps prune from deleting a label set this flush
 # relies on) go in one simple-protocol query: one round trip. ORDER BY makes the lock order
@@ -105,6 +109,7 @@ SELECT pg_advisory_xact_lock_shared({LABELS_LOCK});
 INSERT INTO notification_groups ({GROUP_COLUMNS})
 SELECT {GROUP_COLUMNS} FROM {STAGE_GROUPS} ORDER BY id
 {GROUPS_CONFLICT};
+{GROUPS_TOUCH.format(source=STAGE_GROUPS + " s")};
 INSERT INTO label_sets ({LABEL_SET_COLUMNS})
 SELECT {LABEL_SET_COLUMNS} FROM {STAGE_LABEL_SETS} ORDER BY fingerprint
 ON CONFLICT (fingerprint) DO NOTHING;
@@ -134,6 +139,9 @@ SELECT i, r, g, {_ts('lu')} FROM unnest(%s::bigint[], %s::text[], %s::text[], %s
 ORDER BY i
 {GROUPS_CONFLICT}
 """
+UNNEST_GROUPS_TOUCH = GROUPS_TOUCH.format(
+    source=f"(SELECT i AS id, {_ts('lu')} AS last_used FROM unnest(%s::bigint[], %s::bigint[]) AS u(i, lu)) s"
+)
 UNNEST_LABEL_SETS = f"""
 INSERT INTO label_sets ({LABEL_SET_COLUMNS})
 SELECT f, l::jsonb, n, s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS u(f, l, n, s)
@@ -400,10 +408,15 @@ class PostgresStore(Store):
                     deleted += cur.rowcount
                     cur = await conn.execute("DELETE FROM alerts WHERE starts_at < %s", (cutoff,))
                     deleted += cur.rowcount
-                    # Groups last used before the cutoff: no row refers to them any more.
-                    cur = await conn.execute("DELETE FROM notification_groups WHERE last_used < %s", (cutoff,))
+                # 3. Notification groups last used a slack before the cutoff: no row kept refers to
+                #    them. Under the lock's exclusive side, like label sets below (a small table).
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LABELS_LOCK,))
+                    cur = await conn.execute(
+                        f"DELETE FROM notification_groups WHERE last_used < %s - {SLACK}", (cutoff,)
+                    )
                     deleted += cur.rowcount
-                # 3. Label sets no alert refers to any more. A flush may be about to reuse one
+                # 4. Label sets no alert refers to any more. A flush may be about to reuse one
                 #    (its INSERT ... DO NOTHING saw the row, its alert is not committed yet), so
                 #    each chunk is deleted under the exclusive side of the lock flushes share.
                 cur = await conn.execute(ORPHAN_LABEL_SETS_SQL)
@@ -453,6 +466,7 @@ async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list,
     async with conn.pipeline(), conn.transaction():
         await conn.execute(f"SELECT pg_advisory_xact_lock_shared({LABELS_LOCK})")
         await conn.execute(UNNEST_GROUPS, groups)
+        await conn.execute(UNNEST_GROUPS_TOUCH, (groups[0], groups[3]))
         await conn.execute(UNNEST_LABEL_SETS, label_sets)
         await conn.execute(UNNEST_EVENTS, events)
         await conn.execute(UNNEST_ALERTS, alerts)

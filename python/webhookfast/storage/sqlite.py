@@ -16,12 +16,13 @@ from pathlib import Path
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
 from webhookfast.storage.base import Store, StoreUnavailable, WriteResult, job_runs_missing
-from webhookfast.storage.upsert import SQLITE_ALERTS_CONFLICT
+from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, SQLITE_ALERTS_CONFLICT
 
-# A group's last_used only moves forward (retention keeps it while a row may refer to it).
-INSERT_GROUPS = """INSERT INTO notification_groups (id, receiver, group_key, last_used) VALUES (?, ?, ?, ?)
+SLACK_US = GROUP_LAST_USED_SLACK_S * 1_000_000
+# A group's last_used only moves forward, by more than the slack (storage/upsert.py).
+INSERT_GROUPS = f"""INSERT INTO notification_groups (id, receiver, group_key, last_used) VALUES (?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET last_used = excluded.last_used
-WHERE notification_groups.last_used < excluded.last_used"""
+WHERE notification_groups.last_used < excluded.last_used - {SLACK_US}"""
 INSERT_LABEL_SETS = "INSERT INTO label_sets VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 # receiver and group_key are kept in notification_groups (migration 0006); the row's own columns
 # only hold what was written before it.
@@ -34,8 +35,8 @@ UPSERT_ALERTS = (
     "INSERT INTO alerts AS a (fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, "
     f"group_id, status_from_ends, receiver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')\n{SQLITE_ALERTS_CONFLICT}"
 )
-# Retention deletes rows by starts_at; a group last used before the cutoff has no row left.
-DELETE_UNUSED_GROUPS = "DELETE FROM notification_groups WHERE last_used < ?"
+# Retention deletes rows by starts_at; a group last used a slack before the cutoff has no row left.
+DELETE_UNUSED_GROUPS = f"DELETE FROM notification_groups WHERE last_used < ? - {SLACK_US}"
 
 
 def path_from_url(url: str) -> str:

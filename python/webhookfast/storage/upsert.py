@@ -36,3 +36,10 @@ _ALERTS_CONFLICT = f"""ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
 # SQLite's two-argument min/max are PostgreSQL's LEAST/GREATEST.
 SQLITE_ALERTS_CONFLICT = _ALERTS_CONFLICT.format(least="min", greatest="max")
 POSTGRES_ALERTS_CONFLICT = _ALERTS_CONFLICT.format(least="LEAST", greatest="GREATEST")
+
+# notification_groups.last_used (migration 0006) keeps a group while rows may refer to it. It is
+# raised only when it lags a flush's use by more than this: so a group is written at most once per
+# slack, not on every flush (concurrent flushes of one receiver would queue on its row lock, and
+# SQLite would rewrite a long receiver with the record). Retention deletes a group only when its
+# last_used is more than the slack before the cutoff, when no row it kept can refer to it any more.
+GROUP_LAST_USED_SLACK_S = 3600

@@ -6,10 +6,10 @@
 -- keep their text there (readers take the group's text when there is one, else the row's own), so
 -- upgrading rewrites nothing.
 --
--- last_used: the latest starts_at or received_at of a row that refers to the group. Retention
--- deletes rows by starts_at, so a group whose last_used is before the cutoff has no row left and
--- is deleted with them; no index on group_id is needed (a flush raises last_used under the row's
--- lock, so a concurrent prune either sees the new value or deletes before the flush re-inserts).
+-- last_used: the latest starts_at or received_at of a row that refers to the group, kept within
+-- a slack (storage/upsert.py: GROUP_LAST_USED_SLACK_S). Retention deletes rows by starts_at, so a
+-- group last used more than the slack before the cutoff has no row left and is deleted with them:
+-- no index on group_id is needed.
 --
 -- alerts.status_from_ends: the instance's status was derived from endsAt (Prometheus' alert list
 -- format), so a later send with a later endsAt may reopen it (storage/upsert.py).
