@@ -447,3 +447,37 @@ def test_a_group_is_touched_once_per_slack_not_per_flush(store_url: str) -> None
     assert groups_of(store_url) == {"busy": T0}  # within the slack: left alone
     write(store_url, [batch(T0 + HOUR + 1)])
     assert groups_of(store_url) == {"busy": T0 + HOUR + 1}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_cursors_progress_over_out_of_range_rows_stored_before_0006(server_factory: Any, pg_url: str,
+                                                                     order: str) -> None:
+    """Times outside years 0001-9999 in UTC were accepted before, and PostgreSQL keeps them; the
+    cursor once clamped them to year 0001/9999 and repeated or skipped rows for ever."""
+    starts = ["0001-12-31 23:00:00+00 BC", "0001-12-31 23:00:00.5+00 BC", "0001-01-01 00:00:00.000001+00",
+              "2026-01-01 00:00:00+00", "9999-12-31 23:59:59.999999+00", "10000-01-01 00:00:59+00"]
+    with psycopg.connect(pg_url) as conn:
+        for i, s in enumerate(starts):
+            for name in ("A", "B"):
+                labels = {"alertname": name, "i": str(i)}
+                fpi = fingerprint_to_int(fingerprint(labels))
+                conn.execute("INSERT INTO label_sets VALUES (%s, %s, %s, '')", (fpi, json.dumps(labels), name))
+                conn.execute(
+                    "INSERT INTO alerts (fingerprint, starts_at, status, ends_at, first_seen, last_seen, "
+                    "notifications, receiver) VALUES (%s, %s::timestamptz, 'firing', NULL, now(), now(), 1, 'old')",
+                    (fpi, s))
+    server = server_factory(pg_url)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(2 * len(starts) + 2):
+        url = f"/api/v1/alerts?limit=1&order={order}" + ("&cursor=" + quote(cursor) if cursor else "")
+        resp = server.get(url)
+        assert resp.status == 200, resp.body[:300]
+        page = resp.json()
+        seen += [a["fingerprint"] for a in page["alerts"]]  # type: ignore[index]
+        cursor = page["next_cursor"]  # type: ignore[index]
+        if cursor is None:
+            break
+    assert cursor is None, "paging did not end"
+    assert len(seen) == len(set(seen)) == 2 * len(starts)

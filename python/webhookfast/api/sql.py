@@ -32,6 +32,21 @@ def ascii_lower(s: str) -> str:
     return s.translate(_ASCII_LOWER)
 
 
+# 400 Gregorian years: the calendar (leap days included) repeats after them.
+_CYCLE_US = 146_097 * 86_400_000_000
+_Y2000_US = 946_684_800_000_000
+
+
+def _pg_timestamp_text(us: int) -> str:
+    """PostgreSQL's text form of a UTC instant outside Python's years 1-9999 (times before years
+    0001 or after 9999 in UTC, stored before they were refused), computed in a 400-year cycle."""
+    cycles = (us - _Y2000_US) // _CYCLE_US
+    t = EPOCH + timedelta(microseconds=us - cycles * _CYCLE_US)
+    year = t.year + 400 * cycles
+    rest = t.strftime("%m-%d %H:%M:%S.%f+00")
+    return f"{year:04d}-{rest}" if year >= 1 else f"{1 - year:04d}-{rest} BC"
+
+
 @dataclass(frozen=True)
 class Dialect:
     name: str  # "sqlite" | "postgresql"
@@ -50,13 +65,14 @@ class Dialect:
         return f"(extract(epoch FROM {col}) * 1000000)::int8" if self.pg else col
 
     def t(self, us: int) -> Any:
-        """A µs time as a parameter compared with a time column."""
+        """A µs time as a parameter compared with a time column (exactly: a cursor must continue
+        right after its row, wherever the row lies)."""
         if not self.pg:
             return us
         try:
             return EPOCH + timedelta(microseconds=us)
         except OverflowError:
-            return datetime(1, 1, 1, tzinfo=timezone.utc) if us < 0 else datetime(9999, 12, 31, tzinfo=timezone.utc)
+            return _pg_timestamp_text(us)
 
     def us_interval(self, col: str) -> str:
         """A duration (PostgreSQL interval, SQLite µs) as integer µs."""
