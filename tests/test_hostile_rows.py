@@ -481,3 +481,63 @@ def test_cursors_progress_over_out_of_range_rows_stored_before_0006(server_facto
             break
     assert cursor is None, "paging did not end"
     assert len(seen) == len(set(seen)) == 2 * len(starts)
+
+
+@pytest.fixture(params=STORES)
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/upgrade.db"
+        return
+    import uuid
+
+    from psycopg import sql
+
+    from support.postgres import database_url
+
+    server = request.getfixturevalue("postgres_server")
+    server.ensure_running()
+    dbname = f"test_{uuid.uuid4().hex}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        yield database_url(server.url, dbname)
+    finally:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def test_upgrade_to_0006_keeps_old_rows_readable(unmigrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database with history from before 0006 (receiver inline, in a monthly partition on
+    PostgreSQL) is migrated in place; old and new rows then read back with their receivers."""
+    from webhookfast.storage import migrations
+
+    url = unmigrated_url
+    load = migrations.load
+    monkeypatch.setattr(migrations, "load", lambda dialect: [m for m in load(dialect) if m.version < 6])
+    open_store(url).migrate()  # type: ignore[attr-defined]
+    monkeypatch.setattr(migrations, "load", load)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    old_fp = fingerprint_to_int(fingerprint({"alertname": "Before"}))
+    if url.startswith("sqlite:"):
+        start: Any = (now - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+        conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"))
+        p = "?"
+    else:
+        start = now
+        conn = psycopg.connect(url)
+        p = "%s"
+    with conn:
+        conn.execute(f"INSERT INTO label_sets VALUES ({p}, '{{\"alertname\":\"Before\"}}', 'Before', '')", (old_fp,))
+        conn.execute(f"INSERT INTO alert_events VALUES ({p}, {p}, 'firing', NULL, {p}, 'rx-before', 'gk-before', "
+                     "'alertmanager', '', '{}')", (old_fp, start, start))
+        conn.execute(f"INSERT INTO alerts VALUES ({p}, {p}, 'firing', NULL, {p}, {p}, 1, 'rx-before')",
+                     (old_fp, start, start, start))
+    conn.close()
+
+    assert open_store(url).migrate() == ["0006_notification_groups"]  # type: ignore[attr-defined]
+    write(url, [decode(am_body([am_alert({"alertname": "After"}, rfc3339(now))], receiver="rx-after",
+                               group_key="gk-after"))])
+    eps, evs = _read_history(url, old_fp)
+    assert [e[6] for e in eps] == ["rx-before"] and [(e[4], e[5]) for e in evs] == [("rx-before", "gk-before")]
+    eps, evs = _read_history(url, fingerprint_to_int(fingerprint({"alertname": "After"})))
+    assert [e[6] for e in eps] == ["rx-after"] and [(e[4], e[5]) for e in evs] == [("rx-after", "gk-after")]
