@@ -98,7 +98,7 @@ SLACK = f"interval '{GROUP_LAST_USED_SLACK_S} seconds'"
 GROUPS_TOUCH = f"""UPDATE notification_groups g SET last_used = s.last_used
 FROM {{source}} WHERE g.id = s.id AND g.last_used < s.last_used - {SLACK}"""
 
-# The three merges (plus the shared lock that keeps prune from deleting a label set this flush
+# The merges (plus the shared lock that keeps prune from deleting a label set or group this flush
 # relies on) go in one simple-protocol query: one round trip. ORDER BY makes the lock order
 # explicit even though the Rust encoder already sorts: concurrent flushes of the same alerts then
 # queue behind each other instead of deadlocking.
@@ -122,8 +122,8 @@ SELECT {ALERT_COLUMNS} FROM {STAGE_ALERTS} ORDER BY fingerprint, starts_at
 """
 
 # The other merge, for small flushes: no staging, one INSERT ... SELECT FROM unnest(arrays) per
-# table, all sent in one pipeline (BEGIN, lock, three inserts, COMMIT: one round trip instead of
-# ten). Arrays come from RowEncoder.sqlite_rows (same collapse and order as pg_copy); times travel
+# table, all sent in one pipeline (BEGIN, lock, the inserts, COMMIT: one round trip instead of
+# a dozen). Arrays come from RowEncoder.sqlite_rows (same collapse and order as pg_copy); times travel
 # as bigint microseconds and are converted exactly (whole seconds and the remainder separately, so
 # no floating point rounding even in year 0001 or 9999).
 def _ts(col: str) -> str:

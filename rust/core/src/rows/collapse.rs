@@ -1,4 +1,4 @@
-//! Collapse the alerts of all batches of one flush into the rows of the three tables, deduplicated
+//! Collapse the alerts of all batches of one flush into the rows of the four tables, deduplicated
 //! by key and sorted by key (so concurrent writers lock rows in the same order).
 //!
 //! - `notification_groups`: one row per distinct (receiver, group key) of the batches, keyed by

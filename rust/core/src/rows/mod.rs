@@ -129,13 +129,19 @@ mod tests {
         assert_eq!(reuse.out.events.as_ptr(), ptr);
         assert_eq!(fresh.pg_copy(&[&b]).unwrap(), &first);
         assert_eq!(
-            (first.label_set_rows, first.event_rows, first.alert_rows),
-            (40, 40, 40)
+            (
+                first.group_rows,
+                first.label_set_rows,
+                first.event_rows,
+                first.alert_rows
+            ),
+            (1, 40, 40, 40)
         );
-        // An empty flush still yields three valid (empty) streams.
+        // An empty flush still yields four valid (empty) streams.
         let empty = reuse.pg_copy(&[]).unwrap();
         assert_eq!(empty.alerts.len(), 21);
-        assert_eq!(empty.alert_rows, 0);
+        assert_eq!(empty.groups.len(), 21);
+        assert_eq!((empty.alert_rows, empty.group_rows), (0, 0));
     }
 
     #[test]
