@@ -344,11 +344,16 @@ def test_a_later_prometheus_send_reopens_what_its_late_send_resolved(server_fact
     (inst,) = instances(server, fp)
     assert inst["status"] == "firing" and inst["ends_at"] == rfc3339(ahead), inst
 
+    # A stale retry (an earlier endsAt, still ahead) neither resolves it nor moves its end back.
+    assert server.post("/api/v2/alerts", prom_body(starts, now + timedelta(minutes=2))).status == 200
+    (inst,) = instances(server, fp)
+    assert inst["status"] == "firing" and inst["ends_at"] == rfc3339(ahead), inst
+
     # It resolves as usual afterwards (endsAt just past), once.
     assert server.post("/api/v2/alerts", prom_body(starts, now - timedelta(seconds=1))).status == 200
     (inst,) = instances(server, fp)
     assert inst["status"] == "resolved" and inst["ends_at"] == rfc3339(now - timedelta(seconds=1))
-    assert inst["notifications"] == 3
+    assert inst["notifications"] == 4
 
 
 T0 = 1_800_000_000_000_000  # µs

@@ -5,7 +5,8 @@ An explicit status (Alertmanager's webhook, a generic alert's ``status``) keeps 
 instance resolved: a late or retried "firing" never reopens it; a new episode has a new startsAt.
 A status derived from endsAt (Prometheus' alert list, ``status_from_ends``) follows Alertmanager:
 a derived "firing" whose endsAt is later than that of a derived resolution reopens the instance
-(NULL: never ends, later than any); an equal or earlier endsAt (a stale retry) does not.
+(NULL: never ends, later than any); an equal or earlier endsAt (a stale retry) does not; two
+derived firings keep the later endsAt (a stale retry never makes a firing instance expire early).
 first_seen only moves back, last_seen only forward, deliveries add up, the latest group (receiver
 and groupKey) wins. The target table is aliased ``a``.
 """
@@ -23,6 +24,9 @@ _ALERTS_CONFLICT = f"""ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
                   ELSE 'firing' END,
     ends_at = CASE WHEN {_REOPENS} OR excluded.status = 'resolved' THEN excluded.ends_at
                    WHEN a.status = 'resolved' THEN a.ends_at
+                   WHEN a.status_from_ends AND excluded.status_from_ends THEN
+                        CASE WHEN a.ends_at IS NULL OR excluded.ends_at IS NULL THEN NULL
+                             ELSE {{greatest}}(a.ends_at, excluded.ends_at) END
                    ELSE excluded.ends_at END,
     status_from_ends = CASE WHEN {_REOPENS} OR excluded.status = 'resolved'
                                  OR a.status <> 'resolved' THEN excluded.status_from_ends

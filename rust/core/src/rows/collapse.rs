@@ -115,7 +115,8 @@ pub struct State {
 /// resolved iff its `endsAt` has passed and a new send of it takes the later `endsAt`: a derived
 /// "firing" whose `endsAt` is later than that of a derived resolution reopens the instance (the
 /// resolution came from a late or backlogged send); one with an earlier or equal `endsAt` (a stale
-/// retry) does not. No `endsAt` is later than any.
+/// retry) does not, and a firing instance keeps the later of two derived `endsAt`. No `endsAt` is
+/// later than any.
 pub fn merge(prev: State, next: State) -> State {
     let reopens = prev.status == Status::Resolved
         && prev.status_from_ends
@@ -125,11 +126,22 @@ pub fn merge(prev: State, next: State) -> State {
             (Some(n), Some(p)) => n > p,
             _ => true,
         };
-    if reopens || next.status == Status::Resolved || prev.status == Status::Firing {
-        next
-    } else {
-        prev
+    if reopens || next.status == Status::Resolved {
+        return next;
     }
+    if prev.status == Status::Resolved {
+        return prev;
+    }
+    if prev.status_from_ends && next.status_from_ends {
+        // Both firing by their endsAt: as in Alertmanager, a send never moves a firing alert's
+        // end back (a stale retry must not make it expire early).
+        let ends_at_us = match (prev.ends_at_us, next.ends_at_us) {
+            (Some(p), Some(n)) => Some(p.max(n)),
+            _ => None,
+        };
+        return State { ends_at_us, ..next };
+    }
+    next
 }
 
 pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
