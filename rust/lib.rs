@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
@@ -158,6 +158,10 @@ impl Batch {
     #[getter]
     fn body_bytes(&self) -> usize {
         self.inner.body_bytes
+    }
+    #[getter]
+    fn decoded_bytes(&self) -> usize {
+        self.inner.decoded_bytes()
     }
     fn __len__(&self) -> usize {
         self.inner.len()
@@ -484,11 +488,15 @@ fn window_stats(
 #[pyclass(module = "webhookfast._core", frozen)]
 struct PgCopy {
     #[pyo3(get)]
+    groups: Py<PyBytes>,
+    #[pyo3(get)]
     label_sets: Py<PyBytes>,
     #[pyo3(get)]
     events: Py<PyBytes>,
     #[pyo3(get)]
     alerts: Py<PyBytes>,
+    #[pyo3(get)]
+    group_rows: usize,
     #[pyo3(get)]
     label_set_rows: usize,
     #[pyo3(get)]
@@ -544,6 +552,10 @@ struct RowEncoder {
     inner: core::RowEncoder,
 }
 
+fn out_of_memory(e: core::OutOfMemory) -> PyErr {
+    PyMemoryError::new_err(e.to_string())
+}
+
 fn batch_refs<'a, 'py>(batches: &'a [Bound<'py, Batch>]) -> Vec<&'a core::Batch> {
     batches.iter().map(|b| &b.get().inner).collect()
 }
@@ -578,11 +590,14 @@ impl RowEncoder {
             py.detach(|| inner.pg_copy(&refs))
         } else {
             inner.pg_copy(&refs)
-        };
+        }
+        .map_err(out_of_memory)?;
         Ok(PgCopy {
+            groups: PyBytes::new(py, &out.groups).unbind(),
             label_sets: PyBytes::new(py, &out.label_sets).unbind(),
             events: PyBytes::new(py, &out.events).unbind(),
             alerts: PyBytes::new(py, &out.alerts).unbind(),
+            group_rows: out.group_rows,
             label_set_rows: out.label_set_rows,
             event_rows: out.event_rows,
             alert_rows: out.alert_rows,
@@ -596,11 +611,12 @@ impl RowEncoder {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let owned = extract_batches(batches)?;
         let refs = batch_refs(&owned);
-        let rows = self.inner.sqlite_rows(&refs);
+        let rows = self.inner.sqlite_rows(&refs).map_err(out_of_memory)?;
+        let groups = PyList::new(py, rows.groups)?;
         let label_sets = PyList::new(py, rows.label_sets)?;
         let events = PyList::new(py, rows.events)?;
         let alerts = PyList::new(py, rows.alerts)?;
-        PyTuple::new(py, [label_sets, events, alerts])
+        PyTuple::new(py, [groups, label_sets, events, alerts])
     }
 }
 
@@ -618,7 +634,12 @@ fn add_row_aliases<'py>(m: &Bound<'py, PyModule>) -> PyResult<()> {
     let alias = |items: Vec<Bound<'py, PyAny>>| -> PyResult<Bound<'py, PyAny>> {
         tuple.call_method1("__class_getitem__", (PyTuple::new(py, items)?,))
     };
-    let (i, s, o) = (&int, &str_, &opt_int);
+    let bool_ = builtins.getattr("bool")?;
+    let (i, s, o, b) = (&int, &str_, &opt_int, &bool_);
+    m.add(
+        "SqliteGroupRow",
+        alias(vec![i.clone(), s.clone(), s.clone(), i.clone()])?,
+    )?;
     m.add(
         "SqliteLabelSetRow",
         alias(vec![i.clone(), s.clone(), s.clone(), s.clone()])?,
@@ -631,8 +652,7 @@ fn add_row_aliases<'py>(m: &Bound<'py, PyModule>) -> PyResult<()> {
             s.clone(),
             o.clone(),
             i.clone(),
-            s.clone(),
-            s.clone(),
+            i.clone(),
             s.clone(),
             s.clone(),
             s.clone(),
@@ -648,7 +668,8 @@ fn add_row_aliases<'py>(m: &Bound<'py, PyModule>) -> PyResult<()> {
             i.clone(),
             i.clone(),
             i.clone(),
-            s.clone(),
+            i.clone(),
+            b.clone(),
         ])?,
     )?;
     Ok(())

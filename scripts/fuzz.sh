@@ -4,6 +4,7 @@
 #
 #   ./scripts/fuzz.sh [seconds]        default 60; extra libFuzzer flags after the seconds
 #   FUZZ_TARGET=promregex ./scripts/fuzz.sh 300
+#   FUZZ_TARGET=rows ./scripts/fuzz.sh decode → RowEncoder (rows never panic nor over-allocate)
 #   FUZZ_SANITIZER=address ./scripts/fuzz.sh 300
 #                                      AddressSanitizer build (needs nightly features: enabled on a
 #                                      stable toolchain through RUSTC_BOOTSTRAP=1)

@@ -148,8 +148,18 @@ def load_sqlite(url: str, label_sets, events, alerts) -> None:
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany("INSERT INTO label_sets VALUES (?, ?, ?, ?)", label_sets)
-    conn.executemany("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", events)
-    conn.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", alerts)
+    # The rows carry their receiver and group key inline, as rows written before migration 0006
+    # do (group_id NULL): the history API reads both layouts.
+    conn.executemany(
+        "INSERT INTO alert_events (fingerprint, starts_at, status, ends_at, received_at, receiver, group_key, "
+        "source, generator_url, annotations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        events,
+    )
+    conn.executemany(
+        "INSERT INTO alerts (fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, "
+        "receiver) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        alerts,
+    )
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -119,10 +119,15 @@ def _rows_to_dicts(columns: str, rows: list[tuple[Any, ...]]) -> list[dict[str, 
 
 
 def read_store(database_url: str) -> Stored:
+    # receiver and group_key as the history API reads them (stored once, in notification_groups).
+    from webhookfast.api.sql import GROUP_KEY, RECEIVER
+
+    events = EVENT_COLUMNS.replace(", receiver, group_key,", f", {RECEIVER}, {GROUP_KEY},").format(row="e")
+    alerts = ALERT_COLUMNS.replace(", receiver", f", {RECEIVER}").format(row="a")
     queries = (
         "SELECT fingerprint, labels, alertname, severity FROM label_sets",
-        f"SELECT {EVENT_COLUMNS} FROM alert_events",
-        f"SELECT {ALERT_COLUMNS} FROM alerts",
+        f"SELECT {events} FROM alert_events e",
+        f"SELECT {alerts} FROM alerts a",
     )
     if database_url.startswith("sqlite:"):
         path = database_url[len("sqlite:///") :]

@@ -82,12 +82,28 @@ def alert(labels: dict[str, str], starts_at: str, *, status: str = "firing",
     }
 
 
+def merge_state(prev: tuple, nxt: tuple) -> tuple:  # type: ignore[type-arg]
+    """(status, ends_at, status_from_ends) after a later delivery: README's "A resolved instance
+    stays resolved" (explicit statuses) and Alertmanager's merge (statuses derived from endsAt)."""
+    (ps, pe, pf), (ns, ne, nf) = prev, nxt
+    if ps == "resolved" and pf and ns == "firing" and nf and (ne is None or pe is None or ne > pe):
+        return nxt
+    if ns == "resolved":
+        return nxt
+    if ps == "resolved":
+        return prev
+    if pf and nf:
+        return ns, None if pe is None or ne is None else max(pe, ne), nf
+    return nxt
+
+
 def expected_rows(batches: Sequence[Batch]) -> dict[str, dict[tuple, dict[str, object]]]:
     """What the three tables must hold after one flush of ``batches`` into an empty database,
     from ``to_dicts`` (the decoder's view), independently of the encoder."""
     label_sets: dict[tuple, dict[str, object]] = {}
     events: dict[tuple, dict[str, object]] = {}
     alerts: dict[tuple, dict[str, object]] = {}
+    from_ends_state: dict[tuple, bool] = {}
     for batch in batches:
         seen_in_batch: set[tuple] = set()
         for d in batch.to_dicts():
@@ -104,19 +120,18 @@ def expected_rows(batches: Sequence[Batch]) -> dict[str, dict[tuple, dict[str, o
                 "generator_url": d["generator_url"], "annotations": d["annotations"],
             })
             key = (fp, d["starts_at_us"])
+            from_ends = batch.format == "prometheus"
             if key in alerts:
                 a = alerts[key]
                 if key not in seen_in_batch:
                     a["notifications"] += 1
-                if d["status"] == "resolved" or a["status"] == "resolved":
-                    if d["status"] == "resolved":
-                        a["ends_at"] = d["ends_at_us"]
-                    a["status"] = "resolved"
-                else:
-                    a["ends_at"] = d["ends_at_us"]
+                a["status"], a["ends_at"], from_ends_state[key] = merge_state(
+                    (a["status"], a["ends_at"], from_ends_state[key]), (d["status"], d["ends_at_us"], from_ends)
+                )
                 a["last_seen"] = max(a["last_seen"], batch.received_at_us)
                 a["receiver"] = batch.receiver
             else:
+                from_ends_state[key] = from_ends
                 alerts[key] = {
                     "fingerprint": fp, "starts_at": d["starts_at_us"], "status": d["status"],
                     "ends_at": d["ends_at_us"], "first_seen": batch.received_at_us,

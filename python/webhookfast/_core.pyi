@@ -69,6 +69,9 @@ class Batch:
     def nul_replaced(self) -> int: ...
     @property
     def body_bytes(self) -> int: ...
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of memory the decoded batch holds (what the ingest queue's byte bound counts)."""
     def __len__(self) -> int: ...
     def fingerprints(self) -> list[str]: ...
     def to_dicts(self) -> list[dict[str, object]]:
@@ -160,11 +163,15 @@ class PgCopy:
     """One flush encoded as PostgreSQL binary COPY streams (header, tuples and trailer)."""
 
     @property
+    def groups(self) -> bytes: ...
+    @property
     def label_sets(self) -> bytes: ...
     @property
     def events(self) -> bytes: ...
     @property
     def alerts(self) -> bytes: ...
+    @property
+    def group_rows(self) -> int: ...
     @property
     def label_set_rows(self) -> int: ...
     @property
@@ -172,9 +179,10 @@ class PgCopy:
     @property
     def alert_rows(self) -> int: ...
 
+SqliteGroupRow = tuple[int, str, str, int]
 SqliteLabelSetRow = tuple[int, str, str, str]
-SqliteEventRow = tuple[int, int, str, int | None, int, str, str, str, str, str]
-SqliteAlertRow = tuple[int, int, str, int | None, int, int, int, str]
+SqliteEventRow = tuple[int, int, str, int | None, int, int, str, str, str]
+SqliteAlertRow = tuple[int, int, str, int | None, int, int, int, int, bool]
 
 @final
 class RowEncoder:
@@ -182,12 +190,14 @@ class RowEncoder:
 
     Duplicates across the batches are collapsed first (one event row per fingerprint, startsAt and
     status; one current-state row per fingerprint and startsAt, with the number of deliveries), and
-    rows are sorted by key so that concurrent writers lock rows in the same order.
+    rows are sorted by key so that concurrent writers lock rows in the same order. Each distinct
+    (receiver, groupKey) is one group row; events and current-state rows carry its id.
     With ``reuse_buffers`` the COPY buffers keep their capacity from one flush to the next.
+    MemoryError when the rows do not fit in memory (never an abort).
     """
 
     def __new__(cls, reuse_buffers: bool = True) -> RowEncoder: ...
     def pg_copy(self, batches: Sequence[Batch]) -> PgCopy: ...
     def sqlite_rows(
         self, batches: Sequence[Batch]
-    ) -> tuple[list[SqliteLabelSetRow], list[SqliteEventRow], list[SqliteAlertRow]]: ...
+    ) -> tuple[list[SqliteGroupRow], list[SqliteLabelSetRow], list[SqliteEventRow], list[SqliteAlertRow]]: ...

@@ -46,11 +46,13 @@ def _fail_late(future: asyncio.Future[None]) -> None:
 class _Pending:
     __slots__ = ("batch", "future", "alerts", "nbytes", "request_id")
 
-    def __init__(self, batch: Batch, future: asyncio.Future[None] | None, request_id: str) -> None:
+    def __init__(self, batch: Batch, future: asyncio.Future[None] | None, nbytes: int, request_id: str) -> None:
         self.batch = batch
         self.future = future
         self.alerts = len(batch)
-        self.nbytes = batch.body_bytes
+        # What the decoded batch holds (Batch.decoded_bytes), not its body: many short labels
+        # take 10x+ their JSON.
+        self.nbytes = nbytes
         self.request_id = request_id
 
 
@@ -101,18 +103,19 @@ class Batcher:
         DeadlineExceeded, StoreRejected or StoreUnavailable otherwise. ``request_id`` names the
         request in the log if the database refuses it."""
         alerts = len(batch)
+        nbytes = batch.decoded_bytes
         if self._closing:
             raise QueueFull("shutting down")
         if (
             self.queued_alerts + alerts > self.max_queue_alerts
-            or self.queued_bytes + batch.body_bytes > self.max_queue_bytes
+            or self.queued_bytes + nbytes > self.max_queue_bytes
         ) and self.queued_alerts > 0:
             raise QueueFull("ingest queue is full")
         if self.ack_enqueue:
-            self._enqueue(_Pending(batch, None, request_id))
+            self._enqueue(_Pending(batch, None, nbytes, request_id))
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Pending(batch, future, request_id))
+        self._enqueue(_Pending(batch, future, nbytes, request_id))
         # If the deadline passes first the flush still commits the batch (the sender's retry then
         # collapses into the same rows).
         deadline = self._deadlines.add(future)

@@ -80,7 +80,8 @@ def _schemas() -> dict[str, Any]:
     time = {
         "type": "string",
         "format": "date-time",
-        "description": "RFC 3339 with any precision and offset; `0001-01-01T00:00:00Z` (Go's zero time) means unset.",
+        "description": "RFC 3339 with any precision and offset, within years 0001-9999 in UTC; "
+        "`0001-01-01T00:00:00Z` (Go's zero time) means unset. endsAt must not be before startsAt.",
         "examples": ["2026-01-10T10:00:00.123Z"],
     }
     string_map = {
@@ -173,7 +174,8 @@ def _schemas() -> dict[str, Any]:
         "GenericAlert": {
             "type": "object",
             "title": "Generic single alert",
-            "description": "One alert, for scripts. Without startsAt every post is a new instance.",
+            "description": "One alert, for scripts. Without startsAt it starts at endsAt if given, else at "
+            "arrival (then every post is a new instance).",
             "required": ["labels"],
             "not": {"required": ["alerts"]},
             "properties": {

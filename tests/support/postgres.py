@@ -239,12 +239,17 @@ def dt_to_us(value: datetime | None) -> int | None:
 
 def read_tables(url: str) -> dict[str, list[dict[str, object]]]:
     """Every row of label_sets, alert_events and alerts, with hex fingerprints and µs times,
-    sorted by key."""
+    sorted by key. Rows show their group's receiver and group_key (stored once in
+    notification_groups) in place of group_id; alerts.status_from_ends is left out (the tests of
+    the reopening rule check it through the status)."""
     from webhookfast._core import fingerprint_from_int
 
     out: dict[str, list[dict[str, object]]] = {}
     # UTC: year 0001 and 9999 must not pass through a local offset (Python's datetime range).
     with psycopg.connect(url, options="-c TimeZone=UTC", row_factory=dict_row) as conn:
+        groups = {
+            g["id"]: g for g in conn.execute("SELECT id, receiver, group_key FROM notification_groups").fetchall()
+        }
         for table, key in (
             ("label_sets", "fingerprint"),
             ("alert_events", "fingerprint, starts_at, status"),
@@ -253,6 +258,12 @@ def read_tables(url: str) -> dict[str, list[dict[str, object]]]:
             rows = conn.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
             for row in rows:
                 row["fingerprint"] = fingerprint_from_int(row["fingerprint"])
+                row.pop("status_from_ends", None)
+                group = groups.get(row.pop("group_id", None))
+                if group is not None:
+                    row["receiver"] = group["receiver"]
+                    if "group_key" in row:
+                        row["group_key"] = group["group_key"]
                 for col, val in list(row.items()):
                     if isinstance(val, datetime):
                         row[col] = dt_to_us(val)

@@ -33,6 +33,21 @@ def ascii_lower(s: str) -> str:
     return s.translate(_ASCII_LOWER)
 
 
+# 400 Gregorian years: the calendar (leap days included) repeats after them.
+_CYCLE_US = 146_097 * 86_400_000_000
+_Y2000_US = 946_684_800_000_000
+
+
+def _pg_timestamp_text(us: int) -> str:
+    """PostgreSQL's text form of a UTC instant outside Python's years 1-9999 (times before years
+    0001 or after 9999 in UTC, stored before they were refused), computed in a 400-year cycle."""
+    cycles = (us - _Y2000_US) // _CYCLE_US
+    t = EPOCH + timedelta(microseconds=us - cycles * _CYCLE_US)
+    year = t.year + 400 * cycles
+    rest = t.strftime("%m-%d %H:%M:%S.%f+00")
+    return f"{year:04d}-{rest}" if year >= 1 else f"{1 - year:04d}-{rest} BC"
+
+
 @dataclass(frozen=True)
 class Dialect:
     name: str  # "sqlite" | "postgresql"
@@ -51,13 +66,14 @@ class Dialect:
         return f"(extract(epoch FROM {col}) * 1000000)::int8" if self.pg else col
 
     def t(self, us: int) -> Any:
-        """A µs time as a parameter compared with a time column."""
+        """A µs time as a parameter compared with a time column (exactly: a cursor must continue
+        right after its row, wherever the row lies)."""
         if not self.pg:
             return us
         try:
             return EPOCH + timedelta(microseconds=us)
         except OverflowError:
-            return datetime(1, 1, 1, tzinfo=timezone.utc) if us < 0 else datetime(9999, 12, 31, tzinfo=timezone.utc)
+            return _pg_timestamp_text(us)
 
     def us_interval(self, col: str) -> str:
         """A duration (PostgreSQL interval, SQLite µs) as integer µs."""
@@ -176,13 +192,13 @@ def list_alerts(d: Dialect, p: ListParams, after: list[int] | None) -> Query:
     # The page is chosen first (index order + LIMIT); only its rows then fetch their annotations.
     sql = f"""
 SELECT k.fingerprint, {d.us('k.starts_at')}, k.status, {d.us('k.ends_at')}, {d.us('k.first_seen')},
-       {d.us('k.last_seen')}, k.notifications, k.receiver, k.labels,
+       {d.us('k.last_seen')}, k.notifications, {RECEIVER.format(row='k')}, k.labels,
        (SELECT {d.json('e.annotations')} FROM alert_events e
          WHERE e.fingerprint = k.fingerprint AND e.starts_at = k.starts_at
          ORDER BY e.status DESC LIMIT 1)
 FROM (
     SELECT a.fingerprint, a.starts_at, a.status, a.ends_at, a.first_seen, a.last_seen,
-           a.notifications, a.receiver, {d.json('ls.labels')} AS labels
+           a.notifications, a.receiver, a.group_id, {d.json('ls.labels')} AS labels
     FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
     {_where(conds)}
     ORDER BY {inner_order}
@@ -190,6 +206,17 @@ FROM (
 ) k
 ORDER BY {order}"""
     return sql, params
+
+
+# receiver and groupKey are stored once per distinct pair (notification_groups, migration 0006);
+# rows written before it hold their own text. A scalar subquery by primary key, run only for the
+# rows of the answer (not a join the planner could place before the page's LIMIT).
+RECEIVER = (
+    "coalesce((SELECT g.receiver FROM notification_groups g WHERE g.id = {row}.group_id), {row}.receiver)"
+)
+GROUP_KEY = (
+    "coalesce((SELECT g.group_key FROM notification_groups g WHERE g.id = {row}.group_id), {row}.group_key)"
+)
 
 
 # -- GET /api/v1/alerts/{fingerprint} -------------------------------------------------------------
@@ -221,9 +248,9 @@ def _episode_page(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
 def episodes(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
     tail, params = _episode_page(d, fp, before, limit)
     return (
-        f"""SELECT {d.us('starts_at')}, status, {d.us('ends_at')}, {d.us('first_seen')}, {d.us('last_seen')},
-       notifications, receiver
-FROM alerts WHERE {tail}""",
+        f"""SELECT {d.us('a.starts_at')}, a.status, {d.us('a.ends_at')}, {d.us('a.first_seen')}, {d.us('a.last_seen')},
+       a.notifications, {RECEIVER.format(row='a')}
+FROM alerts a WHERE {tail}""",
         params,
     )
 
@@ -232,8 +259,8 @@ def episode_events(d: Dialect, fp: int, before: int | None, limit: int) -> Query
     """The events of the episodes on the same page (same snapshot, same subquery)."""
     tail, params = _episode_page(d, fp, before, limit)
     return (
-        f"""SELECT {d.us('e.starts_at')}, e.status, {d.us('e.ends_at')}, {d.us('e.received_at')}, e.receiver,
-       e.group_key, e.source, e.generator_url, {d.json('e.annotations')}
+        f"""SELECT {d.us('e.starts_at')}, e.status, {d.us('e.ends_at')}, {d.us('e.received_at')},
+       {RECEIVER.format(row='e')}, {GROUP_KEY.format(row='e')}, e.source, e.generator_url, {d.json('e.annotations')}
 FROM alert_events e
 WHERE e.fingerprint = {d.p} AND e.starts_at IN (SELECT starts_at FROM alerts WHERE {tail})
 ORDER BY e.starts_at DESC, e.received_at, e.status""",

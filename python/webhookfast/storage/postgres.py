@@ -2,8 +2,8 @@
 
 One flush is one transaction:
 
-1. ``RowEncoder.pg_copy`` turns the batches into three binary COPY streams (label sets, events,
-   current state), duplicates collapsed and rows sorted by key;
+1. ``RowEncoder.pg_copy`` turns the batches into four binary COPY streams (notification groups,
+   label sets, events, current state), duplicates collapsed and rows sorted by key;
 2. each stream is COPYed into a per-connection temp staging table (created once per connection by
    the pool's ``configure`` callback, emptied by ``ON COMMIT DELETE ROWS``);
 3. one multi-statement query merges staging into the real tables with INSERT ... SELECT ...
@@ -40,7 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
-from webhookfast.storage.upsert import POSTGRES_ALERTS_CONFLICT
+from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, POSTGRES_ALERTS_CONFLICT
 
 log = logging.getLogger("webhookfast.storage.postgres")
 
@@ -56,13 +56,18 @@ WRITE_ATTEMPTS = 3
 UNNEST_MAX_ALERTS = 32
 PRUNE_CHUNK = 1000
 
+GROUP_COLUMNS = "id, receiver, group_key, last_used"
 LABEL_SET_COLUMNS = "fingerprint, labels, alertname, severity"
+# receiver and group_key live in notification_groups (migration 0006): the rows' own columns keep
+# their default '' and only hold what was written before it.
 EVENT_COLUMNS = (
-    "fingerprint, starts_at, status, ends_at, received_at, receiver, group_key, source, "
-    "generator_url, annotations"
+    "fingerprint, starts_at, status, ends_at, received_at, group_id, source, generator_url, annotations"
 )
-ALERT_COLUMNS = "fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, receiver"
+ALERT_COLUMNS = (
+    "fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, group_id, status_from_ends"
+)
 
+STAGE_GROUPS = "webhookfast_stage_groups"
 STAGE_LABEL_SETS = "webhookfast_stage_label_sets"
 STAGE_EVENTS = "webhookfast_stage_events"
 STAGE_ALERTS = "webhookfast_stage_alerts"
@@ -70,17 +75,30 @@ STAGE_ALERTS = "webhookfast_stage_alerts"
 # Run once per new connection (pool ``configure``). Temp tables live as long as the connection;
 # ON COMMIT DELETE ROWS empties them at the end of every transaction that used them, so a failed
 # or retried flush never sees a previous attempt's rows.
+# The defaults fill the columns a COPY leaves out (the legacy receiver/group_key).
 CONFIGURE_SQL = f"""
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_GROUPS} (LIKE notification_groups) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS {STAGE_LABEL_SETS} (LIKE label_sets) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS {STAGE_EVENTS} (LIKE alert_events) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS {STAGE_ALERTS} (LIKE alerts) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_EVENTS} (LIKE alert_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_ALERTS} (LIKE alerts INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 """
 
+COPY_GROUPS = f"COPY {STAGE_GROUPS} ({GROUP_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_LABEL_SETS = f"COPY {STAGE_LABEL_SETS} ({LABEL_SET_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_EVENTS = f"COPY {STAGE_EVENTS} ({EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_ALERTS = f"COPY {STAGE_ALERTS} ({ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 
-# The three merges (plus the shared lock that keeps prune from deleting a label set this flush
+# A new group is inserted; a known one is left alone (DO NOTHING takes no row lock, so concurrent
+# flushes of one receiver do not queue on it) unless its last_used lags this use by more than the
+# slack (storage/upsert.py): then a plain UPDATE raises it, locking only the rows it changes. Prune
+# deletes groups under the exclusive side of the lock flushes share, so it never removes a group a
+# flush in flight relies on.
+GROUPS_CONFLICT = "ON CONFLICT (id) DO NOTHING"
+SLACK = f"interval '{GROUP_LAST_USED_SLACK_S} seconds'"
+GROUPS_TOUCH = f"""UPDATE notification_groups g SET last_used = s.last_used
+FROM {{source}} WHERE g.id = s.id AND g.last_used < s.last_used - {SLACK}"""
+
+# The merges (plus the shared lock that keeps prune from deleting a label set or group this flush
 # relies on) go in one simple-protocol query: one round trip. ORDER BY makes the lock order
 # explicit even though the Rust encoder already sorts: concurrent flushes of the same alerts then
 # queue behind each other instead of deadlocking.
@@ -88,6 +106,10 @@ COPY_ALERTS = f"COPY {STAGE_ALERTS} ({ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)
 
 MERGE_SQL = f"""
 SELECT pg_advisory_xact_lock_shared({LABELS_LOCK});
+INSERT INTO notification_groups ({GROUP_COLUMNS})
+SELECT {GROUP_COLUMNS} FROM {STAGE_GROUPS} ORDER BY id
+{GROUPS_CONFLICT};
+{GROUPS_TOUCH.format(source=STAGE_GROUPS + " s")};
 INSERT INTO label_sets ({LABEL_SET_COLUMNS})
 SELECT {LABEL_SET_COLUMNS} FROM {STAGE_LABEL_SETS} ORDER BY fingerprint
 ON CONFLICT (fingerprint) DO NOTHING;
@@ -100,8 +122,8 @@ SELECT {ALERT_COLUMNS} FROM {STAGE_ALERTS} ORDER BY fingerprint, starts_at
 """
 
 # The other merge, for small flushes: no staging, one INSERT ... SELECT FROM unnest(arrays) per
-# table, all sent in one pipeline (BEGIN, lock, three inserts, COMMIT: one round trip instead of
-# ten). Arrays come from RowEncoder.sqlite_rows (same collapse and order as pg_copy); times travel
+# table, all sent in one pipeline (BEGIN, lock, the inserts, COMMIT: one round trip instead of
+# a dozen). Arrays come from RowEncoder.sqlite_rows (same collapse and order as pg_copy); times travel
 # as bigint microseconds and are converted exactly (whole seconds and the remainder separately, so
 # no floating point rounding even in year 0001 or 9999).
 def _ts(col: str) -> str:
@@ -111,6 +133,15 @@ def _ts(col: str) -> str:
     )
 
 
+UNNEST_GROUPS = f"""
+INSERT INTO notification_groups ({GROUP_COLUMNS})
+SELECT i, r, g, {_ts('lu')} FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS u(i, r, g, lu)
+ORDER BY i
+{GROUPS_CONFLICT}
+"""
+UNNEST_GROUPS_TOUCH = GROUPS_TOUCH.format(
+    source=f"(SELECT i AS id, {_ts('lu')} AS last_used FROM unnest(%s::bigint[], %s::bigint[]) AS u(i, lu)) s"
+)
 UNNEST_LABEL_SETS = f"""
 INSERT INTO label_sets ({LABEL_SET_COLUMNS})
 SELECT f, l::jsonb, n, s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS u(f, l, n, s)
@@ -119,17 +150,17 @@ ON CONFLICT (fingerprint) DO NOTHING
 """
 UNNEST_EVENTS = f"""
 INSERT INTO alert_events ({EVENT_COLUMNS})
-SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('ra')}, r, g, src, gu, an::jsonb
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
-            %s::text[], %s::text[], %s::text[]) AS u(f, sa, st, ea, ra, r, g, src, gu, an)
+SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('ra')}, g, src, gu, an::jsonb
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
+            %s::text[], %s::text[], %s::text[]) AS u(f, sa, st, ea, ra, g, src, gu, an)
 ORDER BY f, sa, st
 ON CONFLICT (fingerprint, starts_at, status) DO NOTHING
 """
 UNNEST_ALERTS = f"""
 INSERT INTO alerts AS a ({ALERT_COLUMNS})
-SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('fs')}, {_ts('ls')}, n, r
+SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('fs')}, {_ts('ls')}, n, g, d
 FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
-            %s::integer[], %s::text[]) AS u(f, sa, st, ea, fs, ls, n, r)
+            %s::integer[], %s::bigint[], %s::boolean[]) AS u(f, sa, st, ea, fs, ls, n, g, d)
 ORDER BY f, sa
 {POSTGRES_ALERTS_CONFLICT}
 """
@@ -151,6 +182,7 @@ WHERE i.inhparent = 'alert_events'::regclass
   AND substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']+)''\)')::timestamptz <= %s
 ORDER BY 1
 """
+
 
 ORPHAN_LABEL_SETS_SQL = """
 SELECT fingerprint FROM label_sets l
@@ -293,14 +325,14 @@ class PostgresStore(Store):
         try:
             merge: Callable[[psycopg.AsyncConnection], Awaitable[None]]
             if self._use_unnest(sum(len(b) for b in batches)):
-                label_sets, events, alerts = encoder.sqlite_rows(batches)
+                groups, label_sets, events, alerts = encoder.sqlite_rows(batches)
                 result = WriteResult(len(label_sets), len(events), len(alerts))
-                params = (_columns(label_sets, 4), _columns(events, 10), _columns(alerts, 8))
+                params = (_columns(groups, 4), _columns(label_sets, 4), _columns(events, 9), _columns(alerts, 9))
                 merge = partial(_merge_unnest, params=params)
             else:
                 copy = encoder.pg_copy(batches)
                 result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
-                merge = partial(_merge_copy, streams=(copy.label_sets, copy.events, copy.alerts))
+                merge = partial(_merge_copy, streams=(copy.groups, copy.label_sets, copy.events, copy.alerts))
             if not (result.label_sets or result.events or result.alerts):
                 return result
             for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -379,7 +411,15 @@ class PostgresStore(Store):
                     deleted += cur.rowcount
                     cur = await conn.execute("DELETE FROM alerts WHERE starts_at < %s", (cutoff,))
                     deleted += cur.rowcount
-                # 3. Label sets no alert refers to any more. A flush may be about to reuse one
+                # 3. Notification groups last used a slack before the cutoff: no row kept refers to
+                #    them. Under the lock's exclusive side, like label sets below (a small table).
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LABELS_LOCK,))
+                    cur = await conn.execute(
+                        f"DELETE FROM notification_groups WHERE last_used < %s - {SLACK}", (cutoff,)
+                    )
+                    deleted += cur.rowcount
+                # 4. Label sets no alert refers to any more. A flush may be about to reuse one
                 #    (its INSERT ... DO NOTHING saw the row, its alert is not committed yet), so
                 #    each chunk is deleted under the exclusive side of the lock flushes share.
                 cur = await conn.execute(ORPHAN_LABEL_SETS_SQL)
@@ -432,19 +472,23 @@ def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-
     return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list, list]) -> None:  # type: ignore[type-arg]
-    label_sets, events, alerts = params
+async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list, list, list]) -> None:  # type: ignore[type-arg]
+    groups, label_sets, events, alerts = params
     async with conn.pipeline(), conn.transaction():
         await conn.execute(f"SELECT pg_advisory_xact_lock_shared({LABELS_LOCK})")
+        await conn.execute(UNNEST_GROUPS, groups)
+        await conn.execute(UNNEST_GROUPS_TOUCH, (groups[0], groups[3]))
         await conn.execute(UNNEST_LABEL_SETS, label_sets)
         await conn.execute(UNNEST_EVENTS, events)
         await conn.execute(UNNEST_ALERTS, alerts)
 
 
-async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes]) -> None:
-    label_sets, events, alerts = streams
+async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes, bytes]) -> None:
+    groups, label_sets, events, alerts = streams
     async with conn.transaction():
         async with conn.cursor() as cur:
+            async with cur.copy(COPY_GROUPS) as copy:
+                await copy.write(groups)
             async with cur.copy(COPY_LABEL_SETS) as copy:
                 await copy.write(label_sets)
             async with cur.copy(COPY_EVENTS) as copy:

@@ -16,11 +16,27 @@ from pathlib import Path
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
-from webhookfast.storage.upsert import SQLITE_ALERTS_CONFLICT
+from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, SQLITE_ALERTS_CONFLICT
 
+SLACK_US = GROUP_LAST_USED_SLACK_S * 1_000_000
+# A group's last_used only moves forward, by more than the slack (storage/upsert.py).
+INSERT_GROUPS = f"""INSERT INTO notification_groups (id, receiver, group_key, last_used) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET last_used = excluded.last_used
+WHERE notification_groups.last_used < excluded.last_used - {SLACK_US}"""
 INSERT_LABEL_SETS = "INSERT INTO label_sets VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-INSERT_EVENTS = "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-UPSERT_ALERTS = f"INSERT INTO alerts AS a VALUES (?, ?, ?, ?, ?, ?, ?, ?)\n{SQLITE_ALERTS_CONFLICT}"
+# receiver and group_key are kept in notification_groups (migration 0006); the row's own columns
+# only hold what was written before it.
+INSERT_EVENTS = (
+    "INSERT INTO alert_events (fingerprint, starts_at, status, ends_at, received_at, group_id, source, "
+    "generator_url, annotations, receiver, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', '') "
+    "ON CONFLICT DO NOTHING"
+)
+UPSERT_ALERTS = (
+    "INSERT INTO alerts AS a (fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, "
+    f"group_id, status_from_ends, receiver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')\n{SQLITE_ALERTS_CONFLICT}"
+)
+# Retention deletes rows by starts_at; a group last used a slack before the cutoff has no row left.
+DELETE_UNUSED_GROUPS = f"DELETE FROM notification_groups WHERE last_used < ? - {SLACK_US}"
 
 
 URL_FORMS = "sqlite:///relative/path.db or sqlite:////absolute/path.db"
@@ -83,10 +99,11 @@ class SQLiteStore(Store):
             raise StoreUnavailable("store is closed")
         loop = asyncio.get_running_loop()
         async with self._lock:
-            label_sets, events, alerts = self._encoder.sqlite_rows(batches)
+            groups, label_sets, events, alerts = self._encoder.sqlite_rows(batches)
             try:
                 await loop.run_in_executor(self._thread, conn.execute, "BEGIN IMMEDIATE")
                 try:
+                    conn.executemany(INSERT_GROUPS, groups)
                     conn.executemany(INSERT_LABEL_SETS, label_sets)
                     conn.executemany(INSERT_EVENTS, events)
                     conn.executemany(UPSERT_ALERTS, alerts)
@@ -132,6 +149,7 @@ class SQLiteStore(Store):
                 "DELETE FROM label_sets WHERE NOT EXISTS "
                 "(SELECT 1 FROM alerts a WHERE a.fingerprint = label_sets.fingerprint)"
             ).rowcount
+            n += conn.execute(DELETE_UNUSED_GROUPS, (older_than_us,)).rowcount
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -61,12 +61,12 @@ fn main() {
     let mut reuse = RowEncoder::new(true);
     let mut fresh = RowEncoder::new(false);
     bench("pg_copy 10 x 40 alerts, reuse_buffers=true", 0, || {
-        black_box(reuse.pg_copy(black_box(&batches)));
+        black_box(reuse.pg_copy(black_box(&batches)).unwrap());
     });
     bench("pg_copy 10 x 40 alerts, reuse_buffers=false", 0, || {
-        black_box(fresh.pg_copy(black_box(&batches)));
+        black_box(fresh.pg_copy(black_box(&batches)).unwrap());
     });
     bench("sqlite_rows 10 x 40 alerts", 0, || {
-        black_box(reuse.sqlite_rows(black_box(&batches)));
+        black_box(reuse.sqlite_rows(black_box(&batches)).unwrap());
     });
 }

@@ -81,14 +81,14 @@ fn main() {
                 .collect();
             let refs: Vec<&Batch> = batches.iter().collect();
             let mut enc = RowEncoder::new(true);
-            enc.pg_copy(&refs); // warm the reused buffers
+            enc.pg_copy(&refs).unwrap(); // warm the reused buffers
             if mode == "pgcopy" {
                 measure(n, || {
-                    black_box(enc.pg_copy(black_box(&refs)));
+                    black_box(enc.pg_copy(black_box(&refs)).unwrap());
                 });
             } else {
                 measure(n, || {
-                    black_box(enc.sqlite_rows(black_box(&refs)));
+                    black_box(enc.sqlite_rows(black_box(&refs)).unwrap());
                 });
             }
         }

@@ -28,4 +28,7 @@ pub use fingerprint::{
 pub use limits::Limits;
 pub use model::{Alert, Batch, Format, Status};
 
-pub use rows::{PgCopy, RowEncoder, SqliteAlertRow, SqliteEventRow, SqliteLabelSetRow, SqliteRows};
+pub use rows::{
+    OutOfMemory, PgCopy, RowEncoder, SqliteAlertRow, SqliteEventRow, SqliteGroupRow,
+    SqliteLabelSetRow, SqliteRows,
+};

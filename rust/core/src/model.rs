@@ -95,6 +95,50 @@ impl Batch {
         self.alerts.is_empty()
     }
 
+    /// The key under which this batch's `(receiver, group_key)` is stored once (the
+    /// `notification_groups` table): the first 8 bytes of a SHA-256 over both, as a signed
+    /// integer. A cryptographic hash, so that no sender can make its pair collide with another's.
+    pub fn group_id(&self) -> i64 {
+        notification_group_id(&self.receiver, &self.group_key)
+    }
+
+    /// Bytes of memory this batch holds: its structs and every string and vector it owns, each
+    /// allocation rounded up to 16 bytes (the allocator's granularity for small blocks). Not the
+    /// body it came from: many short labels take many times their JSON.
+    pub fn decoded_bytes(&self) -> usize {
+        use std::mem::size_of;
+        fn block(capacity: usize) -> usize {
+            if capacity == 0 {
+                0
+            } else {
+                capacity.saturating_add(15) & !15
+            }
+        }
+        let pairs = |v: &Vec<(String, String)>| {
+            block(v.capacity() * size_of::<(String, String)>())
+                + v.iter()
+                    .map(|(k, v)| block(k.capacity()) + block(v.capacity()))
+                    .sum::<usize>()
+        };
+        size_of::<Batch>()
+            + block(self.receiver.capacity())
+            + block(self.group_key.capacity())
+            + block(self.alerts.capacity() * size_of::<Alert>())
+            + self
+                .alerts
+                .iter()
+                .map(|a| {
+                    pairs(&a.labels)
+                        + pairs(&a.annotations)
+                        + block(a.labels_json.capacity())
+                        + block(a.annotations_json.capacity())
+                        + block(a.alertname.capacity())
+                        + block(a.severity.capacity())
+                        + block(a.generator_url.capacity())
+                })
+                .sum::<usize>()
+    }
+
     /// Hex fingerprints in payload order.
     pub fn fingerprints(&self) -> Vec<String> {
         self.alerts
@@ -102,6 +146,20 @@ impl Batch {
             .map(|a| crate::fingerprint::fingerprint_hex(a.fingerprint))
             .collect()
     }
+}
+
+/// See [`Batch::group_id`]. The receiver's length goes first, so that no other split of the same
+/// bytes into (receiver, group key) gets the same key.
+pub fn notification_group_id(receiver: &str, group_key: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((receiver.len() as u64).to_le_bytes());
+    h.update(receiver.as_bytes());
+    h.update(group_key.as_bytes());
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 /// U+0000 replaced by U+FFFD (PostgreSQL text/jsonb cannot store NUL).
@@ -192,6 +250,44 @@ mod tests {
     fn nul_replacement() {
         assert!(matches!(replace_nul("abc"), Cow::Borrowed("abc")));
         assert_eq!(replace_nul("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+    }
+
+    #[test]
+    fn decoded_bytes_cover_every_string_held() {
+        let body = br#"{"alerts":[{"status":"firing","labels":{"a":"1","b":"2"},"annotations":{"s":"x"},"startsAt":"2026-01-01T00:00:00Z"}]}"#;
+        let b = crate::decode(body, &crate::Limits::default(), 0).unwrap();
+        let a = &b.alerts[0];
+        let strings: usize = a
+            .labels
+            .iter()
+            .chain(&a.annotations)
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+            + a.labels_json.len()
+            + a.annotations_json.len();
+        assert!(
+            b.decoded_bytes()
+                >= std::mem::size_of::<Batch>() + std::mem::size_of::<Alert>() + strings
+        );
+        // Six one-byte strings take a 16-byte block each.
+        assert!(b.decoded_bytes() > b.body_bytes);
+        let mut more = b.clone();
+        more.receiver = "r".repeat(1000);
+        assert!(more.decoded_bytes() >= b.decoded_bytes() + 1000);
+    }
+
+    #[test]
+    fn group_ids_tell_pairs_apart() {
+        let id = notification_group_id;
+        assert_eq!(id("r", "g"), id("r", "g"));
+        assert_ne!(id("r", "g"), id("rg", ""));
+        assert_ne!(id("r", "g"), id("", "rg"));
+        assert_ne!(id("r", "g"), id("g", "r"));
+        // Pinned: the key is stored, so it must never change between versions.
+        assert_eq!(
+            id("", ""),
+            i64::from_be_bytes([0xaf, 0x55, 0x70, 0xf5, 0xa1, 0x81, 0x0b, 0x7a])
+        );
     }
 
     #[test]

@@ -142,7 +142,14 @@ pub fn parse_rfc3339_us(s: &str) -> Result<i64, TimeError> {
     }
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + (hour * 3600 + minute * 60 + second) as i64 - offset_s;
-    Ok(secs * 1_000_000 + micros)
+    let us = secs * 1_000_000 + micros;
+    // An offset can move a year-0001 or year-9999 local time outside the four-digit years in UTC;
+    // such an instant cannot be formatted back (it would be clamped), so cursors over it could not
+    // make progress: refuse it instead of storing a value no answer can represent.
+    if !(GO_ZERO_US..=MAX_US).contains(&us) {
+        return Err(TimeError("time outside years 0001-9999 in UTC"));
+    }
+    Ok(us)
 }
 
 /// Microseconds since the Unix epoch of `9999-12-31T23:59:59.999999Z`, the last four-digit-year instant.
@@ -350,6 +357,18 @@ mod tests {
             "2024-02-29T12:34:56.000123Z"
         );
         assert_eq!(p("9999-12-31T23:59:59.999999Z"), Ok(MAX_US));
+    }
+
+    #[test]
+    fn offsets_that_leave_the_four_digit_years_are_refused() {
+        let out = Err(TimeError("time outside years 0001-9999 in UTC"));
+        assert_eq!(p("0001-01-01T00:00:00+00:01"), out);
+        assert_eq!(p("0001-01-01T23:58:59.999999+23:59"), out);
+        assert_eq!(p("9999-12-31T23:59:59.999999-00:01"), out);
+        assert_eq!(p("9999-12-31T00:01:00-23:59"), out);
+        // The edges themselves, reached through an offset, are kept exactly.
+        assert_eq!(p("0001-01-01T01:00:00+01:00"), Ok(GO_ZERO_US));
+        assert_eq!(p("9999-12-31T22:59:59.999999-01:00"), Ok(MAX_US));
     }
 
     #[test]

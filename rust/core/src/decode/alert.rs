@@ -60,8 +60,32 @@ pub(crate) struct Built {
     pub nul: bool,
 }
 
-/// A required field is missing.
-pub(crate) struct Missing(pub &'static str);
+/// Why [`build`] refused an alert whose fields each parsed.
+pub(crate) enum Refusal {
+    /// A required field is missing.
+    Missing(&'static str),
+    /// `endsAt` is before `startsAt` (Alertmanager's API refuses it too: "start time must be
+    /// before end time"); it would give a negative time to resolve.
+    EndsBeforeStarts,
+}
+
+impl Refusal {
+    /// The field the error points at, its code and message.
+    pub(crate) fn explain(&self) -> (&'static str, Reason, String) {
+        match self {
+            Refusal::Missing(field) => (
+                field,
+                Reason::MissingField,
+                format!("missing required field \"{field}\""),
+            ),
+            Refusal::EndsBeforeStarts => (
+                "endsAt",
+                Reason::InvalidTime,
+                "endsAt is before startsAt".to_owned(),
+            ),
+        }
+    }
+}
 
 /// The stored form of a string (U+0000 → U+FFFD); sets `nul` when something was replaced.
 /// A string borrowed from the body had no escapes, so it holds no U+0000 (JSON forbids raw
@@ -116,17 +140,22 @@ fn store_pairs(pairs: Pairs<'_>, nul: &mut bool) -> (Vec<(String, String)>, Stri
 }
 
 /// Validate required fields, derive the status, fingerprint and build the stored alert.
-pub(crate) fn build(raw: RawAlert<'_>, mode: Mode, received_at_us: i64) -> Result<Built, Missing> {
-    let labels = raw.labels.ok_or(Missing("labels"))?;
+pub(crate) fn build(raw: RawAlert<'_>, mode: Mode, received_at_us: i64) -> Result<Built, Refusal> {
+    let labels = raw.labels.ok_or(Refusal::Missing("labels"))?;
     if mode == Mode::Alertmanager {
         if raw.status.is_none() {
-            return Err(Missing("status"));
+            return Err(Refusal::Missing("status"));
         }
         if raw.starts_at.is_none() {
-            return Err(Missing("startsAt"));
+            return Err(Refusal::Missing("startsAt"));
         }
     }
     let ends_at_us = raw.ends_at.filter(|&e| e != GO_ZERO_US);
+    // Without startsAt, Alertmanager's API starts an ended alert at its end (else at arrival).
+    let starts_at_us = raw.starts_at.or(ends_at_us).unwrap_or(received_at_us);
+    if ends_at_us.is_some_and(|e| e < starts_at_us) {
+        return Err(Refusal::EndsBeforeStarts);
+    }
     let status = match raw.status {
         Some(s) if mode != Mode::Prometheus => s,
         _ => match ends_at_us {
@@ -153,7 +182,7 @@ pub(crate) fn build(raw: RawAlert<'_>, mode: Mode, received_at_us: i64) -> Resul
     let alert = Alert {
         fingerprint,
         status,
-        starts_at_us: raw.starts_at.unwrap_or(received_at_us),
+        starts_at_us,
         ends_at_us,
         labels_json,
         annotations_json,
@@ -274,12 +303,10 @@ impl<'de> Visitor<'de> for AlertSeed<'_, '_> {
                 return Err(e);
             }
         }
-        build(raw, self.mode, ctx.received_at_us).map_err(|Missing(field)| {
+        build(raw, self.mode, ctx.received_at_us).map_err(|refusal| {
+            let (field, reason, message) = refusal.explain();
             ctx.push_key(field);
-            ctx.fail(
-                Reason::MissingField,
-                format!("missing required field \"{field}\""),
-            )
+            ctx.fail(reason, message)
         })
     }
 }

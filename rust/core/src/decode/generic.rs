@@ -65,13 +65,10 @@ pub(crate) fn finish(ctx: &Ctx<'_>, text: &str, top: &Top<'_>) -> Result<Batch, 
         raw.generator_url = sub(ctx, text, v, "generatorURL", Opt(ValueStr { ctx }))?;
     }
     let receiver = opt_str(ctx, text, top, "receiver")?.unwrap_or_default();
-    let built = build(raw, Mode::Generic, ctx.received_at_us).map_err(|m| {
-        ctx.push_key(m.0);
-        ctx.error(
-            Reason::MissingField,
-            format!("missing required field \"{}\"", m.0),
-            None,
-        )
+    let built = build(raw, Mode::Generic, ctx.received_at_us).map_err(|refusal| {
+        let (field, reason, message) = refusal.explain();
+        ctx.push_key(field);
+        ctx.error(reason, message, None)
     })?;
     if ctx.limits.max_alerts < 1 {
         return Err(ctx.error(Reason::TooManyAlerts, "more than 0 alerts", Some(0)));

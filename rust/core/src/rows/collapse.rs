@@ -1,16 +1,29 @@
-//! Collapse the alerts of all batches of one flush into the rows of the three tables, deduplicated
+//! Collapse the alerts of all batches of one flush into the rows of the four tables, deduplicated
 //! by key and sorted by key (so concurrent writers lock rows in the same order).
 //!
+//! - `notification_groups`: one row per distinct (receiver, group key) of the batches, keyed by
+//!   [`Batch::group_id`]: these strings can be as long as the body, so rows refer to them by key
+//!   instead of repeating them (memory and disk stay proportional to the request).
 //! - `label_sets`: one row per fingerprint, the first in payload order.
 //! - `alert_events`: one row per (fingerprint, starts_at, status), the earliest received.
-//! - `alerts`: one row per (fingerprint, starts_at): resolved if any delivery said so; `ends_at`
-//!   from the latest resolved delivery (else the latest firing one); first/last seen; the number of
-//!   distinct batches that carried it; the latest receiver.
+//! - `alerts`: one row per (fingerprint, starts_at): the deliveries folded in order by [`merge`],
+//!   the rule storage/upsert.py applies to the stored row; first/last seen; the number of distinct
+//!   batches that carried it; the latest delivery's group.
 //!
 //! "Earliest"/"latest" order deliveries by (received_at, batch index, alert index).
 
 use crate::fingerprint::fingerprint_to_int;
-use crate::model::{Alert, Batch, Status};
+use crate::model::{Alert, Batch, Format, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow<'a> {
+    pub id: i64,
+    pub receiver: &'a str,
+    pub group_key: &'a str,
+    /// The latest `starts_at` or `received_at` of the rows referring to it (retention keeps the
+    /// group while a row may remain).
+    pub last_used_us: i64,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelSetRow<'a> {
@@ -27,15 +40,14 @@ pub struct EventRow<'a> {
     pub status: Status,
     pub ends_at_us: Option<i64>,
     pub received_at_us: i64,
-    pub receiver: &'a str,
-    pub group_key: &'a str,
+    pub group_id: i64,
     pub source: &'static str,
     pub generator_url: &'a str,
     pub annotations_json: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertRow<'a> {
+pub struct AlertRow {
     pub fingerprint: i64,
     pub starts_at_us: i64,
     pub status: Status,
@@ -43,14 +55,18 @@ pub struct AlertRow<'a> {
     pub first_seen_us: i64,
     pub last_seen_us: i64,
     pub notifications: i32,
-    pub receiver: &'a str,
+    pub group_id: i64,
+    /// The status was derived from `endsAt` (Prometheus' alert list), so a later `endsAt` may
+    /// reopen a resolved instance.
+    pub status_from_ends: bool,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Collapsed<'a> {
+    pub groups: Vec<GroupRow<'a>>,
     pub label_sets: Vec<LabelSetRow<'a>>,
     pub events: Vec<EventRow<'a>>,
-    pub alerts: Vec<AlertRow<'a>>,
+    pub alerts: Vec<AlertRow>,
 }
 
 /// One delivery of an alert: which batch and which alert in it.
@@ -82,6 +98,52 @@ impl<'a> Ref<'a> {
     }
 }
 
+/// The current state of an alert instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct State {
+    pub status: Status,
+    pub ends_at_us: Option<i64>,
+    pub status_from_ends: bool,
+}
+
+/// How a later delivery `next` changes an instance's state `prev` (storage/upsert.py is the same
+/// rule in SQL).
+///
+/// An explicit status (Alertmanager's webhook, a generic alert's `status`) keeps a resolved
+/// instance resolved: HA duplicates and retries of an older "firing" never reopen it. A status
+/// derived from `endsAt` (Prometheus' alert list) follows Alertmanager, for which an alert is
+/// resolved iff its `endsAt` has passed and a new send of it takes the later `endsAt`: a derived
+/// "firing" whose `endsAt` is later than that of a derived resolution reopens the instance (the
+/// resolution came from a late or backlogged send); one with an earlier or equal `endsAt` (a stale
+/// retry) does not, and a firing instance keeps the later of two derived `endsAt`. No `endsAt` is
+/// later than any.
+pub fn merge(prev: State, next: State) -> State {
+    let reopens = prev.status == Status::Resolved
+        && prev.status_from_ends
+        && next.status == Status::Firing
+        && next.status_from_ends
+        && match (next.ends_at_us, prev.ends_at_us) {
+            (Some(n), Some(p)) => n > p,
+            _ => true,
+        };
+    if reopens || next.status == Status::Resolved {
+        return next;
+    }
+    if prev.status == Status::Resolved {
+        return prev;
+    }
+    if prev.status_from_ends && next.status_from_ends {
+        // Both firing by their endsAt: as in Alertmanager, a send never moves a firing alert's
+        // end back (a stale retry must not make it expire early).
+        let ends_at_us = match (prev.ends_at_us, next.ends_at_us) {
+            (Some(p), Some(n)) => Some(p.max(n)),
+            _ => None,
+        };
+        return State { ends_at_us, ..next };
+    }
+    next
+}
+
 pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
     let total: usize = batches.iter().map(|b| b.alerts.len()).sum();
     let mut refs: Vec<Ref<'a>> = Vec::with_capacity(total);
@@ -104,12 +166,33 @@ pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
     // Sort by key, then by delivery order: the first of each group is the earliest.
     refs.sort_unstable_by_key(|r| r.sort_key);
 
+    let group_ids: Vec<i64> = batches.iter().map(|b| b.group_id()).collect();
+    let mut groups: Vec<GroupRow<'a>> = batches
+        .iter()
+        .zip(&group_ids)
+        .filter(|(b, _)| !b.is_empty()) // no row would refer to it
+        .map(|(b, &id)| GroupRow {
+            id,
+            receiver: &b.receiver,
+            group_key: &b.group_key,
+            last_used_us: b
+                .alerts
+                .iter()
+                .map(|a| a.starts_at_us)
+                .fold(b.received_at_us, i64::max),
+        })
+        .collect();
+    // Sorted by id, the latest use first within an id: dedup keeps that one.
+    groups.sort_unstable_by_key(|g| (g.id, std::cmp::Reverse(g.last_used_us)));
+    groups.dedup_by_key(|g| g.id);
     let mut out = Collapsed {
+        groups,
         label_sets: Vec::new(),
         events: Vec::with_capacity(refs.len()),
         alerts: Vec::with_capacity(refs.len()),
     };
     let mut batch_ids: Vec<u32> = Vec::new();
+    let mut ordered: Vec<Ref<'a>> = Vec::new();
     let mut i = 0;
     while i < refs.len() {
         let fp = refs[i].fingerprint();
@@ -146,28 +229,31 @@ pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
                         status: r.alert.status,
                         ends_at_us: r.alert.ends_at_us,
                         received_at_us: r.batch.received_at_us,
-                        receiver: &r.batch.receiver,
-                        group_key: &r.batch.group_key,
+                        group_id: group_ids[r.batch_idx() as usize],
                         source: r.batch.format.as_str(),
                         generator_url: &r.alert.generator_url,
                         annotations_json: &r.alert.annotations_json,
                     });
                 }
             }
-            // Current state.
-            let latest = group
+            // Current state: the deliveries folded in delivery order.
+            ordered.clear();
+            ordered.extend_from_slice(group);
+            ordered.sort_unstable_by_key(|r| r.order());
+            let state = ordered
                 .iter()
-                .max_by_key(|r| r.order())
-                .copied()
-                .unwrap_or(group[0]);
-            let latest_resolved = group
-                .iter()
-                .filter(|r| r.alert.status == Status::Resolved)
-                .max_by_key(|r| r.order());
-            let (status, ends_at_us) = match latest_resolved {
-                Some(r) => (Status::Resolved, r.alert.ends_at_us),
-                None => (Status::Firing, latest.alert.ends_at_us),
-            };
+                .map(|r| State {
+                    status: r.alert.status,
+                    ends_at_us: r.alert.ends_at_us,
+                    status_from_ends: r.batch.format == Format::Prometheus,
+                })
+                .reduce(merge)
+                .unwrap_or(State {
+                    status: Status::Firing,
+                    ends_at_us: None,
+                    status_from_ends: false,
+                });
+            let latest = ordered[ordered.len() - 1];
             batch_ids.clear();
             batch_ids.extend(group.iter().map(|r| r.batch_idx()));
             batch_ids.sort_unstable();
@@ -175,8 +261,8 @@ pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
             out.alerts.push(AlertRow {
                 fingerprint: fp,
                 starts_at_us: starts,
-                status,
-                ends_at_us,
+                status: state.status,
+                ends_at_us: state.ends_at_us,
                 first_seen_us: group
                     .iter()
                     .map(|r| r.batch.received_at_us)
@@ -188,7 +274,8 @@ pub fn collapse<'a>(batches: &[&'a Batch]) -> Collapsed<'a> {
                     .max()
                     .unwrap_or(0),
                 notifications: batch_ids.len().min(i32::MAX as usize) as i32,
-                receiver: &latest.batch.receiver,
+                group_id: group_ids[latest.batch_idx() as usize],
+                status_from_ends: state.status_from_ends,
             });
             k = m;
         }
@@ -214,6 +301,10 @@ mod tests {
         format!(
             r#"{{"status":"{status}","labels":{{"alertname":"{name}"}},"annotations":{{"r":"{status}{ends}"}},"startsAt":"{starts}","endsAt":"{ends}"}}"#
         )
+    }
+
+    fn gid(receiver: &str) -> i64 {
+        crate::model::notification_group_id(receiver, "")
     }
 
     fn am(alerts: &[String]) -> String {
@@ -268,7 +359,7 @@ mod tests {
         assert_eq!(c.events.len(), 2);
         assert_eq!(c.events[0].status, Status::Firing);
         assert_eq!(c.events[0].received_at_us, T0);
-        assert_eq!(c.events[0].receiver, "first");
+        assert_eq!(c.events[0].group_id, gid("first"));
         assert_eq!(c.events[1].status, Status::Resolved);
         assert_eq!(c.events[1].received_at_us, T0 + 120_000_000);
         assert_eq!(
@@ -285,7 +376,9 @@ mod tests {
         assert_eq!(a.first_seen_us, T0);
         assert_eq!(a.last_seen_us, T0 + 180_000_000);
         assert_eq!(a.notifications, 4);
-        assert_eq!(a.receiver, "fourth");
+        assert_eq!(a.group_id, gid("fourth"));
+        assert!(!a.status_from_ends);
+        assert_eq!(c.groups.len(), 4);
     }
 
     #[test]
@@ -298,7 +391,7 @@ mod tests {
             c.alerts[0].ends_at_us,
             Some(crate::rfc3339::parse_rfc3339_us(E1).unwrap())
         );
-        assert_eq!(c.alerts[0].receiver, "f");
+        assert_eq!(c.alerts[0].group_id, gid("f"));
     }
 
     #[test]
@@ -373,5 +466,107 @@ mod tests {
         assert_eq!(c.label_sets[0].labels_json, r#"{"alertname":"A"}"#);
         assert_eq!(c.label_sets[0].severity, "");
         assert_eq!(c.alerts.len(), 2);
+    }
+
+    fn prom(starts: &str, ends: &str) -> String {
+        format!(r#"[{{"labels":{{"alertname":"P"}},"startsAt":"{starts}","endsAt":"{ends}"}}]"#)
+    }
+
+    #[test]
+    fn a_derived_firing_with_a_later_end_reopens_a_derived_resolution() {
+        // A backlogged send arrives after its endsAt (resolved), then the next send with a later,
+        // still future endsAt: Alertmanager would call it firing again, and so does the row.
+        let late = batch(&prom(S1, "2025-01-10T10:04:00Z"), T0 + 300_000_000, "");
+        let next = batch(&prom(S1, "2025-01-10T10:09:00Z"), T0 + 301_000_000, "");
+        assert_eq!(late.alerts[0].status, Status::Resolved);
+        let c = collapse(&[&next, &late]);
+        assert_eq!(c.alerts[0].status, Status::Firing);
+        assert_eq!(c.alerts[0].ends_at_us, Some(T0 + 540_000_000));
+        assert!(c.alerts[0].status_from_ends);
+        assert_eq!(c.events.len(), 2);
+        // A stale retry (an earlier endsAt, still in the future at its arrival) does not reopen.
+        let resolved = batch(&prom(S1, "2025-01-10T10:02:00Z"), T0 + 150_000_000, "");
+        let stale = batch(&prom(S1, "2025-01-10T10:01:30Z"), T0 + 60_000_000, "");
+        let mut stale = stale;
+        stale.received_at_us = T0 + 160_000_000;
+        let c = collapse(&[&resolved, &stale]);
+        assert_eq!(c.alerts[0].status, Status::Resolved);
+        assert_eq!(c.alerts[0].ends_at_us, Some(T0 + 120_000_000));
+    }
+
+    #[test]
+    fn an_explicit_resolution_is_final_even_for_a_later_derived_firing() {
+        let r = batch(&am(&[alert("P", "resolved", S1, E1)]), T0, "r");
+        let f = batch(&prom(S1, "2025-01-10T11:00:00Z"), T0 + 1, "");
+        let c = collapse(&[&r, &f]);
+        assert_eq!(c.alerts[0].status, Status::Resolved);
+        assert_eq!(
+            c.alerts[0].ends_at_us,
+            Some(crate::rfc3339::parse_rfc3339_us(E1).unwrap())
+        );
+    }
+
+    #[test]
+    fn merge_rule() {
+        let st = |status, ends: Option<i64>, from_ends| State {
+            status,
+            ends_at_us: ends,
+            status_from_ends: from_ends,
+        };
+        let (f, r) = (Status::Firing, Status::Resolved);
+        // explicit resolved stays resolved
+        assert_eq!(
+            merge(st(r, Some(5), false), st(f, Some(9), true)),
+            st(r, Some(5), false)
+        );
+        assert_eq!(
+            merge(st(r, Some(5), false), st(f, None, false)),
+            st(r, Some(5), false)
+        );
+        // derived resolved: later end reopens, equal or earlier does not, none is later than any
+        assert_eq!(
+            merge(st(r, Some(5), true), st(f, Some(9), true)),
+            st(f, Some(9), true)
+        );
+        assert_eq!(
+            merge(st(r, Some(5), true), st(f, Some(5), true)),
+            st(r, Some(5), true)
+        );
+        assert_eq!(
+            merge(st(r, Some(5), true), st(f, None, true)),
+            st(f, None, true)
+        );
+        // an explicit firing never reopens
+        assert_eq!(
+            merge(st(r, Some(5), true), st(f, Some(9), false)),
+            st(r, Some(5), true)
+        );
+        // resolved always resolves; firing follows the latest
+        assert_eq!(
+            merge(st(f, Some(9), true), st(r, Some(3), true)),
+            st(r, Some(3), true)
+        );
+        assert_eq!(
+            merge(st(f, Some(9), true), st(f, Some(7), false)),
+            st(f, Some(7), false)
+        );
+    }
+
+    #[test]
+    fn each_group_is_stored_once_however_many_alerts_carry_it() {
+        let alerts: Vec<String> = (0..50)
+            .map(|i| alert(&format!("A{i}"), "firing", S1, ZERO))
+            .collect();
+        let mut b = batch(&am(&alerts), T0, "");
+        b.receiver = "r".repeat(100_000);
+        b.group_key = "g".repeat(100_000);
+        let b2 = b.clone();
+        let c = collapse(&[&b, &b2]);
+        assert_eq!(c.groups.len(), 1);
+        assert_eq!(c.groups[0].receiver.len(), 100_000);
+        assert_eq!(c.groups[0].last_used_us, T0);
+        assert_eq!(c.groups[0].id, b.group_id());
+        assert!(c.events.iter().all(|e| e.group_id == b.group_id()));
+        assert!(c.alerts.iter().all(|a| a.group_id == b.group_id()));
     }
 }

@@ -5,7 +5,9 @@
 //! Trailer: int16 -1. Integers big-endian; `jsonb` = version byte 1 + JSON text; `timestamptz` =
 //! int64 µs since 2000-01-01T00:00:00Z.
 
-use super::collapse::{AlertRow, EventRow, LabelSetRow};
+use std::collections::TryReserveError;
+
+use super::collapse::{AlertRow, EventRow, GroupRow, LabelSetRow};
 use crate::rfc3339::PG_EPOCH_OFFSET_US;
 
 pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -48,6 +50,12 @@ impl<'b> CopyWriter<'b> {
     }
 
     #[inline]
+    pub fn bool(&mut self, v: bool) {
+        self.buf.extend_from_slice(&1i32.to_be_bytes());
+        self.buf.push(v as u8);
+    }
+
+    #[inline]
     pub fn jsonb(&mut self, json: &str) {
         self.buf
             .extend_from_slice(&(json.len() as i32 + 1).to_be_bytes());
@@ -81,13 +89,16 @@ impl<'b> CopyWriter<'b> {
 }
 
 /// `label_sets(fingerprint int8, labels jsonb, alertname text, severity text)`.
-pub fn write_label_sets(buf: &mut Vec<u8>, rows: &[LabelSetRow<'_>]) {
-    buf.reserve(
-        19 + rows
+pub fn write_label_sets(
+    buf: &mut Vec<u8>,
+    rows: &[LabelSetRow<'_>],
+) -> Result<(), TryReserveError> {
+    buf.try_reserve(
+        21 + rows
             .iter()
             .map(|r| 2 + 12 + 5 + r.labels_json.len() + 8 + r.alertname.len() + r.severity.len())
             .sum::<usize>(),
-    );
+    )?;
     let mut w = CopyWriter::new(buf);
     for r in rows {
         w.tuple(4);
@@ -97,57 +108,66 @@ pub fn write_label_sets(buf: &mut Vec<u8>, rows: &[LabelSetRow<'_>]) {
         w.text(r.severity);
     }
     w.finish();
+    Ok(())
+}
+
+/// `notification_groups(id int8, receiver text, group_key text, last_used timestamptz)`.
+pub fn write_groups(buf: &mut Vec<u8>, rows: &[GroupRow<'_>]) -> Result<(), TryReserveError> {
+    buf.try_reserve(
+        21 + rows
+            .iter()
+            .map(|r| 2 + 2 * 12 + 8 + r.receiver.len() + r.group_key.len())
+            .sum::<usize>(),
+    )?;
+    let mut w = CopyWriter::new(buf);
+    for r in rows {
+        w.tuple(4);
+        w.int8(r.id);
+        w.text(r.receiver);
+        w.text(r.group_key);
+        w.timestamptz(r.last_used_us);
+    }
+    w.finish();
+    Ok(())
 }
 
 /// `alert_events(fingerprint int8, starts_at timestamptz, status text, ends_at timestamptz NULL,
-/// received_at timestamptz, receiver text, group_key text, source text, generator_url text,
-/// annotations jsonb)`.
-pub fn write_events(buf: &mut Vec<u8>, rows: &[EventRow<'_>]) {
-    buf.reserve(
-        19 + rows
+/// received_at timestamptz, group_id int8, source text, generator_url text, annotations jsonb)`.
+pub fn write_events(buf: &mut Vec<u8>, rows: &[EventRow<'_>]) -> Result<(), TryReserveError> {
+    buf.try_reserve(
+        21 + rows
             .iter()
             .map(|r| {
-                2 + 4 * 12
-                    + 6 * 4
-                    + 9
-                    + 1
-                    + r.receiver.len()
-                    + r.group_key.len()
-                    + 12
-                    + r.generator_url.len()
-                    + r.annotations_json.len()
+                2 + 5 * 12 + 4 * 4 + 8 + 1 + 12 + r.generator_url.len() + r.annotations_json.len()
             })
             .sum::<usize>(),
-    );
+    )?;
     let mut w = CopyWriter::new(buf);
     for r in rows {
-        w.tuple(10);
+        w.tuple(9);
         w.int8(r.fingerprint);
         w.timestamptz(r.starts_at_us);
         w.text(r.status.as_str());
         w.opt_timestamptz(r.ends_at_us);
         w.timestamptz(r.received_at_us);
-        w.text(r.receiver);
-        w.text(r.group_key);
+        w.int8(r.group_id);
         w.text(r.source);
         w.text(r.generator_url);
         w.jsonb(r.annotations_json);
     }
     w.finish();
+    Ok(())
 }
 
 /// `alerts(fingerprint int8, starts_at timestamptz, status text, ends_at timestamptz NULL,
-/// first_seen timestamptz, last_seen timestamptz, notifications int4, receiver text)`.
-pub fn write_alerts(buf: &mut Vec<u8>, rows: &[AlertRow<'_>]) {
-    buf.reserve(
-        19 + rows
-            .iter()
-            .map(|r| 2 + 5 * 12 + 8 + 12 + 8 + r.receiver.len())
-            .sum::<usize>(),
-    );
+/// first_seen timestamptz, last_seen timestamptz, notifications int4, group_id int8,
+/// status_from_ends bool)`.
+pub fn write_alerts(buf: &mut Vec<u8>, rows: &[AlertRow]) -> Result<(), TryReserveError> {
+    // Fixed width: 9 fields, the widest status ("resolved").
+    buf.try_reserve(21 + rows.len() * (2 + 6 * 12 + 12 + 8 + 8 + 5))?;
     let mut w = CopyWriter::new(buf);
     for r in rows {
-        w.tuple(8);
+        w.tuple(9);
         w.int8(r.fingerprint);
         w.timestamptz(r.starts_at_us);
         w.text(r.status.as_str());
@@ -155,9 +175,11 @@ pub fn write_alerts(buf: &mut Vec<u8>, rows: &[AlertRow<'_>]) {
         w.timestamptz(r.first_seen_us);
         w.timestamptz(r.last_seen_us);
         w.int4(r.notifications);
-        w.text(r.receiver);
+        w.int8(r.group_id);
+        w.bool(r.status_from_ends);
     }
     w.finish();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -171,7 +193,7 @@ mod tests {
     #[test]
     fn empty_stream() {
         let mut buf = Vec::new();
-        write_label_sets(&mut buf, &[]);
+        write_label_sets(&mut buf, &[]).unwrap();
         assert_eq!(buf, [HEADER, TRAILER].concat());
         assert_eq!(buf.len(), 21);
     }
@@ -187,7 +209,8 @@ mod tests {
                 alertname: "A",
                 severity: "",
             }],
-        );
+        )
+        .unwrap();
         let mut want = HEADER.to_vec();
         want.extend_from_slice(&[0, 4]); // 4 fields
         want.extend_from_slice(&[0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]); // int8 -2
@@ -215,11 +238,13 @@ mod tests {
                 first_seen_us: PG_EPOCH_OFFSET_US,
                 last_seen_us: PG_EPOCH_OFFSET_US - 1,
                 notifications: 3,
-                receiver: "rx",
+                group_id: 0x0a0b,
+                status_from_ends: true,
             }],
-        );
+        )
+        .unwrap();
         let mut want = HEADER.to_vec();
-        want.extend_from_slice(&[0, 8]);
+        want.extend_from_slice(&[0, 9]);
         want.extend_from_slice(&[0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
         want.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
         want.extend_from_slice(&[0, 0, 0, 6]);
@@ -228,7 +253,8 @@ mod tests {
         want.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
         want.extend_from_slice(&[0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
         want.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 3]);
-        want.extend_from_slice(&[0, 0, 0, 2, b'r', b'x']);
+        want.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b]);
+        want.extend_from_slice(&[0, 0, 0, 1, 1]); // bool true
         want.extend_from_slice(TRAILER);
         assert_eq!(buf, want);
     }
@@ -242,18 +268,17 @@ mod tests {
             status: Status::Resolved,
             ends_at_us: Some(PG_EPOCH_OFFSET_US + 2),
             received_at_us: PG_EPOCH_OFFSET_US + 3,
-            receiver: "r",
-            group_key: "g",
+            group_id: -1,
             source: "alertmanager",
             generator_url: "",
             annotations_json: "{}",
         };
-        write_events(&mut buf, &[row.clone(), row]);
+        write_events(&mut buf, &[row.clone(), row]).unwrap();
         let body = &buf[HEADER.len()..buf.len() - 2];
-        assert_eq!(&body[..2], &[0, 10]);
+        assert_eq!(&body[..2], &[0, 9]);
         let mut fields = Vec::new();
         let mut p = 2;
-        while fields.len() < 10 {
+        while fields.len() < 9 {
             let len = i32::from_be_bytes(body[p..p + 4].try_into().unwrap());
             p += 4;
             fields.push(body[p..p + len.max(0) as usize].to_vec());
@@ -264,12 +289,34 @@ mod tests {
         assert_eq!(fields[2], b"resolved");
         assert_eq!(fields[3], 2i64.to_be_bytes());
         assert_eq!(fields[4], 3i64.to_be_bytes());
-        assert_eq!(fields[5], b"r");
-        assert_eq!(fields[6], b"g");
-        assert_eq!(fields[7], b"alertmanager");
-        assert_eq!(fields[8], b"");
-        assert_eq!(fields[9], b"\x01{}");
-        assert_eq!(&body[p..p + 2], &[0, 10]); // second tuple follows
+        assert_eq!(fields[5], (-1i64).to_be_bytes());
+        assert_eq!(fields[6], b"alertmanager");
+        assert_eq!(fields[7], b"");
+        assert_eq!(fields[8], b"\x01{}");
+        assert_eq!(&body[p..p + 2], &[0, 9]); // second tuple follows
         assert_eq!(&buf[buf.len() - 2..], TRAILER);
+    }
+
+    #[test]
+    fn group_row_layout() {
+        let mut buf = Vec::new();
+        write_groups(
+            &mut buf,
+            &[GroupRow {
+                id: 7,
+                receiver: "rx",
+                group_key: "",
+                last_used_us: PG_EPOCH_OFFSET_US + 5,
+            }],
+        )
+        .unwrap();
+        let mut want = HEADER.to_vec();
+        want.extend_from_slice(&[0, 4]);
+        want.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
+        want.extend_from_slice(&[0, 0, 0, 2, b'r', b'x']);
+        want.extend_from_slice(&[0, 0, 0, 0]);
+        want.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5]);
+        want.extend_from_slice(TRAILER);
+        assert_eq!(buf, want);
     }
 }

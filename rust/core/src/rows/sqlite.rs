@@ -1,76 +1,93 @@
 //! SQLite rows: the same columns as the PostgreSQL tables, as plain tuples. Timestamps are
 //! µs since the Unix epoch, `None` for a NULL `ends_at`, JSON as text.
 
+use std::collections::TryReserveError;
+
 use super::collapse::Collapsed;
 
+/// `(id, receiver, group_key, last_used)`.
+pub type SqliteGroupRow<'a> = (i64, &'a str, &'a str, i64);
 /// `(fingerprint, labels, alertname, severity)`.
 pub type SqliteLabelSetRow<'a> = (i64, &'a str, &'a str, &'a str);
-/// `(fingerprint, starts_at, status, ends_at, received_at, receiver, group_key, source,
-/// generator_url, annotations)`.
+/// `(fingerprint, starts_at, status, ends_at, received_at, group_id, source, generator_url,
+/// annotations)`.
 pub type SqliteEventRow<'a> = (
     i64,
     i64,
     &'static str,
     Option<i64>,
     i64,
-    &'a str,
-    &'a str,
+    i64,
     &'static str,
     &'a str,
     &'a str,
 );
-/// `(fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, receiver)`.
-pub type SqliteAlertRow<'a> = (i64, i64, &'static str, Option<i64>, i64, i64, i32, &'a str);
+/// `(fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, group_id,
+/// status_from_ends)`.
+pub type SqliteAlertRow = (
+    i64,
+    i64,
+    &'static str,
+    Option<i64>,
+    i64,
+    i64,
+    i32,
+    i64,
+    bool,
+);
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SqliteRows<'a> {
+    pub groups: Vec<SqliteGroupRow<'a>>,
     pub label_sets: Vec<SqliteLabelSetRow<'a>>,
     pub events: Vec<SqliteEventRow<'a>>,
-    pub alerts: Vec<SqliteAlertRow<'a>>,
+    pub alerts: Vec<SqliteAlertRow>,
 }
 
-pub fn sqlite_rows<'a>(c: &Collapsed<'a>) -> SqliteRows<'a> {
-    SqliteRows {
-        label_sets: c
-            .label_sets
-            .iter()
-            .map(|r| (r.fingerprint, r.labels_json, r.alertname, r.severity))
-            .collect(),
-        events: c
-            .events
-            .iter()
-            .map(|r| {
-                (
-                    r.fingerprint,
-                    r.starts_at_us,
-                    r.status.as_str(),
-                    r.ends_at_us,
-                    r.received_at_us,
-                    r.receiver,
-                    r.group_key,
-                    r.source,
-                    r.generator_url,
-                    r.annotations_json,
-                )
-            })
-            .collect(),
-        alerts: c
-            .alerts
-            .iter()
-            .map(|r| {
-                (
-                    r.fingerprint,
-                    r.starts_at_us,
-                    r.status.as_str(),
-                    r.ends_at_us,
-                    r.first_seen_us,
-                    r.last_seen_us,
-                    r.notifications,
-                    r.receiver,
-                )
-            })
-            .collect(),
-    }
+/// Collect `f` of every row into a vector reserved up front (fallibly: its size comes from the
+/// request).
+fn rows<T, U>(from: &[T], f: impl Fn(&T) -> U) -> Result<Vec<U>, TryReserveError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(from.len())?;
+    out.extend(from.iter().map(f));
+    Ok(out)
+}
+
+pub fn sqlite_rows<'a>(c: &Collapsed<'a>) -> Result<SqliteRows<'a>, TryReserveError> {
+    Ok(SqliteRows {
+        groups: rows(&c.groups, |r| {
+            (r.id, r.receiver, r.group_key, r.last_used_us)
+        })?,
+        label_sets: rows(&c.label_sets, |r| {
+            (r.fingerprint, r.labels_json, r.alertname, r.severity)
+        })?,
+        events: rows(&c.events, |r| {
+            (
+                r.fingerprint,
+                r.starts_at_us,
+                r.status.as_str(),
+                r.ends_at_us,
+                r.received_at_us,
+                r.group_id,
+                r.source,
+                r.generator_url,
+                r.annotations_json,
+            )
+        })?,
+        alerts: rows(&c.alerts, |r| {
+            (
+                r.fingerprint,
+                r.starts_at_us,
+                r.status.as_str(),
+                r.ends_at_us,
+                r.first_seen_us,
+                r.last_seen_us,
+                r.notifications,
+                r.group_id,
+                r.status_from_ends,
+            )
+        })?,
+    })
 }
 
 #[cfg(test)]
@@ -83,7 +100,9 @@ mod tests {
     fn tuples_follow_the_column_order() {
         let body = r#"{"receiver":"rx","groupKey":"gk","alerts":[{"status":"resolved","labels":{"alertname":"A","severity":"warning"},"annotations":{"s":"x"},"startsAt":"1970-01-01T00:00:01Z","endsAt":"1970-01-01T00:00:02Z","generatorURL":"http://g"}]}"#;
         let b = crate::decode(body.as_bytes(), &Limits::default(), 5_000_000).unwrap();
-        let rows = sqlite_rows(&collapse(&[&b]));
+        let rows = sqlite_rows(&collapse(&[&b])).unwrap();
+        let gid = crate::model::notification_group_id("rx", "gk");
+        assert_eq!(rows.groups, vec![(gid, "rx", "gk", 5_000_000)]);
         let fp = crate::fingerprint::fingerprint_to_int(b.alerts[0].fingerprint);
         assert_eq!(
             rows.label_sets,
@@ -102,8 +121,7 @@ mod tests {
                 "resolved",
                 Some(2_000_000),
                 5_000_000,
-                "rx",
-                "gk",
+                gid,
                 "alertmanager",
                 "http://g",
                 r#"{"s":"x"}"#
@@ -119,7 +137,8 @@ mod tests {
                 5_000_000,
                 5_000_000,
                 1,
-                "rx"
+                gid,
+                false
             )]
         );
     }
