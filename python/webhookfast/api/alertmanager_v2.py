@@ -32,7 +32,7 @@ from webhookfast._core import __version__
 from webhookfast._core import fingerprint_from_int as format_fingerprint
 from webhookfast.api.params import MAX_MATCHERS, Matcher, MatcherSyntaxError, bad, parse_selector
 from webhookfast.api.readers import Reader
-from webhookfast.api.sql import Dialect, Query, pg_anchored
+from webhookfast.api.sql import GROUP_KEY, RECEIVER, Dialect, Query, pg_anchored
 from webhookfast.http import Context, Response
 
 ALERTS_PATH = "/api/v2/alerts"
@@ -171,21 +171,22 @@ def firing_now(d: Dialect, q: AmQuery, now: int, limit: int) -> Query:
         sql, ps = d.matcher(m)
         conds.append(sql)
         params.extend(ps)
+    receiver = RECEIVER.format(row="a")
     if q.receiver is not None:
         # An alert without a receiver (sent by Prometheus) has no receiver to match.
-        conds.append("a.receiver <> ''")
+        conds.append(f"{receiver} <> ''")
         if d.pg:
-            conds.append(f'(a.receiver COLLATE "C" ~ {P})')
+            conds.append(f'({receiver} COLLATE "C" ~ {P})')
             params.append(pg_anchored(q.receiver))
         else:
-            conds.append(f"wf_regexp({P}, a.receiver)")
+            conds.append(f"wf_regexp({P}, {receiver})")
             params.append(q.receiver)
     params.append(limit + 1)
     sql = f"""
 SELECT k.fingerprint, {d.us("k.starts_at")}, {d.us("k.ends_at")}, {d.us("k.last_seen")}, k.receiver, k.labels,
-       {d.json("e.annotations")}, e.generator_url, e.group_key
+       {d.json("e.annotations")}, e.generator_url, {GROUP_KEY.format(row="e")}
 FROM (
-    SELECT a.fingerprint, a.starts_at, a.ends_at, a.last_seen, a.receiver, {d.json("ls.labels")} AS labels
+    SELECT a.fingerprint, a.starts_at, a.ends_at, a.last_seen, {receiver} AS receiver, {d.json("ls.labels")} AS labels
     FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
     WHERE {" AND ".join(conds)}
     ORDER BY a.fingerprint < 0, a.fingerprint
