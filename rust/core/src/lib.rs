@@ -16,6 +16,7 @@ pub mod model;
 pub mod pgarray;
 pub mod rfc3339;
 pub mod rows;
+pub mod spool;
 pub mod stats;
 
 pub use decode::decode;
