@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from webhookfast._core import Batch
 from webhookfast.deadlines import DeadlineQueue
+from webhookfast.spool import Spool, SpoolFull
 from webhookfast.storage.base import Store, StoreUnavailable, WriteResult
 
 log = logging.getLogger("webhookfast.batcher")
@@ -39,13 +40,21 @@ def _fail_late(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("batch", "future", "alerts", "nbytes")
+    __slots__ = ("batch", "future", "alerts", "nbytes", "outcome", "settled")
 
     def __init__(self, batch: Batch, future: asyncio.Future[None] | None) -> None:
         self.batch = batch
         self.future = future
         self.alerts = len(batch)
         self.nbytes = batch.body_bytes
+        # How its flush ended (True: committed), for a spooled batch whose flush was still running.
+        self.outcome: bool | None = None
+        self.settled: asyncio.Event | None = None
+
+    def settle(self, committed: bool) -> None:
+        self.outcome = committed
+        if self.settled is not None:
+            self.settled.set()
 
 
 class Batcher:
@@ -61,6 +70,8 @@ class Batcher:
         deadline_s: float = 5.0,
         retry_backoff_s: float = 0.5,
         on_flush: Callable[[int, int, float, WriteResult | None], None] | None = None,
+        spool: Spool | None = None,
+        ack_spool: bool = False,
     ) -> None:
         self.store = store
         self.ack_enqueue = ack_enqueue
@@ -71,6 +82,8 @@ class Batcher:
         self.deadline_s = deadline_s
         self.retry_backoff_s = retry_backoff_s
         self.on_flush = on_flush
+        self.spool = spool
+        self.ack_spool = ack_spool
         self._waiting: deque[_Pending] = deque()
         # Alerts and bytes queued or being flushed: what the bounds apply to.
         self.queued_alerts = 0
@@ -87,12 +100,18 @@ class Batcher:
             for i in range(self.flush_concurrency)
         ]
 
-    async def submit(self, batch: Batch) -> None:
-        """Return once ``batch`` is committed (or queued, with ack=enqueue); raise QueueFull,
-        DeadlineExceeded or StoreUnavailable otherwise."""
+    async def submit(self, batch: Batch, body: bytes | None = None) -> bool:
+        """Return once ``batch`` is committed (or queued, with ack=enqueue), or, given its ``body``
+        and a spool, once spooled (True); raise QueueFull, DeadlineExceeded or StoreUnavailable
+        otherwise."""
         alerts = len(batch)
         if self._closing:
             raise QueueFull("shutting down")
+        spool = self.spool
+        if spool is not None and body is not None and (self.ack_spool or spool.backlog):
+            # While records wait in the spool, new ones follow them there: arrival order is kept.
+            await self._spool(spool, batch, body, None)
+            return True
         if (
             self.queued_alerts + alerts > self.max_queue_alerts
             or self.queued_bytes + batch.body_bytes > self.max_queue_bytes
@@ -100,16 +119,31 @@ class Batcher:
             raise QueueFull("ingest queue is full")
         if self.ack_enqueue:
             self._enqueue(_Pending(batch, None))
-            return
+            return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Pending(batch, future))
+        item = _Pending(batch, future)
+        self._enqueue(item)
         # If the deadline passes first the flush still commits the batch (the sender's retry then
         # collapses into the same rows).
         deadline = self._deadlines.add(future)
         try:
             await future
+        except (DeadlineExceeded, StoreUnavailable):
+            if item.outcome:  # its flush committed it just after the deadline
+                return False
+            if spool is None or body is None:
+                raise
+            await self._spool(spool, batch, body, item)
+            return True
         finally:
             deadline.active = False
+        return False
+
+    async def _spool(self, spool: Spool, batch: Batch, body: bytes, item: _Pending | None) -> None:
+        try:
+            await spool.append(body, batch.received_at_us, len(batch), pending=item)
+        except SpoolFull as exc:
+            raise QueueFull(str(exc)) from None
 
     def _enqueue(self, item: _Pending) -> None:
         self._waiting.append(item)
@@ -126,6 +160,7 @@ class Batcher:
             if item.future is not None and item.future.done():
                 # Its request already gave up (deadline); the sender will send it again.
                 self._release(item)
+                item.settle(False)
                 continue
             taken.append(item)
             alerts += item.alerts
@@ -181,6 +216,7 @@ class Batcher:
         requests = len(taken)
         for item in taken:
             self._release(item)
+            item.settle(True)
             if item.future is not None and not item.future.done():
                 item.future.set_result(None)
         taken.clear()
@@ -189,6 +225,7 @@ class Batcher:
     def _fail(self, items: list[_Pending], exc: Exception) -> None:
         for item in items:
             self._release(item)
+            item.settle(False)
             if item.future is not None and not item.future.done():
                 item.future.set_exception(exc)
         items.clear()

@@ -125,9 +125,11 @@ class Ingest:
             ) from None
         n = len(batch)
         ctx.alerts = n
+        status = self.status_word
         if n:
             try:
-                await self.batcher.submit(batch)
+                if await self.batcher.submit(batch, body):
+                    status = "spooled"  # fsynced in the local spool; the replayer commits it
             except QueueFull:
                 metrics.rejected.labels("queue_full").inc()
                 raise overloaded(self.retry_after_s) from None
@@ -148,5 +150,5 @@ class Ingest:
                 metrics.count(metrics.nul_replaced, batch.nul_replaced)
         return Response(
             200,
-            orjson.dumps({"status": self.status_word, "alerts": n, "request_id": ctx.request_id}),
+            orjson.dumps({"status": status, "alerts": n, "request_id": ctx.request_id}),
         )

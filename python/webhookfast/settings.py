@@ -13,9 +13,14 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+#: A per-field request limit of 0 means none; the decoder is given this instead.
+NO_LIMIT = 2**62
+
+
 class AckMode(str, Enum):
     commit = "commit"
     enqueue = "enqueue"
+    spool = "spool"  # answer after the local spool's fsync; the replayer ships to the database
 
 
 class Settings(BaseSettings):
@@ -30,13 +35,16 @@ class Settings(BaseSettings):
     access_log: bool = True
 
     # Request limits. The body cap is enforced while reading (Content-Length and chunked bodies).
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
+    # What Alertmanager and Prometheus deliver must pass by default (a 4xx is never retried, so it
+    # loses the alert): the body cap holds a 50,000-alert notification, and the per-field limits
+    # are off (0) unless set; memory is bounded by the body cap and the queue's byte bound.
+    max_body_bytes: int = Field(128 * 1024 * 1024, ge=1)
     body_timeout_s: float = Field(10.0, gt=0)
-    max_alerts: int = Field(10_000, ge=1)
-    max_labels: int = Field(128, ge=1)
-    max_annotations: int = Field(128, ge=1)
-    max_name_bytes: int = Field(1024, ge=1)
-    max_value_bytes: int = Field(65_536, ge=1)
+    max_alerts: int = Field(0, ge=0)
+    max_labels: int = Field(0, ge=0)
+    max_annotations: int = Field(0, ge=0)
+    max_name_bytes: int = Field(0, ge=0)
+    max_value_bytes: int = Field(0, ge=0)
     max_depth: int = Field(32, ge=4)
 
     # Batching and backpressure.
@@ -48,6 +56,15 @@ class Settings(BaseSettings):
     write_deadline_s: float = Field(5.0, gt=0)  # well under Alertmanager's 10 s timeout
     shutdown_flush_timeout_s: float = Field(30.0, gt=0)  # SIGTERM: longest wait for the last flushes
     retry_after_s: int = Field(1, ge=0)
+
+    # Durable local spool (PostgreSQL only; webhookfast.spool): a batch not committed within
+    # spool_after_s (or refused by a database that is down) is fsynced here and answered 200.
+    spool: bool = True
+    spool_dir: Path = Path("webhookfast-spool")
+    spool_after_s: float = Field(2.0, gt=0)  # well under Alertmanager's and Prometheus' 10 s timeout
+    spool_max_bytes: int = Field(1024 * 1024 * 1024, ge=1)
+    spool_segment_bytes: int = Field(8 * 1024 * 1024, ge=4096)
+    spool_replay_max_alerts: int = Field(20_000, ge=1)  # alerts per replay transaction
 
     # PostgreSQL pool.
     pool_min_size: int = Field(1, ge=0)

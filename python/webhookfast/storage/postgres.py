@@ -134,6 +134,15 @@ ORDER BY f, sa
 {POSTGRES_ALERTS_CONFLICT}
 """
 
+# Spool replay (webhookfast.spool): the mark moves in the same transaction as the alerts it covers.
+SpoolMark = tuple[str, int, int]  # (spool id, segment, position)
+UPSERT_SPOOL_MARK = """
+INSERT INTO spool_marks (spool_id, segment, position) VALUES (%s, %s, %s)
+ON CONFLICT (spool_id) DO UPDATE
+SET segment = EXCLUDED.segment, position = EXCLUDED.position, updated_at = now()
+"""
+SELECT_SPOOL_MARK = "SELECT segment, position FROM spool_marks WHERE spool_id = %s"
+
 SCHEMA_MIGRATIONS_SQL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer PRIMARY KEY,
@@ -287,7 +296,9 @@ class PostgresStore(Store):
             log.info("created %d alert_events partition(s)", row[0])
 
     # -- writes -------------------------------------------------------------------------------
-    async def write(self, batches: Sequence[Batch]) -> WriteResult:
+    async def write(self, batches: Sequence[Batch], *, spool_mark: SpoolMark | None = None) -> WriteResult:
+        """``spool_mark`` (spool id, segment, position): record in the same transaction how far
+        that spool has been replayed (webhookfast.spool)."""
         pool = self._require_pool()
         encoder = self._encoders.pop() if self._encoders else RowEncoder()
         try:
@@ -296,12 +307,12 @@ class PostgresStore(Store):
                 label_sets, events, alerts = encoder.sqlite_rows(batches)
                 result = WriteResult(len(label_sets), len(events), len(alerts))
                 params = (_columns(label_sets, 4), _columns(events, 10), _columns(alerts, 8))
-                merge = partial(_merge_unnest, params=params)
+                merge = partial(_merge_unnest, params=params, mark=spool_mark)
             else:
                 copy = encoder.pg_copy(batches)
                 result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
-                merge = partial(_merge_copy, streams=(copy.label_sets, copy.events, copy.alerts))
-            if not (result.label_sets or result.events or result.alerts):
+                merge = partial(_merge_copy, streams=(copy.label_sets, copy.events, copy.alerts), mark=spool_mark)
+            if not (result.label_sets or result.events or result.alerts or spool_mark):
                 return result
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
@@ -327,6 +338,16 @@ class PostgresStore(Store):
         if self.merge == "auto":
             return alerts <= UNNEST_MAX_ALERTS
         return self.merge == "unnest"
+
+    async def spool_mark(self, spool_id: str) -> tuple[int, int] | None:
+        """How far spool ``spool_id`` has been replayed: (segment, position), None if never."""
+        try:
+            async with self._require_pool().connection() as conn:
+                cur = await conn.execute(SELECT_SPOOL_MARK, (spool_id,))
+                row = await cur.fetchone()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailable(f"postgresql: {exc}") from exc
+        return None if row is None else (row[0], row[1])
 
     async def ping(self) -> bool:
         pool = self._pool
@@ -421,16 +442,22 @@ def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-
     return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list, list]) -> None:  # type: ignore[type-arg]
+async def _merge_unnest(
+    conn: psycopg.AsyncConnection, params: tuple[list, list, list], mark: SpoolMark | None = None  # type: ignore[type-arg]
+) -> None:
     label_sets, events, alerts = params
     async with conn.pipeline(), conn.transaction():
         await conn.execute(f"SELECT pg_advisory_xact_lock_shared({LABELS_LOCK})")
         await conn.execute(UNNEST_LABEL_SETS, label_sets)
         await conn.execute(UNNEST_EVENTS, events)
         await conn.execute(UNNEST_ALERTS, alerts)
+        if mark is not None:
+            await conn.execute(UPSERT_SPOOL_MARK, mark)
 
 
-async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes]) -> None:
+async def _merge_copy(
+    conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes], mark: SpoolMark | None = None
+) -> None:
     label_sets, events, alerts = streams
     async with conn.transaction():
         async with conn.cursor() as cur:
@@ -441,6 +468,8 @@ async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes
             async with cur.copy(COPY_ALERTS) as copy:
                 await copy.write(alerts)
             await cur.execute(MERGE_SQL)
+            if mark is not None:
+                await cur.execute(UPSERT_SPOOL_MARK, mark)
 
 
 async def _ping(pool: AsyncConnectionPool, timeout: float) -> bool:
