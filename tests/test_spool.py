@@ -123,3 +123,155 @@ def test_outage_is_spooled_and_replayed_without_a_restart(
     wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 10)
     assert post(server, notification(99))[1]["status"] == "stored"
     assert request(server.url + "/readyz").json() == {"status": "ready"}
+
+
+def restart_after_kill(server: ServerProcess) -> None:
+    server.kill()
+    server.proc = None
+    server.returncode = None
+    server.start()
+
+
+def test_kill_9_with_records_waiting_loses_nothing(
+    server_factory: ServerFactory, pg_url: str, database_down: PostgresServer, tmp_path: Path
+) -> None:
+    server = spool_server(server_factory, pg_url, tmp_path, WEBHOOKFAST_SPOOL_AFTER_S="0.5")
+    database_down.stop()
+    acked = [i for i in range(60) if post(server, notification(i))[0] == 200]
+    assert acked == list(range(60))
+    restart_after_kill(server)  # the database is still down: the spool waits on disk
+    assert request(server.url + "/readyz").status == 200
+    database_down.start()
+    wait_until(lambda: len(deliveries(pg_url)) == 120, 30, message=lambda: str(len(deliveries(pg_url))))
+    assert set(deliveries(pg_url).values()) == {("firing", 1)}
+    assert events(pg_url) == 120
+    wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 10)
+
+
+def test_kill_9_in_the_middle_of_a_replay_counts_every_delivery_once(
+    server_factory: ServerFactory, pg_url: str, database_down: PostgresServer, tmp_path: Path
+) -> None:
+    # One request per replay transaction, so that the replay takes long enough to be cut.
+    server = spool_server(
+        server_factory, pg_url, tmp_path, WEBHOOKFAST_SPOOL_AFTER_S="0.5", WEBHOOKFAST_SPOOL_REPLAY_MAX_ALERTS="2"
+    )
+    database_down.stop()
+    total = 1500
+    for i in range(total):
+        assert post(server, notification(i))[0] == 200
+    for i in range(0, total, 3):  # some instances are delivered twice: two deliveries each
+        assert post(server, notification(i))[0] == 200
+    database_down.start()
+    wait_until(lambda: 0 < len(deliveries(pg_url)) < total, 30, interval=0.01)
+    server.kill()
+    cut_at = len(deliveries(pg_url))
+    assert 0 < cut_at < 2 * total, "the replay was not cut in the middle"
+    server.proc = None
+    server.returncode = None
+    server.start()
+    wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 60, message=lambda: str(len(deliveries(pg_url))))
+    stored = deliveries(pg_url)
+    assert len(stored) == 2 * total
+    twice = {(i, n) for i in range(0, total, 3) for n in range(2)}
+    wrong = {k: v for k, v in stored.items() if v != ("firing", 2 if k in twice else 1)}
+    assert not wrong, f"{len(wrong)} instances with wrong delivery counts, e.g. {list(wrong.items())[:5]}"
+    assert events(pg_url) == 2 * total
+
+
+def test_slow_commit_is_spooled_and_counted_once(
+    server_factory: ServerFactory, pg_url: str, tmp_path: Path
+) -> None:
+    server = spool_server(server_factory, pg_url, tmp_path, WEBHOOKFAST_SPOOL_AFTER_S="0.5")
+    assert post(server, notification(0))[1]["status"] == "stored"
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE")  # commits now wait
+        started = time.monotonic()
+        status, body = post(server, notification(1))
+        assert (status, body["status"]) == (200, "spooled")
+        assert 0.4 < time.monotonic() - started < 2.5
+        # The first spooled batch's own flush still waits on the lock: later ones queue behind it.
+        for i in range(2, 6):
+            assert post(server, notification(i))[1]["status"] == "spooled"
+        blocker.rollback()  # the flush of request 1 commits now, late
+    wait_until(lambda: len(deliveries(pg_url)) == 12, 30, message=lambda: str(deliveries(pg_url)))
+    wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 10)
+    assert set(deliveries(pg_url).values()) == {("firing", 1)}, "a late commit was replayed again"
+    assert events(pg_url) == 12
+    assert metric(server, "webhookfast_spool_replayed_alerts_total") == 8  # requests 2-5
+    assert metric(server, "webhookfast_spool_appended_alerts_total") == 10
+
+
+def test_ack_spool_answers_after_the_fsync_and_ships_in_batches(
+    server_factory: ServerFactory, pg_url: str, tmp_path: Path
+) -> None:
+    server = spool_server(server_factory, pg_url, tmp_path, "--ack", "spool")
+    answers = [post(server, notification(i, n=3)) for i in range(100)]
+    assert {(s, b["status"]) for s, b in answers} == {(200, "spooled")}
+    wait_until(lambda: len(deliveries(pg_url)) == 300, 30)
+    assert set(deliveries(pg_url).values()) == {("firing", 1)}
+    wait_until(lambda: metric(server, "webhookfast_spool_replayed_alerts_total") == 300, 10)
+    assert request(server.url + "/readyz").json() == {"status": "ready"}
+
+
+def test_ack_spool_needs_postgresql(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*server_command(), "serve", "--database-url", f"sqlite:///{tmp_path}/x.db", "--ack", "spool"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--ack spool needs the spool" in done.stderr
+
+
+def fill_until_refused(server: ServerProcess, body_of, limit: int) -> tuple[list[int], dict]:  # type: ignore[no-untyped-def, type-arg]
+    """Post body_of(i) until the first 503; return the acknowledged request numbers and the 503's body."""
+    acked = []
+    for i in range(limit):
+        status, body = post(server, body_of(i))
+        if status == 503:
+            return acked, body
+        assert (status, body["status"]) == (200, "spooled"), body
+        acked.append(i)
+    raise AssertionError(f"still accepting after {limit} requests")
+
+
+def big_notification(i: int) -> bytes:
+    alert = orjson.loads(notification(i, n=1))
+    alert["alerts"][0]["annotations"] = {"description": "x" * 50_000}
+    return orjson.dumps(alert)
+
+
+@pytest.mark.parametrize("bound", ["max_bytes", "tmpfs"])
+def test_a_full_spool_answers_503_keeps_what_it_acknowledged_and_accepts_again_once_drained(
+    server_factory: ServerFactory, pg_url: str, database_down: PostgresServer, tmp_path: Path, bound: str
+) -> None:
+    spool_dir = tmp_path / "spool"
+    env = {"WEBHOOKFAST_SPOOL_AFTER_S": "0.5", "WEBHOOKFAST_WRITE_DEADLINE_S": "1"}
+    if bound == "tmpfs":
+        spool_dir.mkdir()
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(spool_dir)],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a 2 MiB tmpfs (needs root): {mounted.stderr.strip()}")
+    else:
+        env["WEBHOOKFAST_SPOOL_MAX_BYTES"] = str(1_000_000)
+    try:
+        server = spool_server(server_factory, pg_url, tmp_path, **env)
+        database_down.stop()
+        acked, refusal = fill_until_refused(server, big_notification, 100)
+        assert 10 < len(acked) < 45, len(acked)
+        assert refusal["error"]["code"] == "overloaded"
+        assert post(server, big_notification(1000))[0] == 503  # still full
+        time.sleep(1.2)  # the first request's flush has given up on the pool by now
+        database_down.start()
+        wait_until(lambda: len(deliveries(pg_url)) == len(acked), 30, message=lambda: str(len(deliveries(pg_url))))
+        assert set(deliveries(pg_url)) == {(i, 0) for i in acked}
+        wait_until(lambda: segment_bytes(spool_dir) == 0, 10)
+        database_down.stop()
+        again, _ = fill_until_refused(server, lambda i: big_notification(10_000 + i), 100)
+        assert len(again) >= len(acked) - 1
+        database_down.start()
+        wait_until(lambda: len(deliveries(pg_url)) == len(acked) + len(again), 30)
+        server.stop()
+    finally:
+        if bound == "tmpfs":
+            subprocess.run(["umount", "-l", str(spool_dir)], check=False)
