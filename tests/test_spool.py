@@ -275,3 +275,43 @@ def test_a_full_spool_answers_503_keeps_what_it_acknowledged_and_accepts_again_o
     finally:
         if bound == "tmpfs":
             subprocess.run(["umount", "-l", str(spool_dir)], check=False)
+
+
+def test_a_torn_last_record_is_cut_and_a_damaged_middle_record_moved_aside(
+    server_factory: ServerFactory, pg_url: str, tmp_path: Path
+) -> None:
+    from webhookfast._core import SpoolWriter
+
+    worker = tmp_path / "spool" / "worker-0"
+    writer = SpoolWriter(worker, 8 * 1024 * 1024)
+    now_us = int(time.time() * 1e6)
+    seq, ends = writer.append([(now_us + i, notification(i)) for i in range(6)])
+    del writer
+    segment = worker / f"{seq:020d}.wfs"
+    data = bytearray(segment.read_bytes())
+    data[ends[2] + 40] ^= 0x01  # inside record 3's body: its CRC no longer matches
+    segment.write_bytes(bytes(data[: ends[5] - 7]))  # record 5 cut mid-write: a torn tail
+    server = spool_server(server_factory, pg_url, tmp_path)
+    wait_until(lambda: len(deliveries(pg_url)) == 8, 30, message=lambda: str(deliveries(pg_url)))
+    wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 10)
+    assert {i for i, _ in deliveries(pg_url)} == {0, 1, 2, 4}
+    assert metric(server, "webhookfast_spool_torn_records_total") == 1
+    assert metric(server, "webhookfast_spool_corrupt_records_total") == 1
+    (quarantined,) = (worker / "quarantine").iterdir()
+    assert quarantined.read_bytes() == bytes(data[ends[2] : ends[3]])
+    log = server.log()
+    assert "cut off a torn last record" in log
+    assert "moved aside to" in log and str(quarantined) in log
+
+
+def test_two_servers_on_one_spool_directory_the_second_refuses_to_start(
+    server_factory: ServerFactory, pg_url: str, tmp_path: Path, free_port
+) -> None:  # type: ignore[no-untyped-def]
+    spool_server(server_factory, pg_url, tmp_path)
+    done = subprocess.run(
+        [*server_command(), "serve", "--port", str(free_port()), "--database-url", pg_url,
+         "--spool-dir", str(tmp_path / "spool")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"spool directory {tmp_path / 'spool'} is in use by another webhookfast" in done.stderr
