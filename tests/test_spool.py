@@ -315,3 +315,25 @@ def test_two_servers_on_one_spool_directory_the_second_refuses_to_start(
     )
     assert done.returncode == 1
     assert f"spool directory {tmp_path / 'spool'} is in use by another webhookfast" in done.stderr
+
+
+def test_a_spool_left_by_a_worker_that_is_gone_is_adopted_and_drained(
+    server_factory: ServerFactory, pg_url: str, tmp_path: Path
+) -> None:
+    from webhookfast._core import SpoolWriter
+
+    # As if the server had run with 6 workers and now runs with 2.
+    left = tmp_path / "spool" / "worker-5"
+    now_us = int(time.time() * 1e6)
+    SpoolWriter(left, 8 * 1024 * 1024).append([(now_us + i, notification(i)) for i in range(10)])
+    server = spool_server(server_factory, pg_url, tmp_path)
+    server.stop()
+    server.workers = 2
+    server.proc = None
+    server.start()
+    assert post(server, notification(100))[1]["status"] == "stored"
+    wait_until(lambda: len(deliveries(pg_url)) == 22, 40, message=lambda: str(len(deliveries(pg_url))))
+    wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 10)
+    assert set(deliveries(pg_url).values()) == {("firing", 1)}
+    assert sorted(p.name for p in (tmp_path / "spool").glob("worker-*")) == ["worker-0", "worker-1", "worker-5"]
+    assert "belongs to no running worker: replaying it" in server.log()

@@ -47,6 +47,9 @@ REPLAY_LIMITS = Limits(
 FRAME_OVERHEAD = 20  # header and arrival time of one record (rust/core/src/spool/frame.rs)
 ID_FILE = "id"
 WORKER_PREFIX = "worker-"
+# A worker adopts the spool directories that no live process holds (left by a worker count that
+# shrank) this long after its start, once its siblings have claimed their own.
+ADOPT_AFTER_S = 10.0
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 5.0
 
@@ -144,8 +147,12 @@ class Spool:
 
     # -- life cycle -------------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        self.directory, self._lock = await asyncio.to_thread(claim_worker_dir, self.root, self.workers)
+    async def open(self, orphan: Path | None = None) -> None:
+        """Claim a worker directory (or the ``orphan`` one, to drain it) and start replaying."""
+        if orphan is None:
+            self.directory, self._lock = await asyncio.to_thread(claim_worker_dir, self.root, self.workers)
+        else:
+            self.directory, self._lock = orphan, await asyncio.to_thread(DirLock(orphan).acquire)
         self.id = await asyncio.to_thread(_spool_id, self.directory)
         self._writer = await asyncio.to_thread(SpoolWriter, self.directory, self.segment_bytes)
         if self._writer.torn_bytes:
@@ -166,8 +173,10 @@ class Spool:
         self._tasks = [
             loop.create_task(self._write_loop(), name="webhookfast-spool-writer"),
             loop.create_task(self._replay_loop(), name="webhookfast-spool-replayer"),
-            loop.create_task(self._gauge_loop(), name="webhookfast-spool-gauges"),
         ]
+        if orphan is None:
+            self._tasks.append(loop.create_task(self._gauge_loop(), name="webhookfast-spool-gauges"))
+            self._tasks.append(loop.create_task(self._adopt_orphans(), name="webhookfast-spool-adopter"))
 
     async def close(self) -> None:
         """Finish the appends under way; stop replaying (the rest waits on disk for the next start)."""
@@ -396,6 +405,27 @@ class Spool:
             await asyncio.to_thread(self._writer.rotate)
             self._segments[last + 1] = 0
         await self._delete(last)
+
+    async def _adopt_orphans(self) -> None:
+        await asyncio.sleep(ADOPT_AFTER_S)
+        for path in sorted(self.root.glob(WORKER_PREFIX + "*")):
+            if path == self.directory or not any(path.glob("*.wfs")):
+                continue
+            orphan = Spool(
+                self.root, self.store, max_bytes=0, segment_bytes=self.segment_bytes,
+                replay_max_alerts=self.replay_max_alerts,
+            )
+            try:
+                await orphan.open(orphan=path)
+            except (DirLocked, OSError):
+                continue  # a live worker's, or not ours to read
+            try:
+                if orphan.backlog:
+                    log.info("spool %s belongs to no running worker: replaying it", path)
+                while orphan.backlog:
+                    await asyncio.sleep(1.0)
+            finally:
+                await orphan.close()
 
     # -- gauges -----------------------------------------------------------------------------------
 
