@@ -135,7 +135,7 @@ class Spool:
         self._writer: SpoolWriter | None = None
         self._segments: dict[int, int] = {}  # seq -> durable length
         self._queue: list[_Append] = []
-        self._queued_bytes = 0
+        self._queued_bytes = 0  # waiting or being written: counted against max_bytes until durable
         self._queued = asyncio.Event()
         self._io = asyncio.Lock()  # appends vs. rotation
         self._work = asyncio.Event()  # something new for the replayer
@@ -207,7 +207,7 @@ class Spool:
     @property
     def backlog(self) -> bool:
         """Whether records wait for replay (new batches then go to the spool too, in order)."""
-        if self._queue:
+        if self._queued_bytes:
             return True
         if self._mark is None:
             return self.size > 0
@@ -246,9 +246,9 @@ class Spool:
             await self._queued.wait()
             self._queued.clear()
             group, self._queue = self._queue, []
-            size, self._queued_bytes = self._queued_bytes, 0
             if not group:
                 continue
+            size = sum(len(item.body) + FRAME_OVERHEAD for item in group)
             async with self._io:
                 started = time.perf_counter()
                 try:
@@ -256,6 +256,7 @@ class Spool:
                         writer.append, [(item.received_at_us, item.body) for item in group]
                     )
                 except Exception as exc:  # OSError mostly (disk full); the loop must go on
+                    self._queued_bytes -= size
                     log.error("spool write of %d records (%d bytes) failed: %s", len(group), size, exc)
                     metrics.spool_refused.inc(len(group))
                     for item in group:
@@ -268,6 +269,7 @@ class Spool:
                 if item.pending is not None and item.pending.outcome is None:
                     self._in_doubt[(seq, end)] = item.pending
             self._segments[seq] = ends[-1]
+            self._queued_bytes -= size
             for item in group:
                 if not item.future.done():
                     item.future.set_result(None)
