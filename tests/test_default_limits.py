@@ -9,7 +9,6 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
-
 from support.net import request, wait_until
 from support.servers import ServerFactory, ServerProcess
 from support.sqlite import query

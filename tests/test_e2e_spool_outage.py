@@ -23,7 +23,6 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from support.alertmanager import parse_metrics, rfc3339
 from support.net import free_port, request, tail, wait_until
 from support.postgres import PostgresServer
@@ -109,7 +108,7 @@ class Exporter:
         exporter = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 body = "".join(
                     f'outage_test_up{{host="host-{i:03d}"}} {exporter.value}\n' for i in range(INSTANCES)
                 ).encode()

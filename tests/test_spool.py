@@ -4,7 +4,6 @@ start: outages, kill -9 (with records waiting, and in the middle of a replay), s
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
-
 from support.net import request, wait_until
 from support.postgres import PostgresServer
 from support.servers import ServerFactory, ServerProcess, server_command
@@ -68,7 +66,7 @@ def metric(server: ServerProcess, name: str) -> float:
     text = request(server.url + "/metrics").text
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
+        if line.startswith((name + " ", name + "{")):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -216,7 +214,7 @@ def test_ack_spool_answers_after_the_fsync_and_ships_in_batches(
 def test_ack_spool_needs_postgresql(tmp_path: Path) -> None:
     done = subprocess.run(
         [*server_command(), "serve", "--database-url", f"sqlite:///{tmp_path}/x.db", "--ack", "spool"],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 2
     assert "--ack spool needs the spool" in done.stderr
@@ -249,7 +247,7 @@ def test_a_full_spool_answers_503_keeps_what_it_acknowledged_and_accepts_again_o
     if bound == "tmpfs":
         spool_dir.mkdir()
         mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(spool_dir)],
-                                 capture_output=True, text=True)
+                                 check=False, capture_output=True, text=True)
         if mounted.returncode != 0:
             pytest.skip(f"cannot mount a 2 MiB tmpfs (needs root): {mounted.stderr.strip()}")
     else:
@@ -311,7 +309,7 @@ def test_two_servers_on_one_spool_directory_the_second_refuses_to_start(
     done = subprocess.run(
         [*server_command(), "serve", "--port", str(free_port()), "--database-url", pg_url,
          "--spool-dir", str(tmp_path / "spool")],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 1
     assert f"spool directory {tmp_path / 'spool'} is in use by another webhookfast" in done.stderr

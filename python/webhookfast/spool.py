@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from webhookfast import metrics
-from webhookfast._core import Batch, Limits, PayloadError, SpoolWriter, decode, spool_read, spool_segments
+from webhookfast._core import (
+    Batch,
+    Limits,
+    PayloadError,
+    SpoolWriter,
+    decode,
+    spool_read,
+    spool_segments,
+)
 from webhookfast.dirlock import DirLock, DirLocked
 from webhookfast.settings import NO_LIMIT
 from webhookfast.storage.base import WriteResult
@@ -103,7 +111,7 @@ def _spool_id(directory: Path) -> str:
 
 
 class _Append:
-    __slots__ = ("received_at_us", "body", "future", "pending")
+    __slots__ = ("body", "future", "pending", "received_at_us")
 
     def __init__(self, received_at_us: int, body: bytes, future: asyncio.Future[None], pending: InDoubt | None) -> None:
         self.received_at_us = received_at_us

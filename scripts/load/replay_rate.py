@@ -26,16 +26,15 @@ LOAD_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(LOAD_DIR))
 
-import payloads  # noqa: E402
-from pgtemp import TempPostgres, free_port  # noqa: E402
-
-from webhookfast._core import SpoolWriter  # noqa: E402
+import payloads
+from pgtemp import TempPostgres, free_port
+from webhookfast._core import SpoolWriter
 
 
 def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    found = re.search(rf"^{name} (\S+)$", text, re.M)
+    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
