@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from webhookfast import spool as spool_module
 from webhookfast._core import Batch
 from webhookfast.spool import Spool, SpoolFull
 from webhookfast.storage.base import StoreUnavailable, WriteResult
@@ -21,7 +22,11 @@ class Store:
         self.mark = mark
         self.written: list[str] = []  # the "request" label of every replayed alert, in order
         self.fail = 0  # this many writes fail next
+        self.refuse = ""  # a request whose alerts are always refused (for their content)
         self.transactions = 0
+
+    async def ping(self) -> bool:
+        return not self.fail
 
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None:
         return self.mark
@@ -31,6 +36,8 @@ class Store:
             self.fail -= 1
             raise StoreUnavailable("down")
         assert spool_mark is not None
+        if any(a["labels"]["request"] == self.refuse for b in batches for a in b.to_dicts()):
+            raise StoreUnavailable("value out of range")
         self.transactions += 1
         self.written += [a["labels"]["request"] for b in batches for a in b.to_dicts()]
         self.mark = spool_mark[1:]
@@ -112,6 +119,46 @@ def test_the_byte_bound_refuses_and_frees_after_the_drain(tmp_path: Path) -> Non
         await spool.append(body(11), 0, 1)
         await drained(spool)
         assert store.written == [str(i) for i in range(10)] + ["11"]
+        await spool.close()
+
+    asyncio.run(run())
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_the_rest_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_module, "RETRY_MIN_S", 0.01)
+    monkeypatch.setattr(spool_module, "RETRY_MAX_S", 0.02)
+
+    async def run() -> None:
+        store = Store()
+        store.refuse = "3"
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        await fill(spool, 10)
+        await drained(spool)
+        assert store.written == [str(i) for i in range(10) if i != 3]
+        (aside,) = (spool.directory / "quarantine").glob("*.refused.json")
+        assert aside.read_bytes() == body(3)
+        await spool.close()
+
+    asyncio.run(run())
+
+
+def test_an_outage_is_not_mistaken_for_a_refused_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "RETRY_MIN_S", 0.01)
+    monkeypatch.setattr(spool_module, "RETRY_MAX_S", 0.02)
+
+    async def run() -> None:
+        store = Store()
+        store.fail = 40  # every write fails for a while, while ping answers (e.g. a full disk)
+        store.ping = lambda: asyncio.sleep(0, True)  # type: ignore[method-assign]
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        await fill(spool, 10)
+        await drained(spool)
+        assert store.written == [str(i) for i in range(10)]
+        assert list((spool.directory / "quarantine").glob("*")) == []
         await spool.close()
 
     asyncio.run(run())

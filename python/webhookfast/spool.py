@@ -58,8 +58,17 @@ WORKER_PREFIX = "worker-"
 # A worker adopts the spool directories that no live process holds (left by a worker count that
 # shrank) this long after its start, once its siblings have claimed their own.
 ADOPT_AFTER_S = 10.0
+# After this many failed replay transactions in a row, records are replayed one per transaction;
+# a record that still fails while the database answers is set aside (quarantine/), so that one
+# record the database refuses for its content never blocks the ones behind it.
+ISOLATE_AFTER = 3
+SET_ASIDE_AFTER = 6
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 5.0
+
+
+# A record read back: (end offset, arrival time, its alerts or None when they are not to be written, body).
+Decoded = tuple[int, int, "Batch | None", bytes]
 
 
 class SpoolFull(Exception):
@@ -71,6 +80,7 @@ class MarkedStore(Protocol):
 
     async def write(self, batches: Sequence[Batch], *, spool_mark: tuple[str, int, int] | None = None) -> WriteResult: ...
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None: ...
+    async def ping(self) -> bool: ...
 
 
 class InDoubt(Protocol):
@@ -151,6 +161,7 @@ class Spool:
         self._in_doubt: dict[tuple[int, int], InDoubt] = {}
         self._reported: set[tuple[int, int]] = set()  # quarantined stretches already counted
         self._oldest_us: int | None = None
+        self._failures = 0  # failed replay transactions in a row
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -293,11 +304,13 @@ class Spool:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._failures += 1
                 metrics.spool_replay_errors.inc()
                 log.warning("spool replay failed, retrying in %.2f s: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
+            self._failures = 0
             delay = RETRY_MIN_S
             if not progressed:
                 await self._work.wait()
@@ -345,22 +358,19 @@ class Spool:
         decoded = await asyncio.to_thread(self._decode, seq, records)
         if decoded:
             self._oldest_us = decoded[0][1]
+        if self._failures >= ISOLATE_AFTER:
+            await self._replay_isolated(seq, decoded, end)
+            return
         group: list[Batch] = []
         alerts = 0
         group_end = start  # the mark after the records looked at so far
-        for i, (rec_end, received_at_us, batch) in enumerate(decoded):
-            doubt = self._in_doubt.get((seq, rec_end))
-            if doubt is not None:
+        for rec_end, received_at_us, batch, _ in decoded:
+            if (seq, rec_end) in self._in_doubt:
                 if group:
                     await self._commit(seq, group, group_end, received_at_us)
                     group, alerts = [], 0
-                if doubt.outcome is None:
-                    if doubt.settled is None:
-                        doubt.settled = asyncio.Event()
-                    await doubt.settled.wait()
-                del self._in_doubt[(seq, rec_end)]
-                if doubt.outcome:
-                    batch = None  # its own flush committed it after all: only the mark moves on
+                if await self._committed_by_its_flush(seq, rec_end):
+                    batch = None  # only the mark moves on
             if batch is not None:
                 if group and alerts + len(batch) > self.replay_max_alerts:
                     await self._commit(seq, group, group_end, received_at_us)
@@ -371,6 +381,46 @@ class Spool:
         # The mark goes to the segment's end: past skipped records and a damaged tail too.
         await self._commit(seq, group, end, None)
 
+    async def _replay_isolated(self, seq: int, decoded: list[Decoded], end: int) -> None:
+        """One record per transaction, after repeated failures. A record the database refuses
+        while the record after it commits is refused for its content, not for an outage: it is
+        set aside (quarantine/) instead of blocking the spool for ever."""
+        i = 0
+        while i < len(decoded):
+            rec_end, received_at_us, batch, body = decoded[i]
+            if (seq, rec_end) in self._in_doubt and await self._committed_by_its_flush(seq, rec_end):
+                batch = None
+            try:
+                await self._commit(seq, [batch] if batch is not None else [], rec_end, received_at_us)
+            except Exception:
+                if self._failures < SET_ASIDE_AFTER or i + 1 == len(decoded):
+                    raise
+                next_end, next_at, next_batch, _ = decoded[i + 1]
+                if next_batch is None or (seq, next_end) in self._in_doubt:
+                    raise
+                path = self._set_aside(seq, rec_end, body)
+                try:
+                    await self._commit(seq, [next_batch], next_end, next_at)
+                except Exception:
+                    path.unlink(missing_ok=True)  # the next one fails too: an outage after all
+                    raise
+                metrics.spool_corrupt_records.inc()
+                log.error("spool record ending at %d of segment %d (%d alerts) is refused by the database "
+                          "while the next one commits: set aside in %s", rec_end, seq, len(batch or ()), path)
+                i += 1
+            i += 1
+        await self._commit(seq, [], end, None)
+
+    async def _committed_by_its_flush(self, seq: int, rec_end: int) -> bool:
+        """A record spooled while its own flush ran: wait for that flush; True if it committed."""
+        doubt = self._in_doubt[(seq, rec_end)]
+        if doubt.outcome is None:
+            if doubt.settled is None:
+                doubt.settled = asyncio.Event()
+            await doubt.settled.wait()
+        del self._in_doubt[(seq, rec_end)]
+        return bool(doubt.outcome)
+
     async def _commit(self, seq: int, group: list[Batch], end: int, next_at_us: int | None) -> None:
         """Write ``group`` and move the mark to ``end`` of segment ``seq``, in one transaction."""
         await self.store.write(group, spool_mark=(self.id, seq, end))
@@ -380,8 +430,17 @@ class Spool:
             metrics.spool_replayed_alerts.inc(replayed)
         self._oldest_us = next_at_us
 
-    def _decode(self, seq: int, records: list[tuple[int, int, int, bytes]]) -> list[tuple[int, int, Batch | None]]:
-        out: list[tuple[int, int, Batch | None]] = []
+    def _set_aside(self, seq: int, end: int, body: bytes) -> Path:
+        path = self.directory / "quarantine" / f"{seq:020d}-{end:012d}.refused.json"
+        path.parent.mkdir(exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        return path
+
+    def _decode(self, seq: int, records: list[tuple[int, int, int, bytes]]) -> list[Decoded]:
+        out: list[Decoded] = []
         for _, end, received_at_us, body in records:
             try:
                 batch: Batch | None = decode(body, REPLAY_LIMITS, received_at_us)
@@ -395,7 +454,7 @@ class Spool:
                 log.error("spool record ending at %d of segment %d does not decode (%s): moved aside to %s",
                           end, seq, err, path)
                 batch = None
-            out.append((end, received_at_us, batch))
+            out.append((end, received_at_us, batch, body))
         return out
 
     async def _delete(self, seq: int) -> None:
