@@ -130,14 +130,20 @@ def restart_after_kill(server: ServerProcess) -> None:
     server.start()
 
 
-def test_kill_9_with_records_waiting_loses_nothing(
-    server_factory: ServerFactory, pg_url: str, database_down: PostgresServer, tmp_path: Path
+@pytest.mark.parametrize("end", ["kill -9", "SIGTERM"])
+def test_records_waiting_at_kill_9_or_stop_are_replayed_after_the_restart(
+    server_factory: ServerFactory, pg_url: str, database_down: PostgresServer, tmp_path: Path, end: str
 ) -> None:
     server = spool_server(server_factory, pg_url, tmp_path, WEBHOOKFAST_SPOOL_AFTER_S="0.5")
     database_down.stop()
     acked = [i for i in range(60) if post(server, notification(i))[0] == 200]
     assert acked == list(range(60))
-    restart_after_kill(server)  # the database is still down: the spool waits on disk
+    if end == "SIGTERM":
+        assert server.stop() == 0
+        server.proc = None
+        server.start()
+    else:
+        restart_after_kill(server)  # the database is still down: the spool waits on disk
     assert request(server.url + "/readyz").status == 200
     database_down.start()
     wait_until(lambda: len(deliveries(pg_url)) == 120, 30, message=lambda: str(len(deliveries(pg_url))))
@@ -335,3 +341,38 @@ def test_a_spool_left_by_a_worker_that_is_gone_is_adopted_and_drained(
     assert set(deliveries(pg_url).values()) == {("firing", 1)}
     assert sorted(p.name for p in (tmp_path / "spool").glob("worker-*")) == ["worker-0", "worker-1", "worker-5"]
     assert "belongs to no running worker: replaying it" in server.log()
+
+
+def test_started_while_the_database_is_down_on_a_new_database_the_spool_still_drains(
+    server_factory: ServerFactory, database_down: PostgresServer, tmp_path: Path
+) -> None:
+    import uuid
+
+    from psycopg import sql
+
+    from support.postgres import database_url
+
+    name = f"fresh_{uuid.uuid4().hex}"
+    with psycopg.connect(database_down.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = database_url(database_down.url, name)
+    try:
+        database_down.stop()
+        server = spool_server(server_factory, url, tmp_path, WEBHOOKFAST_SPOOL_AFTER_S="0.5")
+        assert "migrations not applied" in server.log()
+        assert {post(server, notification(i))[1]["status"] for i in range(5)} == {"spooled"}
+        database_down.start()
+
+        def stored() -> int:
+            try:
+                return len(deliveries(url))
+            except psycopg.errors.UndefinedTable:
+                return -1  # not migrated yet
+
+        wait_until(lambda: stored() == 10, 30)
+        assert "(the database was away at start)" in server.log()
+        server.stop()
+    finally:
+        database_down.ensure_running()
+        with psycopg.connect(database_down.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -28,6 +28,9 @@ class Store:
     async def ping(self) -> bool:
         return not self.fail
 
+    def migrate(self) -> list[str]:
+        return []
+
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None:
         return self.mark
 

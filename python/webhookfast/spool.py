@@ -81,6 +81,7 @@ class MarkedStore(Protocol):
     async def write(self, batches: Sequence[Batch], *, spool_mark: tuple[str, int, int] | None = None) -> WriteResult: ...
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None: ...
     async def ping(self) -> bool: ...
+    def migrate(self) -> list[str]: ...
 
 
 class InDoubt(Protocol):
@@ -140,8 +141,13 @@ class Spool:
         segment_bytes: int = 8 * 1024 * 1024,
         replay_max_alerts: int = 20_000,
         workers: int = 1,
+        migrate: bool = False,
     ) -> None:
         self.root = Path(root)
+        # Apply pending migrations when the replay fails: the database may have been down when
+        # serve started (and so not migrated), and the spool must drain anyway.
+        self.migrate = migrate
+        self._migrated = False
         self.store = store
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -307,6 +313,8 @@ class Spool:
                 self._failures += 1
                 metrics.spool_replay_errors.inc()
                 log.warning("spool replay failed, retrying in %.2f s: %s", delay, exc)
+                if self.migrate and not self._migrated:
+                    self._migrated = await self._try_migrations()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
@@ -315,6 +323,16 @@ class Spool:
             if not progressed:
                 await self._work.wait()
                 self._work.clear()
+
+    async def _try_migrations(self) -> bool:
+        try:
+            applied = await asyncio.to_thread(self.store.migrate)
+        except Exception as exc:  # still down: try again after the next failure
+            log.debug("migrations still not applied: %s", exc)
+            return False
+        for name in applied:
+            log.info("applied migration %s (the database was away at start)", name)
+        return True
 
     async def _replay_once(self) -> bool:
         """Replay the next segment's records; False when there is nothing to replay."""
@@ -482,7 +500,7 @@ class Spool:
                 continue
             orphan = Spool(
                 self.root, self.store, max_bytes=0, segment_bytes=self.segment_bytes,
-                replay_max_alerts=self.replay_max_alerts,
+                replay_max_alerts=self.replay_max_alerts, migrate=self.migrate,
             )
             try:
                 await orphan.open(orphan=path)
@@ -525,4 +543,5 @@ def spool_for(settings: Settings, store: object) -> Spool | None:
         segment_bytes=settings.spool_segment_bytes,
         replay_max_alerts=settings.spool_replay_max_alerts,
         workers=settings.workers,
+        migrate=settings.migrate_on_start,
     )
