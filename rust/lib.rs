@@ -576,13 +576,24 @@ struct SpoolWriter {
 impl SpoolWriter {
     #[new]
     fn new(py: Python<'_>, directory: PathBuf, segment_bytes: u64) -> PyResult<Self> {
-        let (inner, recovery) = py.detach(|| core::spool::Writer::open(&directory, segment_bytes))?;
-        Ok(SpoolWriter { inner: Mutex::new(inner), torn_bytes: recovery.torn_bytes })
+        let (inner, recovery) =
+            py.detach(|| core::spool::Writer::open(&directory, segment_bytes))?;
+        Ok(SpoolWriter {
+            inner: Mutex::new(inner),
+            torn_bytes: recovery.torn_bytes,
+        })
     }
 
     /// Append `(received_at_us, body)` records and fsync, with the GIL released.
-    fn append(&self, py: Python<'_>, records: Vec<(i64, PyBackedBytes)>) -> PyResult<(u64, Vec<u64>)> {
-        let refs: Vec<(i64, &[u8])> = records.iter().map(|(at, body)| (*at, body.as_ref())).collect();
+    fn append(
+        &self,
+        py: Python<'_>,
+        records: Vec<(i64, PyBackedBytes)>,
+    ) -> PyResult<(u64, Vec<u64>)> {
+        let refs: Vec<(i64, &[u8])> = records
+            .iter()
+            .map(|(at, body)| (*at, body.as_ref()))
+            .collect();
         Ok(py.detach(|| self.writer().append(&refs))?)
     }
 
@@ -598,7 +609,9 @@ impl SpoolWriter {
 
 impl SpoolWriter {
     fn writer(&self) -> std::sync::MutexGuard<'_, core::spool::Writer> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -627,7 +640,11 @@ fn spool_read<'py>(
         .into_iter()
         .map(|r| (r.start, r.end, r.received_at_us, PyBytes::new(py, &r.body)))
         .collect();
-    let quarantined = contents.quarantined.into_iter().map(|q| (q.start, q.end, q.path)).collect();
+    let quarantined = contents
+        .quarantined
+        .into_iter()
+        .map(|q| (q.start, q.end, q.path))
+        .collect();
     Ok((records, quarantined))
 }
 

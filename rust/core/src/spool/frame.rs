@@ -35,7 +35,11 @@ pub fn framed_len(body_len: usize) -> usize {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {
     /// A whole, verified record of `len` bytes (header included).
-    Record { received_at_us: i64, body: &'a [u8], len: usize },
+    Record {
+        received_at_us: i64,
+        body: &'a [u8],
+        len: usize,
+    },
     /// Not a record here: wrong magic, impossible length, CRC mismatch, or cut short.
     Bad,
 }
@@ -66,7 +70,12 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
 /// What a stretch of segment bytes holds, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Item<'a> {
-    Record { start: usize, end: usize, received_at_us: i64, body: &'a [u8] },
+    Record {
+        start: usize,
+        end: usize,
+        received_at_us: i64,
+        body: &'a [u8],
+    },
     /// Bytes that are no record, followed by a verified record: damage in the middle.
     Corrupt { start: usize, end: usize },
     /// Bytes that are no record up to the end of `buf`: a torn write if this is the end of the
@@ -80,13 +89,25 @@ pub fn walk(buf: &[u8]) -> Vec<Item<'_>> {
     let mut pos = 0;
     while pos < buf.len() {
         match parse(&buf[pos..]) {
-            Parsed::Record { received_at_us, body, len } => {
-                items.push(Item::Record { start: pos, end: pos + len, received_at_us, body });
+            Parsed::Record {
+                received_at_us,
+                body,
+                len,
+            } => {
+                items.push(Item::Record {
+                    start: pos,
+                    end: pos + len,
+                    received_at_us,
+                    body,
+                });
                 pos += len;
             }
             Parsed::Bad => match next_record(buf, pos + 1) {
                 Some(next) => {
-                    items.push(Item::Corrupt { start: pos, end: next });
+                    items.push(Item::Corrupt {
+                        start: pos,
+                        end: next,
+                    });
                     pos = next;
                 }
                 None => {
@@ -129,7 +150,11 @@ mod tests {
         items
             .iter()
             .filter_map(|item| match item {
-                Item::Record { received_at_us, body, .. } => Some((*received_at_us, body.to_vec())),
+                Item::Record {
+                    received_at_us,
+                    body,
+                    ..
+                } => Some((*received_at_us, body.to_vec())),
                 _ => None,
             })
             .collect()
@@ -142,7 +167,11 @@ mod tests {
         let items = walk(&buf);
         assert_eq!(
             records(&items),
-            vec![(1000, b"{\"a\":1}".to_vec()), (1001, vec![]), (1002, b"[1,2,3]".to_vec())]
+            vec![
+                (1000, b"{\"a\":1}".to_vec()),
+                (1001, vec![]),
+                (1002, b"[1,2,3]".to_vec())
+            ]
         );
         assert_eq!(items.len(), 3);
     }
@@ -153,8 +182,16 @@ mod tests {
         let first = framed_len(10);
         for cut in first + 1..buf.len() {
             let items = walk(&buf[..cut]);
-            assert_eq!(records(&items), vec![(1000, b"first body".to_vec())], "cut at {cut}");
-            assert_eq!(items.last(), Some(&Item::Tail { start: first }), "cut at {cut}");
+            assert_eq!(
+                records(&items),
+                vec![(1000, b"first body".to_vec())],
+                "cut at {cut}"
+            );
+            assert_eq!(
+                items.last(),
+                Some(&Item::Tail { start: first }),
+                "cut at {cut}"
+            );
         }
         assert_eq!(walk(&buf[..first]).len(), 1);
     }
@@ -167,8 +204,15 @@ mod tests {
             let mut bad = buf.clone();
             bad[at] ^= 0x40;
             let items = walk(&bad);
-            assert_eq!(records(&items), vec![(1000, b"one".to_vec()), (1002, b"three".to_vec())], "flip at {at}");
-            assert!(items.contains(&Item::Corrupt { start: a, end: b }), "flip at {at}: {items:?}");
+            assert_eq!(
+                records(&items),
+                vec![(1000, b"one".to_vec()), (1002, b"three".to_vec())],
+                "flip at {at}"
+            );
+            assert!(
+                items.contains(&Item::Corrupt { start: a, end: b }),
+                "flip at {at}: {items:?}"
+            );
         }
     }
 
@@ -178,14 +222,23 @@ mod tests {
         buf[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         let items = walk(&buf);
         assert_eq!(records(&items), vec![(1001, b"y".to_vec())]);
-        assert_eq!(items[0], Item::Corrupt { start: 0, end: framed_len(1) });
+        assert_eq!(
+            items[0],
+            Item::Corrupt {
+                start: 0,
+                end: framed_len(1)
+            }
+        );
     }
 
     #[test]
     fn a_body_that_contains_the_magic_does_not_confuse_the_resync() {
         let inner = frames(&[b"nested"]);
         let buf = frames(&[&inner, b"after"]);
-        assert_eq!(records(&walk(&buf)), vec![(1000, inner.clone()), (1001, b"after".to_vec())]);
+        assert_eq!(
+            records(&walk(&buf)),
+            vec![(1000, inner.clone()), (1001, b"after".to_vec())]
+        );
         let mut bad = buf.clone();
         bad[0] = b'X'; // the outer record is damaged: the nested frame is found, then "after"
         let items = walk(&bad);

@@ -88,7 +88,14 @@ impl Writer {
         };
         let mut file = file;
         file.seek(SeekFrom::Start(len))?;
-        let writer = Writer { dir: dir.to_path_buf(), file, seq, len, segment_bytes: segment_bytes.max(1), buf: Vec::new() };
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            file,
+            seq,
+            len,
+            segment_bytes: segment_bytes.max(1),
+            buf: Vec::new(),
+        };
         Ok((writer, recovery))
     }
 
@@ -109,7 +116,10 @@ impl Writer {
             frame::encode(&mut self.buf, *received_at_us, body);
             ends.push(self.len + self.buf.len() as u64);
         }
-        let written = self.file.write_all(&self.buf).and_then(|()| self.file.sync_data());
+        let written = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data());
         if self.buf.capacity() > 4 * self.segment_bytes as usize {
             self.buf = Vec::new(); // one huge group must not pin its buffer for ever
         }
@@ -134,7 +144,11 @@ impl Writer {
 }
 
 fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
-    let file = OpenOptions::new().read(true).write(true).create_new(true).open(segment_path(dir, seq))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(segment_path(dir, seq))?;
     sync_dir(dir)?;
     Ok(file)
 }
@@ -172,13 +186,27 @@ pub fn read(dir: &Path, seq: u64, from: u64, end: u64) -> io::Result<Contents> {
     let mut out = Contents::default();
     let damaged = |start: usize, stop: usize, out: &mut Contents| -> io::Result<()> {
         let (start, stop) = (from + start as u64, from + stop as u64);
-        let path = quarantine(dir, seq, start, &buf[(start - from) as usize..(stop - from) as usize])?;
-        out.quarantined.push(Quarantined { start, end: stop, path });
+        let path = quarantine(
+            dir,
+            seq,
+            start,
+            &buf[(start - from) as usize..(stop - from) as usize],
+        )?;
+        out.quarantined.push(Quarantined {
+            start,
+            end: stop,
+            path,
+        });
         Ok(())
     };
     for item in frame::walk(&buf) {
         match item {
-            Item::Record { start, end, received_at_us, body } => out.records.push(Record {
+            Item::Record {
+                start,
+                end,
+                received_at_us,
+                body,
+            } => out.records.push(Record {
                 start: from + start as u64,
                 end: from + end as u64,
                 received_at_us,
@@ -224,7 +252,15 @@ mod tests {
         assert_eq!(list(dir.path()).unwrap(), vec![(1, 113), (2, 21)]);
         let read1 = read(dir.path(), 1, 21, 113).unwrap();
         assert_eq!(bodies(&read1), vec![b"bb".as_slice(), &[b'x'; 50]]);
-        assert_eq!(read1.records[0], Record { start: 21, end: 43, received_at_us: 2, body: b"bb".to_vec() });
+        assert_eq!(
+            read1.records[0],
+            Record {
+                start: 21,
+                end: 43,
+                received_at_us: 2,
+                body: b"bb".to_vec()
+            }
+        );
         assert!(read1.quarantined.is_empty());
     }
 
@@ -253,7 +289,8 @@ mod tests {
     fn a_corrupt_middle_record_is_quarantined_not_cut() {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, _) = Writer::open(dir.path(), 1 << 20).unwrap();
-        w.append(&[(1, b"first"), (2, b"middle"), (3, b"last")]).unwrap();
+        w.append(&[(1, b"first"), (2, b"middle"), (3, b"last")])
+            .unwrap();
         drop(w);
         let path = segment_path(dir.path(), 1);
         let mut bytes = fs::read(&path).unwrap();
@@ -266,8 +303,17 @@ mod tests {
         assert_eq!(bodies(&r), vec![b"first".as_slice(), b"last"]);
         assert_eq!(r.quarantined.len(), 1);
         let q = &r.quarantined[0];
-        assert_eq!((q.start, q.end), (frame::framed_len(5) as u64, (frame::framed_len(5) + frame::framed_len(6)) as u64));
-        assert_eq!(fs::read(&q.path).unwrap(), bytes[q.start as usize..q.end as usize]);
+        assert_eq!(
+            (q.start, q.end),
+            (
+                frame::framed_len(5) as u64,
+                (frame::framed_len(5) + frame::framed_len(6)) as u64
+            )
+        );
+        assert_eq!(
+            fs::read(&q.path).unwrap(),
+            bytes[q.start as usize..q.end as usize]
+        );
     }
 
     #[test]
@@ -295,7 +341,10 @@ mod tests {
         w.file = File::open(segment_path(dir.path(), 1)).unwrap();
         assert!(w.append(&[(2, b"lost")]).is_err());
         assert_eq!(w.position(), (1, frame::framed_len(2) as u64));
-        assert_eq!(list(dir.path()).unwrap(), vec![(1, frame::framed_len(2) as u64)]);
+        assert_eq!(
+            list(dir.path()).unwrap(),
+            vec![(1, frame::framed_len(2) as u64)]
+        );
     }
 
     #[test]
