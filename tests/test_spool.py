@@ -263,8 +263,9 @@ def test_a_full_spool_answers_503_keeps_what_it_acknowledged_and_accepts_again_o
         database_down.stop()
         acked, refusal = fill_until_refused(server, big_notification, 100)
         assert 10 < len(acked) < 45, len(acked)
-        assert refusal["error"]["code"] == "overloaded"
+        assert (refusal["error"]["code"], refusal["error"]["message"]) == ("overloaded", "spool is full, retry later")
         assert post(server, big_notification(1000))[0] == 503  # still full
+        assert metric(server, "webhookfast_ingest_rejected_total") == metric(server, "webhookfast_spool_refused_total") > 0
         time.sleep(1.2)  # the first request's flush has given up on the pool by now
         database_down.start()
         wait_until(lambda: len(deliveries(pg_url)) == len(acked), 30, message=lambda: str(len(deliveries(pg_url))))
@@ -376,3 +377,13 @@ def test_started_while_the_database_is_down_on_a_new_database_the_spool_still_dr
         database_down.ensure_running()
         with psycopg.connect(database_down.url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_spool_directory_that_cannot_be_made_is_a_clear_refusal_to_start(pg_url: str, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    done = subprocess.run(
+        [*server_command(), "serve", "--database-url", pg_url, "--spool-dir", str(tmp_path / "file" / "spool")],
+        check=False, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"spool directory {tmp_path / 'file' / 'spool'}: " in done.stderr

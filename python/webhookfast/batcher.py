@@ -30,6 +30,10 @@ class QueueFull(Exception):
     """The ingest queue holds as much as it may: answer 503 and let the sender retry."""
 
 
+class SpoolRefused(QueueFull):
+    """The spool is full, or its disk refused the write: 503 as well."""
+
+
 class DeadlineExceeded(Exception):
     """The batch was not committed in time (the database is slow or down)."""
 
@@ -142,8 +146,8 @@ class Batcher:
     async def _spool(self, spool: Spool, batch: Batch, body: bytes, item: _Pending | None) -> None:
         try:
             await spool.append(body, batch.received_at_us, len(batch), pending=item)
-        except SpoolFull as exc:
-            raise QueueFull(str(exc)) from None
+        except SpoolFull:
+            raise SpoolRefused("spool is full") from None
 
     def _enqueue(self, item: _Pending) -> None:
         self._waiting.append(item)

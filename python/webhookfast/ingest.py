@@ -11,7 +11,7 @@ from granian.rsgi import ProtocolClosed
 
 from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
-from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
+from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull, SpoolRefused
 from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable
 from webhookfast.http import Context, Response
@@ -130,6 +130,9 @@ class Ingest:
             try:
                 if await self.batcher.submit(batch, body):
                     status = "spooled"  # fsynced in the local spool; the replayer commits it
+            except SpoolRefused:
+                metrics.rejected.labels("spool_full").inc()
+                raise overloaded(self.retry_after_s, "spool is full, retry later") from None
             except QueueFull:
                 metrics.rejected.labels("queue_full").inc()
                 raise overloaded(self.retry_after_s) from None

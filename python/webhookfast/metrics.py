@@ -50,7 +50,7 @@ nul_replaced = Counter(
 )
 rejected = Counter(
     "webhookfast_ingest_rejected",
-    "Batches answered 503, by reason (queue_full, deadline, store_unavailable, rate_limited).",
+    "Batches answered 503, by reason (queue_full, spool_full, deadline, store_unavailable, rate_limited).",
     ["reason"],
 )
 auth_failures = Counter("webhookfast_auth_failures", "Requests refused by authentication, by reason.", ["reason"])
