@@ -115,8 +115,8 @@ def test_the_byte_bound_refuses_and_frees_after_the_drain(tmp_path: Path) -> Non
             await spool.append(body(10), 0, 1)
         store.fail = 0
         await drained(spool)
-        for _ in range(100):  # the drained segment is rotated away
-            if spool.accepting:
+        for _ in range(500):  # the drained segment is rotated away
+            if spool.size == 0:
                 break
             await asyncio.sleep(0.01)
         await spool.append(body(11), 0, 1)
