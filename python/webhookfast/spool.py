@@ -187,6 +187,10 @@ class Spool:
                 self._writer.torn_bytes,
             )
             metrics.spool_torn_records.inc()
+        if self._writer.position[1] > 0:
+            # New records go to a new segment: none of them can then lie under a mark that an
+            # earlier run committed (its last segment may have lost a damaged tail on open).
+            await asyncio.to_thread(self._writer.rotate)
         self._segments = dict(await asyncio.to_thread(spool_segments, self.directory))
         if self.size:
             log.info("spool %s holds %d bytes from before: replaying them first", self.directory, self.size)
