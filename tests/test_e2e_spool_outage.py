@@ -84,7 +84,8 @@ def test_alertmanager_outage_longer_than_its_retries_loses_nothing(
     stopped = time.monotonic()
     am.post_alerts(specs)
     stats = am.wait_notifications(10)
-    wait_until(lambda: server_metric(server, "webhookfast_spool_appended_alerts_total") == INSTANCES, 5)
+    wait_until(lambda: server_metric(server, "webhookfast_spool_appended_alerts_total") == INSTANCES, 10,
+               message=lambda: f"{server_metric(server, 'webhookfast_spool_appended_alerts_total')} spooled; {stats}")
     ends = rfc3339(datetime.now(timezone.utc) - timedelta(seconds=1))
     am.post_alerts([{**s, "endsAt": ends} for s in specs])
     stats = am.wait_notifications(stats["notifications"] + 10)
