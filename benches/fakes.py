@@ -171,6 +171,7 @@ def make_settings(*, full_stack: bool, database_url: str = "sqlite:///:memory:",
         "database_url": database_url,
         "access_log": full_stack,
         "write_deadline_s": 30.0,
+        "spool": False,  # the commit path is what is measured (and no spool directory in the cwd)
     }
     if full_stack:
         values.update(bearer_token=BEARER_TOKEN, rate_limit_rps=1e9, rate_limit_burst=1_000_000_000)

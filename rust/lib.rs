@@ -2,12 +2,13 @@
 //! Only conversion and binding code lives here; see `python/webhookfast/_core.pyi` for the API.
 
 use std::collections::HashMap;
-use std::sync::{RwLock, RwLockReadGuard, TryLockError};
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock, RwLockReadGuard, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
 
 use webhookfast_core as core;
@@ -620,6 +621,90 @@ impl RowEncoder {
     }
 }
 
+/// Appends request bodies to a spool directory, one fsync per group (`webhookfast.spool`).
+#[pyclass(module = "webhookfast._core", frozen)]
+struct SpoolWriter {
+    inner: Mutex<core::spool::Writer>,
+    #[pyo3(get)]
+    torn_bytes: u64,
+}
+
+#[pymethods]
+impl SpoolWriter {
+    #[new]
+    fn new(py: Python<'_>, directory: PathBuf, segment_bytes: u64) -> PyResult<Self> {
+        let (inner, recovery) =
+            py.detach(|| core::spool::Writer::open(&directory, segment_bytes))?;
+        Ok(SpoolWriter {
+            inner: Mutex::new(inner),
+            torn_bytes: recovery.torn_bytes,
+        })
+    }
+
+    /// Append `(received_at_us, body)` records and fsync, with the GIL released.
+    fn append(
+        &self,
+        py: Python<'_>,
+        records: Vec<(i64, PyBackedBytes)>,
+    ) -> PyResult<(u64, Vec<u64>)> {
+        let refs: Vec<(i64, &[u8])> = records
+            .iter()
+            .map(|(at, body)| (*at, body.as_ref()))
+            .collect();
+        Ok(py.detach(|| self.writer().append(&refs))?)
+    }
+
+    fn rotate(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.detach(|| self.writer().rotate())?)
+    }
+
+    #[getter]
+    fn position(&self) -> (u64, u64) {
+        self.writer().position()
+    }
+}
+
+impl SpoolWriter {
+    fn writer(&self) -> std::sync::MutexGuard<'_, core::spool::Writer> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The segments of a spool directory as `(seq, length)`, oldest first.
+#[pyfunction]
+fn spool_segments(directory: PathBuf) -> PyResult<Vec<(u64, u64)>> {
+    Ok(core::spool::list(&directory)?)
+}
+
+type SpoolRecord<'py> = (u64, u64, i64, Bound<'py, PyBytes>);
+
+/// Records of segment `seq` in `[start, end)` as `(start, end, received_at_us, body)`, and the
+/// damaged stretches copied to `quarantine/` as `(start, end, path)`; the GIL is released.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn spool_read<'py>(
+    py: Python<'py>,
+    directory: PathBuf,
+    seq: u64,
+    start: u64,
+    end: u64,
+) -> PyResult<(Vec<SpoolRecord<'py>>, Vec<(u64, u64, PathBuf)>)> {
+    let contents = py.detach(|| core::spool::read(&directory, seq, start, end))?;
+    let records = contents
+        .records
+        .into_iter()
+        .map(|r| (r.start, r.end, r.received_at_us, PyBytes::new(py, &r.body)))
+        .collect();
+    let quarantined = contents
+        .quarantined
+        .into_iter()
+        .map(|q| (q.start, q.end, q.path))
+        .collect();
+    Ok((records, quarantined))
+}
+
 /// The stub's row type aliases, also available at run time (`tuple[int, str, str, str]`, …).
 fn add_row_aliases<'py>(m: &Bound<'py, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -687,6 +772,9 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RowEncoder>()?;
     m.add_class::<AlertNames>()?;
     m.add_class::<PromRegex>()?;
+    m.add_class::<SpoolWriter>()?;
+    m.add_function(wrap_pyfunction!(spool_segments, m)?)?;
+    m.add_function(wrap_pyfunction!(spool_read, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_to_int, m)?)?;

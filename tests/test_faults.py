@@ -110,7 +110,8 @@ def wait_for(predicate, timeout: float = 30.0, step: float = 0.2) -> bool:  # ty
 
 @pytest.mark.postgres
 def test_postgres_stops_during_load(server_factory, postgres_server, pg_url: str) -> None:
-    server = server_factory(pg_url, env={"WEBHOOKFAST_WRITE_DEADLINE_S": "2"})
+    # Without the spool (tests/test_spool.py has the outage with it): 503s while the database is down.
+    server = server_factory(pg_url, env={"WEBHOOKFAST_WRITE_DEADLINE_S": "2"}, extra_args=["--no-spool"])
     with Load(server.url) as load:
         assert wait_for(lambda: len(load.acknowledged()) >= 50), "no progress before the fault"
         postgres_server.stop()
@@ -139,7 +140,8 @@ def test_kill_9_loses_no_acknowledged_alert(server_factory, tmp_path: Path, stor
         url = request.getfixturevalue("pg_url")
     else:
         url = f"sqlite:///{tmp_path}/kill.db"
-    server = server_factory(url)
+    # "acknowledged" = committed here; the spool's kill -9 tests are in tests/test_spool.py.
+    server = server_factory(url, extra_args=["--no-spool"] if store == "postgres" else [])
     with Load(server.url) as load:
         assert wait_for(lambda: len(load.acknowledged()) >= 200), "no progress"
         server.kill()  # SIGKILL to the whole process group: workers die mid-flush

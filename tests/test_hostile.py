@@ -1,6 +1,7 @@
 """Hostile input against a live server over real sockets.
 
-One server for the module (bearer auth on, ``WEBHOOKFAST_BODY_TIMEOUT_S=1``) gets a battery of bad
+One server for the module (bearer auth on, ``WEBHOOKFAST_BODY_TIMEOUT_S=1``, the optional request
+limits of ``LIMITS`` set: by default they are off) gets a battery of bad
 requests, most written byte by byte on a raw socket. Each must get the right status and the JSON
 error shape of the README (a listed ``code``, a ``request_id`` equal to ``X-Request-ID``, the
 security headers); after each the server must still be healthy. At the end its workers' RSS must
@@ -29,7 +30,16 @@ AUTH = f"Bearer {TOKEN}"
 ROOT = Path(__file__).resolve().parent
 PAYLOADS = ROOT / "fixtures" / "payloads"
 SINGLE = (PAYLOADS / "firing_single.json").read_bytes()
-MAX_BODY = 16 * 1024 * 1024  # the default WEBHOOKFAST_MAX_BODY_BYTES
+MAX_BODY = 16 * 1024 * 1024
+# Opt-in limits (the defaults let through whatever Alertmanager and Prometheus deliver).
+LIMITS = {
+    "WEBHOOKFAST_MAX_BODY_BYTES": str(MAX_BODY),
+    "WEBHOOKFAST_MAX_ALERTS": "10000",
+    "WEBHOOKFAST_MAX_LABELS": "128",
+    "WEBHOOKFAST_MAX_ANNOTATIONS": "128",
+    "WEBHOOKFAST_MAX_NAME_BYTES": "1024",
+    "WEBHOOKFAST_MAX_VALUE_BYTES": "65536",
+}
 RSS_GROWTH_LIMIT_KB = 96 * 1024
 
 SECURITY_HEADERS = {
@@ -444,7 +454,7 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory):
         f"sqlite:///{tmp}/wf.db",
         tmp / "logs",
         name="webhookfast-hostile",
-        env={"WEBHOOKFAST_BEARER_TOKEN": TOKEN, "WEBHOOKFAST_BODY_TIMEOUT_S": "1"},
+        env={"WEBHOOKFAST_BEARER_TOKEN": TOKEN, "WEBHOOKFAST_BODY_TIMEOUT_S": "1", **LIMITS},
     ) as server:
         server.db_path = tmp / "wf.db"  # type: ignore[attr-defined]
         # Warm up (imports, first flush paths) before taking the RSS baseline.

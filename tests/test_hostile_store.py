@@ -137,7 +137,7 @@ def test_commit_mode_refuses_only_the_poison_request(store_case: tuple[str, Call
     results, writes = asyncio.run(main())
     assert writes[0] == len(NAMES)  # they shared one flush, which the database refused
     assert isinstance(results[NAMES.index(POISON)], StoreRejected)
-    assert [r for i, r in enumerate(results) if i != NAMES.index(POISON)] == [None] * (len(NAMES) - 1)
+    assert [r for i, r in enumerate(results) if i != NAMES.index(POISON)] == [False] * (len(NAMES) - 1)  # committed, not spooled
     names, instances = stored(url)
     # Nothing of the refused request (its other alert was valid), everything of the others.
     assert names == (set(NAMES) - {POISON}) | {"After"}
@@ -203,7 +203,7 @@ def test_several_poison_requests_in_one_flush(store_case: tuple[str, Callable[[]
 
     results = asyncio.run(main())
     assert [isinstance(r, StoreRejected) for r in results] == [n == POISON for n in names_in]
-    assert all(r is None for r, n in zip(results, names_in) if n != POISON)
+    assert all(r is False for r, n in zip(results, names_in) if n != POISON)
     names, _ = stored(url)
     assert names == set(names_in) - {POISON}
 
@@ -362,7 +362,7 @@ def test_a_size_limit_is_a_refusal_too(pg_url: str, merge: str) -> None:
             await store.close()
 
     results = asyncio.run(main())
-    assert results[0] is None and results[2] is None
+    assert results[0] is False and results[2] is False
     assert isinstance(results[1], StoreRejected) and "54000" in str(results[1])
     assert stored(pg_url)[0] == {"Before", "After"}
 
@@ -416,9 +416,9 @@ def test_an_outage_while_isolating_fails_or_requeues_only_the_unsettled(tmp_path
     results = asyncio.run(main())
     if ack_enqueue:
         # All acknowledged; the unsettled ones went back to the queue and were stored after.
-        assert results == [None] * len(names)
+        assert results == [False] * len(names)
         assert stored(url)[0] == set(names) - {POISON}
     else:
-        assert results[0] is None  # committed before the outage
+        assert results[0] is False  # committed before the outage
         assert all(isinstance(r, StoreUnavailable) for r in results[1:]), results  # 503, retried by the sender
         assert stored(url)[0] == {"A0"}

@@ -6,6 +6,8 @@ encodes them as storage rows. Python never touches an alert field by field on th
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
 from typing import Any, Final, Literal, final
 
 __version__: Final[str]
@@ -201,3 +203,30 @@ class RowEncoder:
     def sqlite_rows(
         self, batches: Sequence[Batch]
     ) -> tuple[list[SqliteGroupRow], list[SqliteLabelSetRow], list[SqliteEventRow], list[SqliteAlertRow]]: ...
+
+@final
+class SpoolWriter:
+    """Appends request bodies to the segment files of a spool directory (created if missing).
+
+    Opening cuts off a torn last record (``torn_bytes``: the crash came mid-write, so it was never
+    acknowledged). ``append`` writes ``(received_at_us, body)`` records as framed, CRC-checked
+    records and fsyncs once, with the GIL released; it returns the segment and each record's end
+    offset. A failed append (disk full) leaves nothing of its group behind.
+    """
+
+    def __new__(cls, directory: str | PathLike[str], segment_bytes: int) -> SpoolWriter: ...
+    def append(self, records: Sequence[tuple[int, bytes]]) -> tuple[int, list[int]]: ...
+    def rotate(self) -> None: ...
+    @property
+    def torn_bytes(self) -> int: ...
+    @property
+    def position(self) -> tuple[int, int]: ...
+
+def spool_segments(directory: str | PathLike[str]) -> list[tuple[int, int]]:
+    """The spool's segments as ``(seq, length)``, oldest first."""
+
+def spool_read(
+    directory: str | PathLike[str], seq: int, start: int, end: int
+) -> tuple[list[tuple[int, int, int, bytes]], list[tuple[int, int, Path]]]:
+    """Segment ``seq``'s records in ``[start, end)`` as ``(start, end, received_at_us, body)``, and
+    its damaged stretches, copied to ``quarantine/`` and skipped, as ``(start, end, path)``."""

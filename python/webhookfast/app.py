@@ -21,7 +21,8 @@ from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
 from webhookfast.ingest import BodyReader, ByteBudget, Ingest
 from webhookfast.middleware import AccessLog, Auth, RateLimit, build_chain
 from webhookfast.middleware.recovery import error_response
-from webhookfast.settings import AckMode, Settings
+from webhookfast.settings import NO_LIMIT, AckMode, Settings
+from webhookfast.spool import spool_for
 from webhookfast.storage import Store, WriteResult, open_store
 from webhookfast.ui import WebUI
 
@@ -29,6 +30,7 @@ log = logging.getLogger("webhookfast")
 
 _OK = orjson.dumps({"status": "ok"})
 _READY = orjson.dumps({"status": "ready"})
+_READY_SPOOLING = orjson.dumps({"status": "ready", "database": "down", "spool": "accepting"})
 # A worker wakes every prune interval; a claim succeeds once 90 % of it has passed since the last
 # prune started, so timer jitter does not make a due prune wait a whole extra interval.
 PRUNE_CLAIM_SLACK = 0.9
@@ -44,6 +46,7 @@ class App:
             connect_timeout_s=settings.connect_timeout_s,
             write_deadline_s=settings.write_deadline_s,
         )
+        self.spool = spool_for(settings, self.store)
         self.batcher = Batcher(
             self.store,
             ack_enqueue=settings.ack is AckMode.enqueue,
@@ -51,16 +54,19 @@ class App:
             max_queue_bytes=settings.queue_max_bytes,
             flush_max_alerts=settings.flush_max_alerts,
             flush_concurrency=settings.flush_concurrency,
-            deadline_s=settings.write_deadline_s,
+            # With a spool, a batch not committed by spool_after_s is spooled instead of refused.
+            deadline_s=settings.spool_after_s if self.spool is not None else settings.write_deadline_s,
             on_flush=self._on_flush,
             on_refused=_on_refused,
+            spool=self.spool,
+            ack_spool=settings.ack is AckMode.spool,
         )
         limits = Limits(
-            max_alerts=settings.max_alerts,
-            max_labels=settings.max_labels,
-            max_annotations=settings.max_annotations,
-            max_name_bytes=settings.max_name_bytes,
-            max_value_bytes=settings.max_value_bytes,
+            max_alerts=settings.max_alerts or NO_LIMIT,
+            max_labels=settings.max_labels or NO_LIMIT,
+            max_annotations=settings.max_annotations or NO_LIMIT,
+            max_name_bytes=settings.max_name_bytes or NO_LIMIT,
+            max_value_bytes=settings.max_value_bytes or NO_LIMIT,
             max_depth=settings.max_depth,
         )
         self.body_reader = BodyReader(settings.max_body_bytes, settings.body_timeout_s)
@@ -71,7 +77,7 @@ class App:
             limits,
             self.body_reader,
             settings.retry_after_s,
-            durable=settings.ack is AckMode.commit,
+            durable=settings.ack is not AckMode.enqueue,
             unverified=ByteBudget(max(settings.hmac_unverified_max_bytes, settings.max_body_bytes)),
         )
         self.routes: dict[str, Route] = {}
@@ -112,6 +118,8 @@ class App:
     async def startup(self) -> None:
         await self.store.open()
         metrics.store_up.set(1 if await self.store.ping() else 0)
+        if self.spool is not None:
+            await self.spool.open()  # replays what an earlier run left, as soon as the database answers
         self.batcher.start()
         if self.settings.retention_days > 0:
             self._prune_task = asyncio.get_running_loop().create_task(self._prune_loop())
@@ -120,6 +128,8 @@ class App:
         if self._prune_task is not None:
             self._prune_task.cancel()
         await self.batcher.close(self.settings.shutdown_flush_timeout_s)
+        if self.spool is not None:
+            await self.spool.close()
         await self.history.close()
         await self.store.close()
         self.body_reader.close()
@@ -211,6 +221,9 @@ class App:
         except asyncio.TimeoutError:
             up = False
         metrics.store_up.set(1 if up else 0)
+        if not up and self.spool is not None and self.spool.accepting:
+            # "Can take traffic": the spool keeps every alert until the database is back.
+            return Response(200, _READY_SPOOLING)
         if not up:
             raise HTTPError(503, "not_ready", "database unreachable", headers=[("retry-after", "1")])
         return Response(200, _READY)

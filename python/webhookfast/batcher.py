@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from webhookfast._core import Batch
 from webhookfast.deadlines import DeadlineQueue
+from webhookfast.spool import Spool, SpoolFull
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult
 
 log = logging.getLogger("webhookfast.batcher")
@@ -32,6 +33,10 @@ log = logging.getLogger("webhookfast.batcher")
 
 class QueueFull(Exception):
     """The ingest queue holds as much as it may: answer 503 and let the sender retry."""
+
+
+class SpoolRefused(QueueFull):
+    """The spool is full, or its disk refused the write: 503 as well."""
 
 
 class DeadlineExceeded(Exception):
@@ -44,7 +49,7 @@ def _fail_late(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("batch", "future", "alerts", "nbytes", "request_id")
+    __slots__ = ("batch", "future", "alerts", "nbytes", "request_id", "outcome", "settled")
 
     def __init__(self, batch: Batch, future: asyncio.Future[None] | None, nbytes: int, request_id: str) -> None:
         self.batch = batch
@@ -54,6 +59,14 @@ class _Pending:
         # take 10x+ their JSON.
         self.nbytes = nbytes
         self.request_id = request_id
+        # How its flush ended (True: committed), for a spooled batch whose flush was still running.
+        self.outcome: bool | None = None
+        self.settled: asyncio.Event | None = None
+
+    def settle(self, committed: bool) -> None:
+        self.outcome = committed
+        if self.settled is not None:
+            self.settled.set()
 
 
 class Batcher:
@@ -70,6 +83,8 @@ class Batcher:
         retry_backoff_s: float = 0.5,
         on_flush: Callable[[int, int, float, WriteResult | None], None] | None = None,
         on_refused: Callable[[int], None] | None = None,
+        spool: Spool | None = None,
+        ack_spool: bool = False,
     ) -> None:
         self.store = store
         self.ack_enqueue = ack_enqueue
@@ -82,6 +97,8 @@ class Batcher:
         self.on_flush = on_flush
         #: called with the number of alerts of each request the database refused
         self.on_refused = on_refused
+        self.spool = spool
+        self.ack_spool = ack_spool
         self._waiting: deque[_Pending] = deque()
         # Alerts and bytes queued or being flushed: what the bounds apply to.
         self.queued_alerts = 0
@@ -98,14 +115,20 @@ class Batcher:
             for i in range(self.flush_concurrency)
         ]
 
-    async def submit(self, batch: Batch, request_id: str = "") -> None:
-        """Return once ``batch`` is committed (or queued, with ack=enqueue); raise QueueFull,
-        DeadlineExceeded, StoreRejected or StoreUnavailable otherwise. ``request_id`` names the
-        request in the log if the database refuses it."""
+    async def submit(self, batch: Batch, request_id: str = "", body: bytes | None = None) -> bool:
+        """Return once ``batch`` is committed (or queued, with ack=enqueue), or, given its ``body``
+        and a spool, once spooled (True); raise QueueFull, DeadlineExceeded, StoreRejected or
+        StoreUnavailable otherwise. ``request_id`` names the request in the log if the database
+        refuses it."""
         alerts = len(batch)
         nbytes = batch.decoded_bytes
         if self._closing:
             raise QueueFull("shutting down")
+        spool = self.spool
+        if spool is not None and body is not None and (self.ack_spool or spool.backlog):
+            # While records wait in the spool, new ones follow them there: arrival order is kept.
+            await self._spool(spool, batch, body, None)
+            return True
         if (
             self.queued_alerts + alerts > self.max_queue_alerts
             or self.queued_bytes + nbytes > self.max_queue_bytes
@@ -113,16 +136,31 @@ class Batcher:
             raise QueueFull("ingest queue is full")
         if self.ack_enqueue:
             self._enqueue(_Pending(batch, None, nbytes, request_id))
-            return
+            return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Pending(batch, future, nbytes, request_id))
+        item = _Pending(batch, future, nbytes, request_id)
+        self._enqueue(item)
         # If the deadline passes first the flush still commits the batch (the sender's retry then
         # collapses into the same rows).
         deadline = self._deadlines.add(future)
         try:
             await future
+        except (DeadlineExceeded, StoreUnavailable):
+            if item.outcome:  # its flush committed it just after the deadline
+                return False
+            if spool is None or body is None:
+                raise
+            await self._spool(spool, batch, body, item)
+            return True
         finally:
             deadline.active = False
+        return False
+
+    async def _spool(self, spool: Spool, batch: Batch, body: bytes, item: _Pending | None) -> None:
+        try:
+            await spool.append(body, batch.received_at_us, len(batch), pending=item)
+        except SpoolFull:
+            raise SpoolRefused("spool is full") from None
 
     def _enqueue(self, item: _Pending) -> None:
         self._waiting.append(item)
@@ -139,6 +177,7 @@ class Batcher:
             if item.future is not None and item.future.done():
                 # Its request already gave up (deadline); the sender will send it again.
                 self._release(item)
+                item.settle(False)
                 continue
             taken.append(item)
             alerts += item.alerts
@@ -229,6 +268,7 @@ class Batcher:
         """``items`` (of ``taken``) are committed: release them and answer their requests."""
         for item in items:
             self._release(item)
+            item.settle(True)
             if item.future is not None and not item.future.done():
                 item.future.set_result(None)
         if items is taken:
@@ -258,6 +298,7 @@ class Batcher:
             except Exception:
                 log.exception("refusal report failed")
         self._release(item)
+        item.settle(False)
         if item.future is not None and not item.future.done():
             item.future.set_exception(exc)
         taken.remove(item)
@@ -265,6 +306,7 @@ class Batcher:
     def _fail(self, items: list[_Pending], exc: Exception) -> None:
         for item in items:
             self._release(item)
+            item.settle(False)
             if item.future is not None and not item.future.done():
                 item.future.set_exception(exc)
         items.clear()

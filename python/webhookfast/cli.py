@@ -23,7 +23,7 @@ import click
 from pydantic import ValidationError
 
 from webhookfast.credentials import Credentials
-from webhookfast.dirlock import DirLock, is_locked
+from webhookfast.dirlock import DirLock, DirLocked, is_locked
 from webhookfast.durations import MAX_DURATION_US, parse_duration_us
 from webhookfast.logs import configure_logging
 from webhookfast.settings import Settings, reference_table
@@ -68,8 +68,12 @@ def main() -> None:
 @_env_option("--port", type=int, help="Port to listen on.  [default: 8080]")
 @_env_option("--workers", type=int, help="Worker processes.  [default: 1]")
 @database_option
-@_env_option("--ack", type=click.Choice(["commit", "enqueue"]), help="Answer after the commit (default) "
-              "or as soon as queued: enqueue can lose acknowledged alerts on a crash.")
+@_env_option("--ack", type=click.Choice(["commit", "enqueue", "spool"]), help="Answer after the commit (default), "
+              "after the local spool's fsync (spool), or as soon as queued: enqueue can lose acknowledged alerts on a crash.")
+@_env_option("--spool/--no-spool", default=None, help="PostgreSQL: spool what the database cannot take in time "
+              "to local disk and answer 200.  [default: on]")
+@_env_option("--spool-dir", type=click.Path(file_okay=False), help="The spool's directory, one per server.  "
+              "[default: ./webhookfast-spool]")
 @_env_option("--migrate-on-start/--no-migrate-on-start", default=None, help="Apply migrations first.  [default: on]")
 @_env_option("--access-log/--no-access-log", default=None, help="JSON access log on stderr.  [default: on]")
 @_env_option("--log-level", type=click.Choice(["debug", "info", "warning", "error", "critical"]))
@@ -98,6 +102,7 @@ def serve(**options: Any) -> None:
     _check_port_free(settings.host, settings.port)
     if settings.migrate_on_start:
         _migrate(settings, required=False)
+    spool_lock = _lock_spool(settings)
 
     from granian import Granian
     from granian.constants import Interfaces
@@ -130,6 +135,8 @@ def serve(**options: Any) -> None:
             **tls,
         ).serve()
     finally:
+        if spool_lock is not None:
+            spool_lock.release()
         metrics_lock.release()
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -150,6 +157,28 @@ def _check_store(settings: Settings) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     log.info("store: %s", store)
+
+
+def _lock_spool(settings: Settings) -> DirLock | None:
+    """One spool directory belongs to one server (its workers take sub-directories of it)."""
+    postgres = settings.database_url.startswith(("postgresql:", "postgres:"))
+    if settings.ack.value == "spool" and not (postgres and settings.spool):
+        raise click.UsageError("--ack spool needs the spool: a PostgreSQL database and no --no-spool")
+    if not (postgres and settings.spool):
+        return None
+    directory = Path(settings.spool_dir).absolute()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = DirLock(directory).acquire()
+    except DirLocked:
+        raise click.ClickException(
+            f"spool directory {directory} is in use by another webhookfast: give each server its own "
+            "(WEBHOOKFAST_SPOOL_DIR)"
+        ) from None
+    except OSError as exc:
+        raise click.ClickException(f"spool directory {directory}: {exc.strerror or exc}") from None
+    log.info("spool: %s (up to %d bytes)", directory, settings.spool_max_bytes)
+    return lock
 
 
 def _check_port_free(host: str, port: int) -> None:

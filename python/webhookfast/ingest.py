@@ -11,7 +11,7 @@ from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
-from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
+from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull, SpoolRefused
 from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable, unstorable
 from webhookfast.http import Context, Response
@@ -183,9 +183,14 @@ class Ingest:
             ) from None
         n = len(batch)
         ctx.alerts = n
+        status = self.status_word
         if n:
             try:
-                await self.batcher.submit(batch, ctx.request_id)
+                if await self.batcher.submit(batch, ctx.request_id, body):
+                    status = "spooled"  # fsynced in the local spool; the replayer commits it
+            except SpoolRefused:
+                metrics.rejected.labels("spool_full").inc()
+                raise overloaded(self.retry_after_s, "spool is full, retry later") from None
             except QueueFull:
                 metrics.rejected.labels("queue_full").inc()
                 raise overloaded(self.retry_after_s) from None
@@ -208,5 +213,5 @@ class Ingest:
                 metrics.count(metrics.nul_replaced, batch.nul_replaced)
         return Response(
             200,
-            orjson.dumps({"status": self.status_word, "alerts": n, "request_id": ctx.request_id}),
+            orjson.dumps({"status": status, "alerts": n, "request_id": ctx.request_id}),
         )

@@ -50,7 +50,7 @@ nul_replaced = Counter(
 )
 rejected = Counter(
     "webhookfast_ingest_rejected",
-    "Batches answered 503, by reason (queue_full, deadline, store_unavailable, rate_limited, unverified_bytes).",
+    "Batches answered 503, by reason (queue_full, spool_full, deadline, store_unavailable, rate_limited, unverified_bytes).",
     ["reason"],
 )
 auth_failures = Counter("webhookfast_auth_failures", "Requests refused by authentication, by reason.", ["reason"])
@@ -75,6 +75,31 @@ store_refused_requests = Counter(
 store_refused_alerts = Counter("webhookfast_store_refused_alerts", "Alerts of the requests the database refused.")
 store_up = Gauge(
     "webhookfast_store_up", "Whether the database answered the last readiness check.", multiprocess_mode="min"
+)
+
+# The durable local spool (webhookfast.spool).
+spool_appended_alerts = Counter("webhookfast_spool_appended_alerts", "Alerts written to the local spool.")
+spool_refused = Counter(
+    "webhookfast_spool_refused", "Requests the spool could not take (full, or the disk refused): answered 503."
+)
+spool_bytes = Gauge(
+    "webhookfast_spool_bytes", "Bytes in the spool's segment files.", multiprocess_mode="livesum"
+)
+spool_oldest_age = Gauge(
+    "webhookfast_spool_oldest_record_age_seconds",
+    "Age of the oldest record not yet replayed into the database (0: nothing waits).",
+    multiprocess_mode="livemax",
+)
+spool_replayed_alerts = Counter("webhookfast_spool_replayed_alerts", "Alerts replayed from the spool and committed.")
+spool_replay_errors = Counter("webhookfast_spool_replay_errors", "Replay transactions that failed (retried).")
+spool_write_seconds = Histogram(
+    "webhookfast_spool_write_duration_seconds", "Duration of one spool append and fsync.", buckets=_LATENCY_BUCKETS
+)
+spool_corrupt_records = Counter(
+    "webhookfast_spool_corrupt_records", "Damaged spool records moved aside to quarantine/."
+)
+spool_torn_records = Counter(
+    "webhookfast_spool_torn_records", "Unfinished last records cut off when a spool was opened."
 )
 
 

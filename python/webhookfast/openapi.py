@@ -204,8 +204,9 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "status": {
                     "type": "string",
-                    "enum": ["stored", "queued"],
-                    "description": "`stored`: committed; `queued`: accepted in memory (--ack enqueue).",
+                    "enum": ["stored", "queued", "spooled"],
+                    "description": "`stored`: committed; `queued`: accepted in memory (--ack enqueue); "
+                    "`spooled`: fsynced in the local spool, committed by its replayer later.",
                 },
                 "alerts": {"type": "integer", "minimum": 0},
                 "request_id": {"type": "string", "minLength": 1},
@@ -221,7 +222,11 @@ def _schemas() -> dict[str, Any]:
         "Ready": {
             "type": "object",
             "required": ["status"],
-            "properties": {"status": {"type": "string", "enum": ["ready"]}},
+            "properties": {
+                "status": {"type": "string", "enum": ["ready"]},
+                "database": {"type": "string", "enum": ["down"], "description": "Present when the spool takes the traffic."},
+                "spool": {"type": "string", "enum": ["accepting"]},
+            },
             "additionalProperties": False,
         },
         "Error": {
@@ -344,7 +349,8 @@ def _ingest(summary: str, operation_id: str, description: str) -> dict[str, Any]
             },
             "responses": {
                 "200": _ok(
-                    "Accepted: committed (`stored`), or queued with --ack enqueue (`queued`).",
+                    "Accepted: committed (`stored`), fsynced in the local spool (`spooled`), or queued with "
+                    "--ack enqueue (`queued`).",
                     _ref("schemas", "Accepted"),
                 ),
                 **_errors(400, 401, 408, 413, 415, 422, 500, 503),
@@ -389,7 +395,7 @@ def _paths() -> dict[str, Any]:
         ),
         "/readyz": _get(
             "getReadyz",
-            "The database answers (open unless WEBHOOKFAST_PROTECT_HEALTH)",
+            "Can take traffic: the database answers, or the spool accepts (open unless WEBHOOKFAST_PROTECT_HEALTH)",
             _ok("Ready.", _ref("schemas", "Ready")),
             401,
             500,

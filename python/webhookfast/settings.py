@@ -13,9 +13,14 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+#: A per-field request limit of 0 means none; the decoder is given this instead.
+NO_LIMIT = 2**62
+
+
 class AckMode(str, Enum):
     commit = "commit"
     enqueue = "enqueue"
+    spool = "spool"  # answer after the local spool's fsync; the replayer ships to the database
 
 
 class Settings(BaseSettings):
@@ -33,7 +38,10 @@ class Settings(BaseSettings):
     access_log: bool = Field(True, description="one JSON line per request on stderr")
 
     # Request limits. The body cap is enforced while reading (Content-Length and chunked bodies).
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1, description="larger bodies get 413 before they are read (chunked ones as soon as they pass it)")
+    # What Alertmanager and Prometheus deliver must pass by default (a 4xx is never retried, so it
+    # loses the alert): the body cap holds a 50,000-alert notification, and the per-field limits
+    # are off (0) unless set; memory is bounded by the body cap and the queue's byte bound.
+    max_body_bytes: int = Field(128 * 1024 * 1024, ge=1, description="larger bodies get 413 before they are read (chunked ones as soon as they pass it)")
     body_timeout_s: float = Field(10.0, gt=0, description="a body not received in time gets 408")
     # Connections (see connections.py). Granian has one timer for a request head: from a connection's
     # opening or its last answer until a whole head arrived; longer than Prometheus' one-minute
@@ -56,11 +64,11 @@ class Settings(BaseSettings):
         le=3600,
         description="an answer the client does not take (nothing acknowledged, or its receive window shut) this long aborts the connection (Linux `TCP_USER_TIMEOUT`)",
     )
-    max_alerts: int = Field(10_000, ge=1, description="alerts per request (422 `too_many_alerts` beyond)")
-    max_labels: int = Field(128, ge=1, description="labels per alert")
-    max_annotations: int = Field(128, ge=1, description="annotations per alert")
-    max_name_bytes: int = Field(1024, ge=1, description="bytes per label or annotation name")
-    max_value_bytes: int = Field(65_536, ge=1, description="bytes per label or annotation value")
+    max_alerts: int = Field(0, ge=0, description="alerts per request (0: no limit; beyond it 422 `too_many_alerts`)")
+    max_labels: int = Field(0, ge=0, description="labels per alert (0: no limit)")
+    max_annotations: int = Field(0, ge=0, description="annotations per alert (0: no limit)")
+    max_name_bytes: int = Field(0, ge=0, description="bytes per label or annotation name (0: no limit)")
+    max_value_bytes: int = Field(0, ge=0, description="bytes per label or annotation value (0: no limit)")
     max_depth: int = Field(32, ge=4, description="JSON nesting depth, unknown keys included")
 
     # Batching and backpressure.
@@ -72,6 +80,15 @@ class Settings(BaseSettings):
     write_deadline_s: float = Field(5.0, gt=0, description="longest wait for a commit before 503, well under Alertmanager's 10 s timeout (also PostgreSQL's pool and statement timeouts)")
     shutdown_flush_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, longest wait for the last flushes")
     retry_after_s: int = Field(1, ge=0, description="the `Retry-After` of a 503")
+
+    # Durable local spool (PostgreSQL only; webhookfast.spool): a batch not committed within
+    # spool_after_s (or refused by a database that is down) is fsynced here and answered 200.
+    spool: bool = Field(True, description="with PostgreSQL, spool batches the database cannot take in time to a local directory and answer 200 `spooled` (`--no-spool`: answer 503 instead)")
+    spool_dir: Path = Field(Path("webhookfast-spool"), description="the spool directory (one `worker-<n>` directory per worker inside; locked by one server at a time)")
+    spool_after_s: float = Field(2.0, gt=0, description="a batch not committed this long is spooled instead (well under Alertmanager's and Prometheus' 10 s timeout)")
+    spool_max_bytes: int = Field(1024 * 1024 * 1024, ge=1, description="the spool's bound; when it is full (or its disk is), 503 `overloaded`")
+    spool_segment_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="size of one spool segment file (drained segments are deleted)")
+    spool_replay_max_alerts: int = Field(20_000, ge=1, description="most alerts per replay transaction")
 
     # PostgreSQL pool.
     pool_min_size: int = Field(1, ge=0, description="PostgreSQL connections kept open per worker")

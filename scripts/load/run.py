@@ -772,6 +772,7 @@ def main(argv: list[str] | None = None) -> int:
 
         pin = ["taskset", "-c", "0"] if a.pin else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
+        env["WEBHOOKFAST_SPOOL_DIR"] = str(tmp / "spool")  # PostgreSQL's spool stays in the temp dir
         if a.history_rows:
             t0 = time.monotonic()
             subprocess.run([sys.executable, "-m", "webhookfast", "migrate", "--database-url", db_url], env=env,

@@ -126,6 +126,8 @@ class ServerProcess:
         # Whatever the server puts in its temp dir (e.g. prometheus-client's multiprocess files) stays
         # under the test's tmp_path, even when a test SIGKILLs it.
         env["TMPDIR"] = str(self.tmp_dir)
+        # A PostgreSQL server's spool (on by default) stays there too, one per server.
+        env["WEBHOOKFAST_SPOOL_DIR"] = str(self.tmp_dir / "spool")
         for key, value in self.env_overrides.items():
             if value is None:
                 env.pop(key, None)

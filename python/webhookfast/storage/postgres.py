@@ -165,6 +165,15 @@ ORDER BY f, sa
 {POSTGRES_ALERTS_CONFLICT}
 """
 
+# Spool replay (webhookfast.spool): the mark moves in the same transaction as the alerts it covers.
+SpoolMark = tuple[str, int, int]  # (spool id, segment, position)
+UPSERT_SPOOL_MARK = """
+INSERT INTO spool_marks (spool_id, segment, position) VALUES (%s, %s, %s)
+ON CONFLICT (spool_id) DO UPDATE
+SET segment = EXCLUDED.segment, position = EXCLUDED.position, updated_at = now()
+"""
+SELECT_SPOOL_MARK = "SELECT segment, position FROM spool_marks WHERE spool_id = %s"
+
 SCHEMA_MIGRATIONS_SQL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer PRIMARY KEY,
@@ -319,7 +328,9 @@ class PostgresStore(Store):
             log.info("created %d alert_events partition(s)", row[0])
 
     # -- writes -------------------------------------------------------------------------------
-    async def write(self, batches: Sequence[Batch]) -> WriteResult:
+    async def write(self, batches: Sequence[Batch], *, spool_mark: SpoolMark | None = None) -> WriteResult:
+        """``spool_mark`` (spool id, segment, position): record in the same transaction how far
+        that spool has been replayed (webhookfast.spool)."""
         pool = self._require_pool()
         encoder = self._encoders.pop() if self._encoders else RowEncoder()
         try:
@@ -328,12 +339,14 @@ class PostgresStore(Store):
                 groups, label_sets, events, alerts = encoder.sqlite_rows(batches)
                 result = WriteResult(len(label_sets), len(events), len(alerts))
                 params = (_columns(groups, 4), _columns(label_sets, 4), _columns(events, 9), _columns(alerts, 9))
-                merge = partial(_merge_unnest, params=params)
+                merge = partial(_merge_unnest, params=params, mark=spool_mark)
             else:
                 copy = encoder.pg_copy(batches)
                 result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
-                merge = partial(_merge_copy, streams=(copy.groups, copy.label_sets, copy.events, copy.alerts))
-            if not (result.label_sets or result.events or result.alerts):
+                merge = partial(
+                    _merge_copy, streams=(copy.groups, copy.label_sets, copy.events, copy.alerts), mark=spool_mark
+                )
+            if not (result.label_sets or result.events or result.alerts or spool_mark):
                 return result
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
@@ -362,6 +375,16 @@ class PostgresStore(Store):
         if self.merge == "auto":
             return alerts <= UNNEST_MAX_ALERTS
         return self.merge == "unnest"
+
+    async def spool_mark(self, spool_id: str) -> tuple[int, int] | None:
+        """How far spool ``spool_id`` has been replayed: (segment, position), None if never."""
+        try:
+            async with self._require_pool().connection() as conn:
+                cur = await conn.execute(SELECT_SPOOL_MARK, (spool_id,))
+                row = await cur.fetchone()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailable(f"postgresql: {exc}") from exc
+        return None if row is None else (row[0], row[1])
 
     async def ping(self) -> bool:
         pool = self._pool
@@ -472,7 +495,9 @@ def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-
     return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list, list, list]) -> None:  # type: ignore[type-arg]
+async def _merge_unnest(
+    conn: psycopg.AsyncConnection, params: tuple[list, list, list, list], mark: SpoolMark | None = None  # type: ignore[type-arg]
+) -> None:
     groups, label_sets, events, alerts = params
     async with conn.pipeline(), conn.transaction():
         await conn.execute(f"SELECT pg_advisory_xact_lock_shared({LABELS_LOCK})")
@@ -481,9 +506,13 @@ async def _merge_unnest(conn: psycopg.AsyncConnection, params: tuple[list, list,
         await conn.execute(UNNEST_LABEL_SETS, label_sets)
         await conn.execute(UNNEST_EVENTS, events)
         await conn.execute(UNNEST_ALERTS, alerts)
+        if mark is not None:
+            await conn.execute(UPSERT_SPOOL_MARK, mark)
 
 
-async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes, bytes]) -> None:
+async def _merge_copy(
+    conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes, bytes], mark: SpoolMark | None = None
+) -> None:
     groups, label_sets, events, alerts = streams
     async with conn.transaction():
         async with conn.cursor() as cur:
@@ -496,6 +525,8 @@ async def _merge_copy(conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes
             async with cur.copy(COPY_ALERTS) as copy:
                 await copy.write(alerts)
             await cur.execute(MERGE_SQL)
+            if mark is not None:
+                await cur.execute(UPSERT_SPOOL_MARK, mark)
 
 
 async def _ping(pool: AsyncConnectionPool, timeout: float) -> bool:

@@ -17,6 +17,7 @@ pub mod pgarray;
 pub mod promregex;
 pub mod rfc3339;
 pub mod rows;
+pub mod spool;
 pub mod stats;
 
 pub use decode::decode;

@@ -1,0 +1,167 @@
+"""The spool's life cycle in-process, with a store double that records what the replayer writes:
+arrival order across segments, the mark, retries after a failed write, the byte bound, and a
+mark that says part of the spool was committed before a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+import pytest
+
+from webhookfast import spool as spool_module
+from webhookfast._core import Batch
+from webhookfast.spool import Spool, SpoolFull
+from webhookfast.storage.base import StoreUnavailable, WriteResult
+
+
+class Store:
+    def __init__(self, mark: tuple[int, int] | None = None) -> None:
+        self.mark = mark
+        self.written: list[str] = []  # the "request" label of every replayed alert, in order
+        self.fail = 0  # this many writes fail next
+        self.refuse = ""  # a request whose alerts are always refused (for their content)
+        self.transactions = 0
+
+    async def ping(self) -> bool:
+        return not self.fail
+
+    def migrate(self) -> list[str]:
+        return []
+
+    async def spool_mark(self, spool_id: str) -> tuple[int, int] | None:
+        return self.mark
+
+    async def write(self, batches: Sequence[Batch], *, spool_mark: tuple[str, int, int] | None = None) -> WriteResult:
+        if self.fail:
+            self.fail -= 1
+            raise StoreUnavailable("down")
+        assert spool_mark is not None
+        if any(a["labels"]["request"] == self.refuse for b in batches for a in b.to_dicts()):
+            raise StoreUnavailable("value out of range")
+        self.transactions += 1
+        self.written += [a["labels"]["request"] for b in batches for a in b.to_dicts()]
+        self.mark = spool_mark[1:]
+        return WriteResult(0, 0, sum(len(b) for b in batches))
+
+
+def body(i: int) -> bytes:
+    return orjson.dumps({"labels": {"alertname": "Unit", "request": str(i)}, "startsAt": "2026-11-27T10:00:00Z"})
+
+
+async def drained(spool: Spool, timeout: float = 30.0) -> None:  # retries back off up to 5 s
+    for _ in range(int(timeout / 0.01)):
+        if not spool.backlog:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the spool did not drain")
+
+
+async def fill(spool: Spool, n: int, start: int = 0) -> None:
+    await asyncio.gather(*(spool.append(body(i), 1_000_000 + i, 1) for i in range(start, start + n)))
+
+
+def test_replays_in_arrival_order_across_segments_and_deletes_them(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = Store()
+        store.fail = 10**9  # down: everything waits in the spool
+        spool = Spool(tmp_path, store, max_bytes=1 << 20, segment_bytes=4096, replay_max_alerts=7)
+        await spool.open()
+        for k in range(0, 200, 20):  # groups arrive one after the other
+            await fill(spool, 20, k)
+        segments = sorted(spool.directory.glob("*.wfs"))
+        assert len(segments) > 3
+        store.fail = 3  # it comes back after three more failures
+        await drained(spool)
+        assert store.written == [str(i) for i in range(200)]
+        assert store.transactions >= 200 // 7
+        assert [p.stat().st_size for p in spool.directory.glob("*.wfs")] == [0]  # rotated, old ones gone
+        await spool.close()
+
+    asyncio.run(run())
+
+
+def test_a_mark_from_before_a_crash_skips_what_was_committed(tmp_path: Path) -> None:
+    async def run() -> None:
+        down = Store()
+        down.fail = 10**9  # nothing is replayed in this run
+        first = Spool(tmp_path, down, max_bytes=1 << 20)
+        await first.open()
+        await fill(first, 10)
+        await first.close()
+        seq, length = next(iter(first._segments.items()))
+        record = length // 10
+        store = Store(mark=(seq, 4 * record))  # records 0-3 were committed before the crash
+        second = Spool(tmp_path, store, max_bytes=1 << 20)
+        await second.open()
+        assert second.id == first.id
+        await drained(second)
+        assert store.written == [str(i) for i in range(4, 10)]
+        await second.close()
+
+    asyncio.run(run())
+
+
+def test_the_byte_bound_refuses_and_frees_after_the_drain(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = Store()
+        store.fail = 10**9
+        spool = Spool(tmp_path, store, max_bytes=10 * (len(body(0)) + 20) + 5)
+        await spool.open()
+        await fill(spool, 10)
+        with pytest.raises(SpoolFull):
+            await spool.append(body(10), 0, 1)
+        store.fail = 0
+        await drained(spool)
+        for _ in range(500):  # the drained segment is rotated away
+            if spool.size == 0:
+                break
+            await asyncio.sleep(0.01)
+        await spool.append(body(11), 0, 1)
+        await drained(spool)
+        assert store.written == [str(i) for i in range(10)] + ["11"]
+        await spool.close()
+
+    asyncio.run(run())
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_the_rest_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_module, "RETRY_MIN_S", 0.01)
+    monkeypatch.setattr(spool_module, "RETRY_MAX_S", 0.02)
+
+    async def run() -> None:
+        store = Store()
+        store.refuse = "3"
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        await fill(spool, 10)
+        await drained(spool)
+        assert store.written == [str(i) for i in range(10) if i != 3]
+        (aside,) = (spool.directory / "quarantine").glob("*.refused.json")
+        assert aside.read_bytes() == body(3)
+        await spool.close()
+
+    asyncio.run(run())
+
+
+def test_an_outage_is_not_mistaken_for_a_refused_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "RETRY_MIN_S", 0.01)
+    monkeypatch.setattr(spool_module, "RETRY_MAX_S", 0.02)
+
+    async def run() -> None:
+        store = Store()
+        store.fail = 40  # every write fails for a while, while ping answers (e.g. a full disk)
+        store.ping = lambda: asyncio.sleep(0, True)  # type: ignore[method-assign]
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        await fill(spool, 10)
+        await drained(spool)
+        assert store.written == [str(i) for i in range(10)]
+        assert list((spool.directory / "quarantine").glob("*")) == []
+        await spool.close()
+
+    asyncio.run(run())
