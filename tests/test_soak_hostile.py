@@ -4,8 +4,8 @@ Two runs per store:
 
 - ``own``: storms, slow and silent connections and the well-behaved sender (no poison alerts, oversized
   fields or pathological queries): every check must pass;
-- ``full``: every scenario. Checks that today's code fails because of defects fixed elsewhere in issue
-  #11 are xfail (not strict), each naming the fix it waits for; the others must pass.
+- ``full``: every scenario (poison alerts, oversized fields, pathological queries too): every check
+  must pass as well.
 """
 
 from __future__ import annotations
@@ -36,17 +36,6 @@ REGEX_FIX = "the regex fix: on SQLite a pathological history query freezes the w
 POISON_FIX = "the poison-alert fix: an alert that can never be stored (3 KB alertname on PostgreSQL) gets 503 store_unavailable"
 SIZE_FIX = "the per-notification-size fix"
 # Checks of the full run that wait for other fixes of issue #11.
-WAITS_FOR = {
-    "healthz": REGEX_FIX,
-    "slow_connections_closed": REGEX_FIX,
-    "fd_bound": REGEX_FIX,
-    "storm_answers": f"{REGEX_FIX}; {POISON_FIX} (alerts batched with a poison one fail too)",
-    "oversized_answers": f"{REGEX_FIX}; {SIZE_FIX}",
-    "poison_answers": f"{REGEX_FIX}; {POISON_FIX}",
-    "query_answers": f"{REGEX_FIX}; on PostgreSQL, NUL, \\ud800 and huge repetition counts get 500 internal_error",
-    "sender_answers": REGEX_FIX,
-    "sender_progress": REGEX_FIX,
-}
 # The checks of the scenarios the own run leaves out (the defects other fixes of issue #11 address).
 LEFT_OUT_OF_OWN = {"oversized_answers", "poison_answers", "query_answers"}
 CHECKS = [
@@ -120,11 +109,7 @@ def test_own_soak(store: list[str], tmp_path_factory: pytest.TempPathFactory, ch
         assert sender["acknowledged"] > 50 and sender["lost"] == 0
 
 
-@pytest.mark.parametrize(
-    "check",
-    [pytest.param(c, marks=pytest.mark.xfail(reason=WAITS_FOR[c], strict=False)) if c in WAITS_FOR else c
-     for c in CHECKS],
-)
+@pytest.mark.parametrize("check", CHECKS)
 def test_full_soak(store: list[str], tmp_path_factory: pytest.TempPathFactory, check: str) -> None:
     result = soak_result("full", store, tmp_path_factory)
     assert not result["checks"][check]["skipped"]
