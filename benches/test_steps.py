@@ -88,5 +88,6 @@ def test_sqlite_rows(benchmark: Any, alerts: int, reuse: bool, per_call: Any) ->
     per_call(requests=1, alerts=alerts)
     batches = _batches(alerts)
     encoder = RowEncoder(reuse_buffers=reuse)
-    label_sets, events, current = benchmark(encoder.sqlite_rows, batches)
+    groups, label_sets, events, current = benchmark(encoder.sqlite_rows, batches)
     assert len(events) == alerts
+    assert len(groups) >= 1 and len(current) >= 1 and len(label_sets) >= 1
