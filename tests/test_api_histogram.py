@@ -3,32 +3,17 @@ history of test_api_history (its module docstring lists the instances)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 import pytest
-from test_api_history import CLOCK, Env, H, T, _pg_database, _sqlite_url, iso
+# `env`: test_api_history's fixture (the same hand-checked history, filled once per store).
+from test_api_history import CLOCK, Env, H, T, env, iso  # noqa: F401
 from webhookfast.api.openapi import PATHS, SCHEMAS
 
 pytestmark = pytest.mark.timeout(120)
 
 PATH = "/api/v1/histogram"
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            url = _sqlite_url(tmp_path_factory.mktemp("histogram"))
-        else:
-            url = stack.enter_context(_pg_database(request.getfixturevalue("postgres_server")))
-        e = Env(url)
-        try:
-            yield e
-        finally:
-            e.close()
 
 
 def counts(body: dict[str, Any]) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ import pytest
 from webhookfast import spool as spool_module
 from webhookfast._core import Batch
 from webhookfast.spool import Spool, SpoolFull
-from webhookfast.storage.base import StoreUnavailable, WriteResult
+from webhookfast.storage.base import StoreRejected, StoreUnavailable, WriteResult
 
 
 class Store:
@@ -23,6 +23,7 @@ class Store:
         self.written: list[str] = []  # the "request" label of every replayed alert, in order
         self.fail = 0  # this many writes fail next
         self.refuse = ""  # a request whose alerts are always refused (for their content)
+        self.reject = ""  # the same, said as the store says it when it knows (StoreRejected)
         self.transactions = 0
 
     async def ping(self) -> bool:
@@ -41,6 +42,8 @@ class Store:
         assert spool_mark is not None
         if any(a["labels"]["request"] == self.refuse for b in batches for a in b.to_dicts()):
             raise StoreUnavailable("value out of range")
+        if any(a["labels"]["request"] == self.reject for b in batches for a in b.to_dicts()):
+            raise StoreRejected("index row size exceeds btree maximum")
         self.transactions += 1
         self.written += [a["labels"]["request"] for b in batches for a in b.to_dicts()]
         self.mark = spool_mark[1:]
@@ -77,6 +80,10 @@ def test_replays_in_arrival_order_across_segments_and_deletes_them(tmp_path: Pat
         await drained(spool)
         assert store.written == [str(i) for i in range(200)]
         assert store.transactions >= 200 // 7
+        for _ in range(500):  # the replayer deletes drained segments just after its last commit
+            if len(list(spool.directory.glob("*.wfs"))) == 1:
+                break
+            await asyncio.sleep(0.01)
         assert [p.stat().st_size for p in spool.directory.glob("*.wfs")] == [0]  # rotated, old ones gone
         await spool.close()
 
@@ -143,6 +150,32 @@ def test_a_record_the_database_refuses_is_set_aside_and_the_rest_replayed(
         assert store.written == [str(i) for i in range(10) if i != 3]
         (aside,) = (spool.directory / "quarantine").glob("*.refused.json")
         assert aside.read_bytes() == body(3)
+        await spool.close()
+
+    asyncio.run(run())
+
+
+def test_a_record_the_store_rejects_is_set_aside_even_when_it_is_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no record after it to prove the database healthy, only the store's own word
+    (StoreRejected) can set the last record aside; without it the spool would retry it for ever."""
+    monkeypatch.setattr(spool_module, "RETRY_MIN_S", 0.01)
+    monkeypatch.setattr(spool_module, "RETRY_MAX_S", 0.02)
+
+    async def run() -> None:
+        store = Store()
+        store.reject = "9"
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        await fill(spool, 10)
+        await drained(spool)
+        assert store.written == [str(i) for i in range(9)]
+        (aside,) = (spool.directory / "quarantine").glob("*.refused.json")
+        assert aside.read_bytes() == body(9)
+        await spool.append(body(10), 0, 1)  # and the spool goes on
+        await drained(spool)
+        assert store.written[-1] == "10"
         await spool.close()
 
     asyncio.run(run())

@@ -36,7 +36,7 @@ from webhookfast._core import (
 )
 from webhookfast.dirlock import DirLock, DirLocked
 from webhookfast.settings import NO_LIMIT
-from webhookfast.storage.base import WriteResult
+from webhookfast.storage.base import StoreRejected, WriteResult
 
 if TYPE_CHECKING:
     from webhookfast.settings import Settings
@@ -414,6 +414,13 @@ class Spool:
                 batch = None
             try:
                 await self._commit(seq, [batch] if batch is not None else [], rec_end, received_at_us)
+            except StoreRejected as exc:
+                # The store says so itself: this record's content, not an outage (the batcher's split).
+                path = self._set_aside(seq, rec_end, body)
+                metrics.spool_corrupt_records.inc()
+                log.error("spool record ending at %d of segment %d (%d alerts) is refused by the database "
+                          "(%s): set aside in %s", rec_end, seq, len(batch or ()), str(exc)[:1000], path)
+                await self._commit(seq, [], rec_end, received_at_us)
             except Exception:
                 if self._failures < SET_ASIDE_AFTER or i + 1 == len(decoded):
                     raise

@@ -18,7 +18,6 @@ from webhookfast._core import fingerprint_from_int as format_fingerprint
 from webhookfast.api import sql as q
 from webhookfast.api.histogram import HISTOGRAM_PATH, Histogram
 from webhookfast.api.params import (
-    DEFAULT_STATS_WINDOW_US,
     AlertParams,
     ListParams,
     StatsParams,
@@ -27,6 +26,7 @@ from webhookfast.api.params import (
     encode_cursor,
     parse_fingerprint,
     parse_params,
+    window_us,
 )
 from webhookfast.api.readers import Reader, Rows, reader_for
 from webhookfast.errors import not_found
@@ -304,10 +304,7 @@ class HistoryApi:
     async def _stats(self, ctx: Context) -> bytes:
         now = self.clock()
         p: StatsParams = parse_params(StatsParams, ctx.scope.query_string, now)
-        until = p.until if p.until is not None else now
-        since = p.since if p.since is not None else until - DEFAULT_STATS_WINDOW_US
-        if since >= until:
-            raise bad("since", "since must be before until")
+        since, until = window_us(p.since, p.until, now)
         if self.d.pg:
             ttr, flaps, top, sev = await self._window_arrays(p, since, until, now)
         else:

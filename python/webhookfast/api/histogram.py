@@ -12,12 +12,11 @@ from pydantic import Field
 from webhookfast._core import format_time
 from webhookfast.api import sql as q
 from webhookfast.api.params import (
-    DEFAULT_STATS_WINDOW_US,
     Matcher,
     StatsParams,
     _Params,
-    bad,
     parse_params,
+    window_us,
 )
 from webhookfast.api.readers import Reader
 from webhookfast.api.sql import Dialect, Query
@@ -76,10 +75,7 @@ class Histogram:
     async def handle(self, ctx: Context) -> Response:
         now = self.clock()
         p: HistogramParams = parse_params(HistogramParams, ctx.scope.query_string, now)
-        until = p.until if p.until is not None else now
-        since = p.since if p.since is not None else until - DEFAULT_STATS_WINDOW_US
-        if since >= until:
-            raise bad("since", "since must be before until")
+        since, until = window_us(p.since, p.until, now)
         width = bucket_width_us(since, until, p.buckets)
         d = self.reader.dialect
         started, firing = await self.reader.many(

@@ -357,6 +357,16 @@ class StatsParams(_Params):
 DEFAULT_STATS_WINDOW_US = 24 * 3600 * 10**6
 
 
+def window_us(since: int | None, until: int | None, now_us: int) -> tuple[int, int]:
+    """A statistics window (``/api/v1/stats``, ``/api/v1/histogram``): until defaults to now, since
+    to 24 hours before until; a window that does not move forward is a 400."""
+    until = until if until is not None else now_us
+    since = since if since is not None else until - DEFAULT_STATS_WINDOW_US
+    if since >= until:
+        raise bad("since", "since must be before until")
+    return since, until
+
+
 def parse_params(model: type[BaseModel], query: str | bytes | None, now_us: int) -> Any:
     """Validate the query string against ``model``; the first problem becomes a 400 naming it."""
     data = query_dict(query)
