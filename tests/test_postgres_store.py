@@ -337,3 +337,19 @@ def test_open_does_not_block_while_the_server_is_down(postgres_server: PostgresS
             await store.close()
 
     asyncio.run(go())
+
+
+def test_the_history_api_connects_at_startup_not_on_the_first_page_load(pg_url: str, server_factory) -> None:  # type: ignore[no-untyped-def]
+    """The web page's first load must not pay for connecting (#14's 500 ms budget): a started
+    worker already holds its history connection before anyone asks for history."""
+    server_factory(pg_url)
+    seen = 0
+    for _ in range(100):
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            (seen,) = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'webhookfast-api'"
+            ).fetchone()  # type: ignore[misc]
+        if seen:
+            break
+        time.sleep(0.1)
+    assert seen >= 1

@@ -118,6 +118,7 @@ class App:
     async def startup(self) -> None:
         await self.store.open()
         metrics.store_up.set(1 if await self.store.ping() else 0)
+        await self.history.open()
         if self.spool is not None:
             await self.spool.open()  # replays what an earlier run left, as soon as the database answers
         self.batcher.start()

@@ -194,6 +194,9 @@ class HistoryApi:
             return None
         return Route("alert", ALERT_PREFIX + "{fingerprint}", {"GET": partial(self.get_alert, fingerprint=fp)}, True)
 
+    async def open(self) -> None:
+        await self.reader.open()
+
     async def close(self) -> None:
         self.stats_cache.close()
         await self.reader.close()

@@ -34,6 +34,8 @@ Rows = list[tuple[Any, ...]]
 class Reader(Protocol):
     dialect: Dialect
 
+    async def open(self) -> None: ...
+
     async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]: ...
 
     async def close(self) -> None: ...
@@ -121,6 +123,9 @@ class SQLiteReader:
             if conn.in_transaction:
                 conn.execute("COMMIT")
 
+    async def open(self) -> None:
+        """Nothing to open ahead: a thread's connection costs well under a millisecond."""
+
     async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]:
         # ``binary`` is PostgreSQL's result format; SQLite returns Python values either way.
         if self._closed:
@@ -200,6 +205,12 @@ class PostgresReader:
                 await pool.open(wait=False)
                 self._pool = pool
         return self._pool
+
+    async def open(self) -> None:
+        """Start connecting at startup, in the background (a database that is down does not hold up
+        the start): the first page load then finds a connection ready instead of paying the
+        connect, authentication and configure round trips (#14's first-load budget)."""
+        await self._get_pool()
 
     async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]:
         import psycopg
