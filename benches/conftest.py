@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     tr.write_sep("=", "webhookfast: median per call, per request, per alert")
     width = max(len(b.name) for b in benches)
-    tr.write_line(f"{'benchmark'.ljust(width)}  {'per call':>11}  {'requests':>8}  {'per request':>11}  {'per alert':>11}  {'rounds x iters':>14}")
+    tr.write_line(
+        f"{'benchmark'.ljust(width)}  {'per call':>11}  {'requests':>8}  {'per request':>11}  {'per alert':>11}  {'rounds x iters':>14}"
+    )
     for b in benches:
         st = b.stats
         requests = REQUESTS_PER_CALL.get(b.name, 1)
@@ -115,13 +117,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def body(n: int, seed: int = 0) -> bytes:
     """An Alertmanager v4 body of ``n`` alerts (cached: the 10,000-alert one takes a second)."""
     return payloads.body(n, seed)
 
 
-@lru_cache(maxsize=None)
+@cache
 def unique_bodies(n: int, count: int) -> tuple[bytes, ...]:
     """``count`` bodies of ``n`` alerts each, every alert a new label set and startsAt."""
     return tuple(payloads.body(n, seed) for seed in range(1, count + 1))
@@ -138,7 +140,6 @@ def bench_pg_url() -> Iterator[str]:
     The test command installs Debian's postgresql, so this runs there; elsewhere it is skipped."""
     sys.path.insert(0, str(BENCH_DIR.parent / "scripts" / "load"))
     from pgtemp import TempPostgres, find_pg_bin
-
     from webhookfast.storage.postgres import PostgresStore
 
     if find_pg_bin() is None:

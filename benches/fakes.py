@@ -44,7 +44,7 @@ class FakeHeaders:
 
 
 class FakeScope:
-    __slots__ = ("method", "path", "query_string", "headers", "client", "server", "scheme", "http_version", "proto")
+    __slots__ = ("client", "headers", "http_version", "method", "path", "proto", "query_string", "scheme", "server")
 
     def __init__(self, method: str, path: str, headers: dict[str, str], client: str = "127.0.0.1:40000") -> None:
         self.method = method
@@ -61,7 +61,7 @@ class FakeScope:
 class FakeProto:
     """One request's protocol object. Reusable: every call answers with the same body."""
 
-    __slots__ = ("body", "status", "headers", "response", "_sent")
+    __slots__ = ("_sent", "body", "headers", "response", "status")
 
     def __init__(self, body: bytes) -> None:
         self.body = body

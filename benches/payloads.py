@@ -30,9 +30,7 @@ except ImportError:  # pragma: no cover - the load runner may run without orjson
 
 _SEVERITIES = ("critical", "warning", "info")
 _BASE = datetime(2026, 11, 27, 20, 0, 0, tzinfo=timezone.utc)
-_DESCRIPTION = (
-    'Value is {v:.2f}% (threshold 90%).\nSecond line — «quoted» "double" \\backslash <b>&amp;</b> ✅'
-)
+_DESCRIPTION = 'Value is {v:.2f}% (threshold 90%).\nSecond line — «quoted» "double" \\backslash <b>&amp;</b> ✅'
 
 
 def fnv1a_fingerprint(labels: dict[str, str]) -> str:

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import body
 from fakes import AppHarness, MemoryStore, make_app, webhook_request
 
@@ -100,9 +99,7 @@ def _instrumented() -> bool:
     return os.environ.get("CODSPEED_ENV") is not None and os.environ.get("CODSPEED_RUNNER_MODE") != "walltime"
 
 
-def test_allocations_per_request(
-    benchmark: Any, capsys: pytest.CaptureFixture[str], record_property: Any
-) -> None:
+def test_allocations_per_request(benchmark: Any, capsys: pytest.CaptureFixture[str], record_property: Any) -> None:
     store = MemoryStore()
     h = AppHarness(make_app(full_stack=True, store=store))
     try:
@@ -137,7 +134,9 @@ def test_allocations_per_request(
         print("\n" + "\n".join(lines))
     record_property("allocations", json.dumps({"memray": counted, "tracemalloc": retained}))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"n": N, "target_python": TARGET, "memray": counted, "tracemalloc": retained}, indent=2))
+    RESULTS.write_text(
+        json.dumps({"n": N, "target_python": TARGET, "memray": counted, "tracemalloc": retained}, indent=2)
+    )
 
     # Sanity only.
     if counted is not None:

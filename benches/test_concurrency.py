@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from conftest import unique_bodies
 from fakes import AppHarness, MemoryStore, make_app, webhook_request
 from webhookfast.storage.sqlite import SQLiteStore

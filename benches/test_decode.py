@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 import reference
 from conftest import body
 from webhookfast._core import Limits, decode

@@ -20,12 +20,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from conftest import body
-from fakes import AppHarness, make_app, quiet_access_log, webhook_request
+from fakes import BEARER_TOKEN, AppHarness, make_app, quiet_access_log, webhook_request
 from webhookfast.http import Context
 from webhookfast.middleware import AccessLog, Auth, RateLimit, Recovery, RequestId
-from fakes import BEARER_TOKEN
 
 PAYLOAD_SIZES = [1, 5, 10, 50, 100, 500, 10_000]
 

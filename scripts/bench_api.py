@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import statistics
 import sys
 import time
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from webhookfast.api import HistoryApi  # noqa: E402
 from webhookfast.api import sql as q  # noqa: E402
-from webhookfast.api.params import AlertParams, ListParams, StatsParams, parse_params  # noqa: E402
+from webhookfast.api.params import ListParams, StatsParams, parse_params  # noqa: E402
 from webhookfast.http import Context  # noqa: E402
 from webhookfast.storage import open_store  # noqa: E402
 
@@ -148,7 +147,10 @@ async def print_plans(api: HistoryApi, s: dict[str, Any]) -> None:
         ("alerts: page 22 (cursor)", q.list_alerts(d, lp(), _cursor_key(s["deep_cursor"]))),
         ("alerts: sort=last_seen", q.list_alerts(d, lp(sort="last_seen"), None)),
         ("alerts: status=firing", q.list_alerts(d, lp(status="firing"), None)),
-        ("alerts: match severity+team", q.list_alerts(d, lp(match=f'{{severity="critical",team="{s["team"]}"}}'), None)),
+        (
+            "alerts: match severity+team",
+            q.list_alerts(d, lp(match=f'{{severity="critical",team="{s["team"]}"}}'), None),
+        ),
         ("alert: episodes", q.episodes(d, fp, None, 100)),
         ("alert: events", q.episode_events(d, fp, None, 100)),
         ("stats: firing by severity", q.firing_by_severity(d, sp, now)),

@@ -38,9 +38,9 @@ sys.path[:0] = [str(ROOT / "python"), str(ROOT / "tests")]
 
 import orjson  # noqa: E402
 import psycopg  # noqa: E402
-
 from webhookfast._core import decode  # noqa: E402
 from webhookfast.storage.postgres import PostgresStore  # noqa: E402
+
 
 def payload(n: int, tag: str) -> bytes:
     alerts = [
@@ -66,9 +66,16 @@ def payload(n: int, tag: str) -> bytes:
         for i in range(n)
     ]
     body = {
-        "version": "4", "groupKey": f"{{}}:{{run=\"{tag}\"}}", "truncatedAlerts": 0, "status": "firing",
-        "receiver": "bench", "groupLabels": {"run": tag}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "http://am.example.internal:9093", "alerts": alerts,
+        "version": "4",
+        "groupKey": f'{{}}:{{run="{tag}"}}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "bench",
+        "groupLabels": {"run": tag},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://am.example.internal:9093",
+        "alerts": alerts,
     }
     return orjson.dumps(body)
 

@@ -67,8 +67,22 @@ def serve(url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
     env["WEBHOOKFAST_ACCESS_LOG"] = "false"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "webhookfast", "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "webhookfast",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--database-url",
+            url,
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -113,13 +127,17 @@ def measure(base: str, runs: int) -> bool:
                     raise RuntimeError(f"{path}: no rows rendered")
                 samples.append(t)
                 label = "cold" if i == 0 else f"run {i}"
-                print(f"  {name:52s} {label:6s} first rows {t['rows']:7.1f} ms  (API {t['api']:6.1f} ms, "
-                      f"DOMContentLoaded {t['dcl']:6.1f} ms, {t['count']} rows)")
+                print(
+                    f"  {name:52s} {label:6s} first rows {t['rows']:7.1f} ms  (API {t['api']:6.1f} ms, "
+                    f"DOMContentLoaded {t['dcl']:6.1f} ms, {t['count']} rows)"
+                )
             warm = [s["rows"] for s in samples[1:]]
             worst = max(warm)
             ok &= worst <= GOAL_MS
-            print(f"{name}: first rows median {statistics.median(warm):.1f} ms, worst {worst:.1f} ms "
-                  f"(cold {samples[0]['rows']:.1f} ms) — goal {GOAL_MS:.0f} ms: {'met' if worst <= GOAL_MS else 'MISSED'}")
+            print(
+                f"{name}: first rows median {statistics.median(warm):.1f} ms, worst {worst:.1f} ms "
+                f"(cold {samples[0]['rows']:.1f} ms) — goal {GOAL_MS:.0f} ms: {'met' if worst <= GOAL_MS else 'MISSED'}"
+            )
     finally:
         driver.quit()
     return ok
@@ -144,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", help="a database (filled by gen_history.py unless --rows 0)")
     ap.add_argument("--temp-postgres", action="store_true", help="a throwaway PostgreSQL cluster instead of SQLite")
-    ap.add_argument("--rows", type=int, default=1_000_000, help="history rows to generate (0: use the database as it is)")
+    ap.add_argument(
+        "--rows", type=int, default=1_000_000, help="history rows to generate (0: use the database as it is)"
+    )
     ap.add_argument("--runs", type=int, default=5, help="warm loads per page")
     a = ap.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="webhookfast-bench-ui-"))

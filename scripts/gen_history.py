@@ -30,24 +30,79 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
-from webhookfast._core import fingerprint, fingerprint_to_int  # noqa: E402
+from webhookfast._core import fingerprint, fingerprint_to_int
 
 US = 1_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 ALERTNAMES = [
-    "HighCPU", "HighMemory", "DiskFull", "DiskWillFillIn4h", "InstanceDown", "HighLatency",
-    "HighErrorRate", "PodCrashLooping", "PodNotReady", "NodeNotReady", "CertExpiring",
-    "TargetDown", "KubeJobFailed", "KubeHpaMaxedOut", "PostgresReplicationLag",
-    "PostgresTooManyConnections", "RedisDown", "KafkaConsumerLag", "NetworkReceiveErrors",
-    "ClockSkew", "OOMKilled", "ThrottlingHigh", "APIServerErrors", "EtcdNoLeader",
-    "Watchdog", "BlackboxProbeFailed", "SSLCertInvalid", "QueueBacklog", "SlowQueries",
-    "ReplicaMismatch", "VolumeFillingUp", "NTPDrift", "HighLoad", "SwapUsage", "FDExhaustion",
-    "GCPause", "ThreadPoolSaturated", "DeadLetterQueue", "BackupFailed", "ConfigReloadFailed",
+    "HighCPU",
+    "HighMemory",
+    "DiskFull",
+    "DiskWillFillIn4h",
+    "InstanceDown",
+    "HighLatency",
+    "HighErrorRate",
+    "PodCrashLooping",
+    "PodNotReady",
+    "NodeNotReady",
+    "CertExpiring",
+    "TargetDown",
+    "KubeJobFailed",
+    "KubeHpaMaxedOut",
+    "PostgresReplicationLag",
+    "PostgresTooManyConnections",
+    "RedisDown",
+    "KafkaConsumerLag",
+    "NetworkReceiveErrors",
+    "ClockSkew",
+    "OOMKilled",
+    "ThrottlingHigh",
+    "APIServerErrors",
+    "EtcdNoLeader",
+    "Watchdog",
+    "BlackboxProbeFailed",
+    "SSLCertInvalid",
+    "QueueBacklog",
+    "SlowQueries",
+    "ReplicaMismatch",
+    "VolumeFillingUp",
+    "NTPDrift",
+    "HighLoad",
+    "SwapUsage",
+    "FDExhaustion",
+    "GCPause",
+    "ThreadPoolSaturated",
+    "DeadLetterQueue",
+    "BackupFailed",
+    "ConfigReloadFailed",
 ]
 SEVERITIES = ["critical"] * 2 + ["warning"] * 5 + ["info"] * 3
-JOBS = [f"{n}" for n in ("api", "api-gateway", "web", "worker", "db", "cache", "queue", "node", "kube", "ingress",
-                           "billing", "auth", "search", "payments", "etl", "ml", "mail", "cdn", "dns", "vault")]
+JOBS = [
+    f"{n}"
+    for n in (
+        "api",
+        "api-gateway",
+        "web",
+        "worker",
+        "db",
+        "cache",
+        "queue",
+        "node",
+        "kube",
+        "ingress",
+        "billing",
+        "auth",
+        "search",
+        "payments",
+        "etl",
+        "ml",
+        "mail",
+        "cdn",
+        "dns",
+        "vault",
+    )
+]
 TEAMS = ["sre", "dba", "platform", "payments", "search", "web", "data", "security"]
 ENVS = ["prod"] * 3 + ["staging"]
 
@@ -69,7 +124,11 @@ def generate(rows: int, n_sets: int, days: float, now_us: int, seed: int):
     label_sets = []
     seen = set()
     while len(label_sets) < n_sets:
-        name = ALERTNAMES[min(int(rng.paretovariate(1.2)) - 1, len(ALERTNAMES) - 1)] if rng.random() < 0.5 else rng.choice(ALERTNAMES)
+        name = (
+            ALERTNAMES[min(int(rng.paretovariate(1.2)) - 1, len(ALERTNAMES) - 1)]
+            if rng.random() < 0.5
+            else rng.choice(ALERTNAMES)
+        )
         job = rng.choice(JOBS)
         labels = {
             "alertname": name,
@@ -120,7 +179,9 @@ def generate(rows: int, n_sets: int, days: float, now_us: int, seed: int):
                 last_seen = min(now_us, end + rng.randrange(10 * US, 40 * US))
                 notifications = 2 + dur // (4 * 3600 * US)
                 events.append(ev_firing)
-                events.append((fp, s, "resolved", end, last_seen, receiver, group_key, "alertmanager", url, annotations))
+                events.append(
+                    (fp, s, "resolved", end, last_seen, receiver, group_key, "alertmanager", url, annotations)
+                )
                 alerts.append((fp, s, "resolved", end, min(first_seen, last_seen), last_seen, notifications, receiver))
                 n_events += 2
                 prev_end = end
@@ -168,7 +229,6 @@ def load_sqlite(url: str, label_sets, events, alerts) -> None:
 
 def load_postgres(url: str, label_sets, events, alerts) -> None:
     import psycopg
-
     from webhookfast.storage.postgres import PostgresStore
 
     PostgresStore(url).migrate()
@@ -189,7 +249,9 @@ def load_postgres(url: str, label_sets, events, alerts) -> None:
                 )
         with conn.transaction(), conn.cursor() as cur:
             with cur.copy("COPY label_sets (fingerprint, labels, alertname, severity) FROM STDIN") as cp:
-                cp.write("".join(f"{fp}\t{copy_text(lj)}\t{copy_text(n)}\t{copy_text(s)}\n" for fp, lj, n, s in label_sets))
+                cp.write(
+                    "".join(f"{fp}\t{copy_text(lj)}\t{copy_text(n)}\t{copy_text(s)}\n" for fp, lj, n, s in label_sets)
+                )
             with cur.copy(
                 "COPY alert_events (fingerprint, starts_at, status, ends_at, received_at, receiver, group_key, source, "
                 "generator_url, annotations) FROM STDIN"
@@ -238,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     now_us = (now - EPOCH) // timedelta(microseconds=1)
     t = time.perf_counter()
     label_sets, events, alerts = generate(a.rows, a.label_sets, a.days, now_us, a.seed)
-    print(f"generated {len(label_sets)} label sets, {len(events)} events, {len(alerts)} alerts "
-          f"in {time.perf_counter() - t:.1f}s", flush=True)
+    print(
+        f"generated {len(label_sets)} label sets, {len(events)} events, {len(alerts)} alerts "
+        f"in {time.perf_counter() - t:.1f}s",
+        flush=True,
+    )
     t = time.perf_counter()
     if a.url.startswith("sqlite:"):
         load_sqlite(a.url, label_sets, events, alerts)

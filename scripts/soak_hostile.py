@@ -83,8 +83,13 @@ CHECKS = {
 
 
 # The checks that only a scenario feeds (reported as skipped when it is left out).
-SCENARIO_OF = {"storm_answers": "storm", "oversized_answers": "oversized", "slow_connections_closed": "slow",
-               "poison_answers": "poison", "query_answers": "queries"}
+SCENARIO_OF = {
+    "storm_answers": "storm",
+    "oversized_answers": "oversized",
+    "slow_connections_closed": "slow",
+    "poison_answers": "poison",
+    "query_answers": "queries",
+}
 
 
 def now_rfc3339(offset_s: float = 0.0) -> str:
@@ -148,8 +153,9 @@ class Conn:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None,
-                      timeout: float = 15.0) -> Answer:
+    async def request(
+        self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None, timeout: float = 15.0
+    ) -> Answer:
         started = time.monotonic()
         for attempt in (1, 2):
             reused = self.writer is not None
@@ -188,7 +194,9 @@ class Conn:
         self.reader = self.writer = None
 
 
-async def one_request(host: str, port: int, method: str, target: str, body: bytes = b"", timeout: float = 15.0) -> Answer:
+async def one_request(
+    host: str, port: int, method: str, target: str, body: bytes = b"", timeout: float = 15.0
+) -> Answer:
     conn = Conn(host, port)
     try:
         return await conn.request(method, target, body, timeout=timeout)
@@ -227,8 +235,9 @@ class Report:
         self.statuses.setdefault(scenario, Counter())[key] += 1
         self.max_latency[scenario] = max(self.max_latency.get(scenario, 0.0), answer.elapsed)
 
-    def judge(self, check: str, scenario: str, what: str, answer: Answer, allowed: set[int],
-              allowed_503: set[str]) -> None:
+    def judge(
+        self, check: str, scenario: str, what: str, answer: Answer, allowed: set[int], allowed_503: set[str]
+    ) -> None:
         self.count(scenario, answer)
         ok = answer.status in allowed and (answer.status != 503 or answer.code() in allowed_503)
         if not ok:
@@ -275,8 +284,20 @@ class Server(LoadServer):
             WEBHOOKFAST_MAX_BODY_BYTES=str(args.max_body_bytes),
             WEBHOOKFAST_MAX_CONNECTIONS=str(args.max_connections),
         )
-        argv = [sys.executable, "-m", "webhookfast", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--workers", str(args.workers), "--database-url", database_url]
+        argv = [
+            sys.executable,
+            "-m",
+            "webhookfast",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--database-url",
+            database_url,
+        ]
         super().__init__("webhookfast", argv, port, "/healthz", work / "webhookfast.log", env)
         self.workers: set[int] = set()
 
@@ -443,8 +464,15 @@ class Soak:
             pass
         return time.monotonic() - started
 
-    async def _held(self, what: str, limit: float, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    trickle: bytes = b"", every: float = 0.5) -> None:
+    async def _held(
+        self,
+        what: str,
+        limit: float,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        trickle: bytes = b"",
+        every: float = 0.5,
+    ) -> None:
         async def send_slowly() -> None:
             try:
                 for byte in trickle:
@@ -478,19 +506,37 @@ class Soak:
 
     async def slow_body(self) -> None:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 10)
-        writer.write(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n")
+        writer.write(
+            b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+        )
         limit = self.args.body_timeout_s + self.args.idle_timeout_s + self.args.slack_s
         await self._held("body byte by byte", limit, reader, writer, b'{"alerts": [' + b" " * 4000, every=1.0)
 
     # the well-behaved sender
     def sender_body(self, seq: int) -> bytes:
         labels = {"alertname": SENDER_ALERTNAME, "run": self.run_id, "seq": str(seq), "severity": "warning"}
-        alert = {"status": "firing", "labels": labels, "annotations": {"summary": f"soak {seq}"},
-                 "startsAt": now_rfc3339(), "endsAt": ZERO_TIME, "generatorURL": "http://soak.invalid/"}
-        return json.dumps({"version": "4", "receiver": "soak", "status": "firing", "alerts": [alert],
-                           "groupLabels": {}, "commonLabels": labels, "commonAnnotations": {},
-                           "externalURL": "http://soak.invalid", "groupKey": f"{{}}:{{seq={seq}}}",
-                           "truncatedAlerts": 0}).encode()
+        alert = {
+            "status": "firing",
+            "labels": labels,
+            "annotations": {"summary": f"soak {seq}"},
+            "startsAt": now_rfc3339(),
+            "endsAt": ZERO_TIME,
+            "generatorURL": "http://soak.invalid/",
+        }
+        return json.dumps(
+            {
+                "version": "4",
+                "receiver": "soak",
+                "status": "firing",
+                "alerts": [alert],
+                "groupLabels": {},
+                "commonLabels": labels,
+                "commonAnnotations": {},
+                "externalURL": "http://soak.invalid",
+                "groupKey": f"{{}}:{{seq={seq}}}",
+                "truncatedAlerts": 0,
+            }
+        ).encode()
 
     async def sender(self) -> None:
         conn = Conn(self.host, self.port)
@@ -506,8 +552,9 @@ class Soak:
                 retry_until = time.monotonic() + 10
                 while True:
                     answer = await conn.request("POST", "/webhook", body, timeout=self.args.request_timeout_s)
-                    self.report.judge("sender_answers", "sender", f"alert {seq}", answer, {200, 503},
-                                      DOCUMENTED_INGEST_503)
+                    self.report.judge(
+                        "sender_answers", "sender", f"alert {seq}", answer, {200, 503}, DOCUMENTED_INGEST_503
+                    )
                     if answer.status == 200:
                         self.acked.add(seq)
                         break
@@ -532,7 +579,9 @@ class Soak:
             raise RuntimeError("server exited")
         workers = self.server.worker_pids()
         if set(workers) != self.server.workers:
-            self.report.checks["server_alive"].fail(f"workers {sorted(self.server.workers)} became {sorted(workers)} at {t:.0f} s")
+            self.report.checks["server_alive"].fail(
+                f"workers {sorted(self.server.workers)} became {sorted(workers)} at {t:.0f} s"
+            )
             self.server.workers = set(workers)
         rss = max((rss_mb(p) for p in workers), default=0.0)
         fds = max((open_fds(p) for p in workers), default=0)
@@ -540,8 +589,9 @@ class Soak:
         self.report.count("healthz", probe)
         if probe.status != 200:
             self.report.checks["healthz"].fail(f"at {t:.0f} s: {probe.describe()}")
-        self.report.samples.append({"t": round(t, 1), "rss_mb": round(rss, 1), "fds": fds,
-                                    "healthz_ms": round(probe.elapsed * 1000, 1)})
+        self.report.samples.append(
+            {"t": round(t, 1), "rss_mb": round(rss, 1), "fds": fds, "healthz_ms": round(probe.elapsed * 1000, 1)}
+        )
         if rss > self.args.max_rss_mb:
             self.report.checks["rss_bound"].fail(f"RSS {rss:.0f} MB at {t:.0f} s")
         if fds > self.args.max_connections + RESERVED_FDS:
@@ -576,7 +626,9 @@ class Soak:
             await asyncio.sleep(0.5)
         self.report.notes["fds_baseline_final"] = [self.baseline_fds, final]
         if final > self.baseline_fds + 16:
-            self.report.checks["fd_bound"].fail(f"{final} descriptors {wait:.0f} s after the run (baseline {self.baseline_fds})")
+            self.report.checks["fd_bound"].fail(
+                f"{final} descriptors {wait:.0f} s after the run (baseline {self.baseline_fds})"
+            )
 
 
 # -- the database check -----------------------------------------------------------------------------
@@ -590,7 +642,9 @@ def stored_seqs(database_url: str, run_id: str) -> set[int]:
         try:
             rows = db.execute(
                 "SELECT json_extract(ls.labels, '$.seq') FROM label_sets ls JOIN alerts a ON a.fingerprint = ls.fingerprint "
-                "WHERE ls.alertname = ? AND json_extract(ls.labels, '$.run') = ?", (SENDER_ALERTNAME, run_id)).fetchall()
+                "WHERE ls.alertname = ? AND json_extract(ls.labels, '$.run') = ?",
+                (SENDER_ALERTNAME, run_id),
+            ).fetchall()
         finally:
             db.close()
     else:
@@ -599,14 +653,21 @@ def stored_seqs(database_url: str, run_id: str) -> set[int]:
         with psycopg.connect(database_url, connect_timeout=10) as pg:
             rows = pg.execute(
                 "SELECT ls.labels->>'seq' FROM label_sets ls JOIN alerts a ON a.fingerprint = ls.fingerprint "
-                "WHERE ls.alertname = %s AND ls.labels->>'run' = %s", (SENDER_ALERTNAME, run_id)).fetchall()
+                "WHERE ls.alertname = %s AND ls.labels->>'run' = %s",
+                (SENDER_ALERTNAME, run_id),
+            ).fetchall()
     return {int(seq) for (seq,) in rows}
 
 
 def check_sender(soak: Soak, report: Report, database_url: str) -> None:
     stored = stored_seqs(database_url, soak.run_id)
     lost = sorted(soak.acked - stored)
-    report.notes["sender"] = {"sent": soak.sent, "acknowledged": len(soak.acked), "stored": len(stored), "lost": len(lost)}
+    report.notes["sender"] = {
+        "sent": soak.sent,
+        "acknowledged": len(soak.acked),
+        "stored": len(stored),
+        "lost": len(lost),
+    }
     if lost:
         report.checks["nothing_lost"].fail(f"{len(lost)} acknowledged alerts are not stored, e.g. seq {lost[:10]}")
     if soak.sent == 0:
@@ -621,22 +682,42 @@ def check_sender(soak: Soak, report: Report, database_url: str) -> None:
 def summary(report: Report, args: argparse.Namespace, database_url: str, elapsed: float) -> dict[str, Any]:
     samples = report.samples
     return {
-        "config": {"duration_s": args.duration, "skipped": sorted(args.skip), "database": database_url.split(":", 1)[0], "workers": args.workers,
-                   "idle_timeout_s": args.idle_timeout_s, "body_timeout_s": args.body_timeout_s,
-                   "max_body_bytes": args.max_body_bytes, "max_connections": args.max_connections},
+        "config": {
+            "duration_s": args.duration,
+            "skipped": sorted(args.skip),
+            "database": database_url.split(":", 1)[0],
+            "workers": args.workers,
+            "idle_timeout_s": args.idle_timeout_s,
+            "body_timeout_s": args.body_timeout_s,
+            "max_body_bytes": args.max_body_bytes,
+            "max_connections": args.max_connections,
+        },
         "elapsed_s": round(elapsed, 1),
         "ok": report.violations == 0,
         "violations": report.violations,
-        "checks": {name: {"ok": c.violations == 0, "violations": c.violations, "meaning": CHECKS[name],
-                          "skipped": SCENARIO_OF.get(name) in args.skip, "examples": c.examples}
-                   for name, c in report.checks.items()},
+        "checks": {
+            name: {
+                "ok": c.violations == 0,
+                "violations": c.violations,
+                "meaning": CHECKS[name],
+                "skipped": SCENARIO_OF.get(name) in args.skip,
+                "examples": c.examples,
+            }
+            for name, c in report.checks.items()
+        },
         "answers": {k: dict(v) for k, v in report.statuses.items()},
         "max_latency_s": {k: round(v, 2) for k, v in report.max_latency.items()},
         "worker": {
-            "rss_mb": {"first": samples[0]["rss_mb"], "max": max(s["rss_mb"] for s in samples), "last": samples[-1]["rss_mb"]}
-            if samples else {},
+            "rss_mb": {
+                "first": samples[0]["rss_mb"],
+                "max": max(s["rss_mb"] for s in samples),
+                "last": samples[-1]["rss_mb"],
+            }
+            if samples
+            else {},
             "fds": {"first": samples[0]["fds"], "max": max(s["fds"] for s in samples), "last": samples[-1]["fds"]}
-            if samples else {},
+            if samples
+            else {},
             "healthz_max_ms": max((s["healthz_ms"] for s in samples), default=None),
         },
         "samples": samples,
@@ -647,16 +728,21 @@ def summary(report: Report, args: argparse.Namespace, database_url: str, elapsed
 def print_summary(result: dict[str, Any]) -> None:
     out = sys.stderr
     cfg = result["config"]
-    print(f"\nsoak_hostile: {result['elapsed_s']} s on {cfg['database']}, {cfg['workers']} worker(s), "
-          f"idle timeout {cfg['idle_timeout_s']} s, body cap {cfg['max_body_bytes']} B", file=out)
+    print(
+        f"\nsoak_hostile: {result['elapsed_s']} s on {cfg['database']}, {cfg['workers']} worker(s), "
+        f"idle timeout {cfg['idle_timeout_s']} s, body cap {cfg['max_body_bytes']} B",
+        file=out,
+    )
     print("answers:", file=out)
     for scenario, counts in result["answers"].items():
         shown = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
         lat = result["max_latency_s"].get(scenario)
         print(f"  {scenario:<10} {shown}{f'  (slowest {lat} s)' if lat is not None else ''}", file=out)
     w = result["worker"]
-    print(f"worker: RSS MB {w.get('rss_mb')}, open fds {w.get('fds')}, slowest /healthz {w.get('healthz_max_ms')} ms",
-          file=out)
+    print(
+        f"worker: RSS MB {w.get('rss_mb')}, open fds {w.get('fds')}, slowest /healthz {w.get('healthz_max_ms')} ms",
+        file=out,
+    )
     if "sender" in result["notes"]:
         print(f"sender: {result['notes']['sender']}", file=out)
     print("checks:", file=out)
@@ -681,11 +767,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             if not lo <= value <= hi:
                 raise argparse.ArgumentTypeError(f"must be within [{lo}, {hi}]")
             return value
+
         return parse
 
     p.add_argument("--duration", type=bounded(5, 3600), default=180.0, help="seconds of traffic (≤ 3600)")
-    p.add_argument("--max-requests", type=bounded(1, 10_000_000, int), default=200_000,
-                   help="requests and connections of all scenarios together")
+    p.add_argument(
+        "--max-requests",
+        type=bounded(1, 10_000_000, int),
+        default=200_000,
+        help="requests and connections of all scenarios together",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--database-url", help="default: SQLite in a temp dir")
     g.add_argument("--postgres-url", help="an existing PostgreSQL database (migrated by the server)")
@@ -694,21 +785,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--storm-concurrency", type=bounded(0, 256, int), default=16)
     p.add_argument("--slow-connections", type=bounded(0, 4096, int), default=60)
     p.add_argument("--sender-rate", type=bounded(0.1, 1000), default=20.0, help="well-behaved alerts per second")
-    p.add_argument("--hostile-pause-s", type=bounded(0, 60), default=0.2, help="pause between oversized/poison/query requests")
-    p.add_argument("--idle-timeout-s", type=bounded(0.5, 3600), default=10.0, help="the server's WEBHOOKFAST_IDLE_TIMEOUT_S")
-    p.add_argument("--body-timeout-s", type=bounded(0.5, 600), default=5.0, help="the server's WEBHOOKFAST_BODY_TIMEOUT_S")
-    p.add_argument("--max-body-bytes", type=bounded(64 * 1024, 64 << 20, int), default=4 << 20,
-                   help="the server's WEBHOOKFAST_MAX_BODY_BYTES (oversized bodies are built near it)")
-    p.add_argument("--max-connections", type=bounded(1, 100_000, int), default=1024,
-                   help="the server's WEBHOOKFAST_MAX_CONNECTIONS")
+    p.add_argument(
+        "--hostile-pause-s", type=bounded(0, 60), default=0.2, help="pause between oversized/poison/query requests"
+    )
+    p.add_argument(
+        "--idle-timeout-s", type=bounded(0.5, 3600), default=10.0, help="the server's WEBHOOKFAST_IDLE_TIMEOUT_S"
+    )
+    p.add_argument(
+        "--body-timeout-s", type=bounded(0.5, 600), default=5.0, help="the server's WEBHOOKFAST_BODY_TIMEOUT_S"
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=bounded(64 * 1024, 64 << 20, int),
+        default=4 << 20,
+        help="the server's WEBHOOKFAST_MAX_BODY_BYTES (oversized bodies are built near it)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=bounded(1, 100_000, int),
+        default=1024,
+        help="the server's WEBHOOKFAST_MAX_CONNECTIONS",
+    )
     p.add_argument("--request-timeout-s", type=bounded(1, 120), default=15.0)
     p.add_argument("--healthz-timeout-s", type=bounded(0.5, 60), default=5.0)
     p.add_argument("--slack-s", type=bounded(0, 60), default=5.0, help="allowed lateness of a timeout (busy machine)")
     p.add_argument("--max-rss-mb", type=bounded(16, 65536), default=1024.0)
-    p.add_argument("--max-unacked-share", type=bounded(0, 1), default=0.01,
-                   help="share of the sender's alerts that may stay unacknowledged (503 for 10 s)")
-    p.add_argument("--skip", type=lambda t: set(filter(None, t.split(","))), default=set(),
-                   help="scenarios left out, comma-separated: storm, oversized, slow, poison, queries")
+    p.add_argument(
+        "--max-unacked-share",
+        type=bounded(0, 1),
+        default=0.01,
+        help="share of the sender's alerts that may stay unacknowledged (503 for 10 s)",
+    )
+    p.add_argument(
+        "--skip",
+        type=lambda t: set(filter(None, t.split(","))),
+        default=set(),
+        help="scenarios left out, comma-separated: storm, oversized, slow, poison, queries",
+    )
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write the result as JSON (stdout: -)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server log)")

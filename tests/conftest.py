@@ -19,7 +19,8 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
-from support.net import LOGS_KEY, free_port as _free_port, tail  # noqa: E402
+from support.net import LOGS_KEY, tail  # noqa: E402
+from support.net import free_port as _free_port
 
 pytest_plugins = ["support.postgres", "support.servers", "support.alertmanager"]
 

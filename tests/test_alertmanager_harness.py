@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
 from support.alertmanager import parse_metrics, prometheus_fingerprint, rfc3339
 from support.net import wait_until
 
@@ -34,12 +33,10 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
-                    receiver.requests.append(
-                        {"path": self.path, "headers": dict(self.headers.items()), "body": body}
-                    )
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
                     status = receiver.status
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -7,6 +7,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 # `env`: test_api_history's fixture (the same hand-checked history, filled once per store).
 from test_api_history import CLOCK, Env, H, T, env, iso  # noqa: F401
 from webhookfast.api.openapi import PATHS, SCHEMAS

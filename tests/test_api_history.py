@@ -29,7 +29,6 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
-
 from webhookfast._core import AlertNames, decode, fingerprint
 from webhookfast.api import HistoryApi, handlers
 from webhookfast.api.params import DEFAULT_STATS_WINDOW_US, StatsParams, parse_params, to_us
@@ -180,7 +179,6 @@ def _pg_database(server: Any) -> Iterator[str]:
     import psycopg
     from psycopg import sql
     from support.postgres import database_url
-
     from webhookfast.storage.postgres import PostgresStore
 
     server.ensure_running()
@@ -278,9 +276,15 @@ def test_list_default_order_and_shape(env: Env) -> None:
         ({"match": '{note=~"\\\\w+.*"}'}, []),  # \w is ASCII-only: "Ü" is not a word character
         ({"match": '{severity=""}'}, [("E", 30 * MIN)]),
         ({"match": 'HighCPU{severity!="warning"}'}, [("A", 3 * H), ("A", 2 * H), ("A", 0)]),
-        ({"match": '{alertname=~"High.*|Disk.*", job!~"api-.*"}'}, [("C", 4 * H), ("A", 3 * H), ("A", 2 * H), ("A", 0)]),
+        (
+            {"match": '{alertname=~"High.*|Disk.*", job!~"api-.*"}'},
+            [("C", 4 * H), ("A", 3 * H), ("A", 2 * H), ("A", 0)],
+        ),
         ({"match": "{}"}, ALL),
-        ({"since": "2024-05-01T02:00:00Z", "until": "2024-05-01T05:00:00Z"}, [("C", 4 * H), ("A", 3 * H), ("A", 2 * H)]),
+        (
+            {"since": "2024-05-01T02:00:00Z", "until": "2024-05-01T05:00:00Z"},
+            [("C", 4 * H), ("A", 3 * H), ("A", 2 * H)],
+        ),
         ({"until": "2024-05-01T04:00:00Z", "since": "2024-05-01T03:00:00+00:00"}, [("A", 3 * H)]),  # until exclusive
         ({"since": "4h"}, [("F", 7 * H)]),  # relative to the clock (T+10h)
         ({"since": "-9h30m", "until": "now"}, [k for k in ALL if k[1] >= 30 * MIN]),
@@ -291,7 +295,10 @@ def test_list_default_order_and_shape(env: Env) -> None:
         ({"q": "DISK /VAR"}, [("C", 4 * H)]),  # ASCII case-insensitive
         ({"q": "HighCPU resolved"}, [("A", 3 * H), ("A", 2 * H), ("A", 0)]),  # latest state's annotations
         ({"sort": "starts_at", "order": "asc"}, ALL[::-1]),
-        ({"status": "firing", "match": '{severity="warning"}', "since": "2024-05-01T00:00:00Z"}, [("F", 7 * H), ("B", H)]),
+        (
+            {"status": "firing", "match": '{severity="warning"}', "since": "2024-05-01T00:00:00Z"},
+            [("F", 7 * H), ("B", H)],
+        ),
     ],
 )
 def test_list_filters(env: Env, query: dict[str, str], expected: list[tuple[str, int]]) -> None:
@@ -658,8 +665,14 @@ def test_regex_query_deadline_sqlite(tmp_path: Any) -> None:
         slow = [{"alertname": "Slow", "x": "a" * 21, "i": str(i)} for i in range(100)]
         for n in range(0, len(slow), 20):
             alerts = [
-                {"status": "firing", "labels": labels, "annotations": {}, "startsAt": iso(T + 8 * H),
-                 "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prom/slow"}
+                {
+                    "status": "firing",
+                    "labels": labels,
+                    "annotations": {},
+                    "startsAt": iso(T + 8 * H),
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prom/slow",
+                }
                 for labels in slow[n : n + 20]
             ]
             e.write([(T + 8 * H + MIN, "team-slow", alerts)])

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from support.net import free_port
 from support.servers import ServerFactory, server_command
 
@@ -22,11 +21,19 @@ def serve(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[st
     full = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
     full.update(env)
     full["TMPDIR"] = str(tmp_path)
-    cmd = [*server_command(), "serve", "--no-migrate-on-start", "--port", str(free_port()),
-           "--database-url", f"sqlite:///{tmp_path}/wf.db"]
+    cmd = [
+        *server_command(),
+        "serve",
+        "--no-migrate-on-start",
+        "--port",
+        str(free_port()),
+        "--database-url",
+        f"sqlite:///{tmp_path}/wf.db",
+    ]
     # Its own session: if it does start (the bug), the whole group, workers included, is killed.
-    proc = subprocess.Popen(cmd, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:

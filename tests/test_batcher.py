@@ -9,7 +9,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from webhookfast._core import Batch, decode
 from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
 from webhookfast.storage.base import StoreUnavailable, WriteResult
@@ -153,9 +152,7 @@ def test_store_failure_reaches_every_waiting_request(db: Path) -> None:
         await store.open()
         batcher = Batcher(store)
         batcher.start()
-        results = await asyncio.gather(
-            *(batcher.submit(decode(payload(i))) for i in range(5)), return_exceptions=True
-        )
+        results = await asyncio.gather(*(batcher.submit(decode(payload(i))) for i in range(5)), return_exceptions=True)
         assert all(isinstance(r, StoreUnavailable) for r in results)
         assert batcher.queued_alerts == 0
         await batcher.close()

@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-
 from webhookfast import cli
 from webhookfast.dirlock import DirLock, DirLocked, is_locked
 from webhookfast.storage import describe_url
@@ -20,7 +19,16 @@ from webhookfast.storage import describe_url
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("45m", 2700), ("12h", 43200), ("30d", 2592000), ("2w", 1209600), ("1h30m", 5400), ("1y", 31536000), ("1500ms", 1)],
+    [
+        ("90s", 90),
+        ("45m", 2700),
+        ("12h", 43200),
+        ("30d", 2592000),
+        ("2w", 1209600),
+        ("1h30m", 5400),
+        ("1y", 31536000),
+        ("1500ms", 1),
+    ],
 )
 def test_parse_duration(text: str, seconds: int) -> None:
     assert cli.parse_duration(text) == seconds
@@ -157,7 +165,16 @@ def test_serve_refuses_a_taken_port(tmp_path: Path) -> None:
         other.listen()
         port = other.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "webhookfast", "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path}/p.db"],
+            [
+                sys.executable,
+                "-m",
+                "webhookfast",
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                f"sqlite:///{tmp_path}/p.db",
+            ],
             capture_output=True,
             text=True,
             timeout=60,

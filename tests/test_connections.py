@@ -128,8 +128,10 @@ def test_keep_alive_survives_busy_use_and_closes_when_idle(server: ServerProcess
 def test_slow_body_gets_408_and_the_connection_ends(server: ServerProcess) -> None:
     sock = connect(server)
     try:
-        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"alerts\"")
+        sock.sendall(
+            b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"alerts"'
+        )
         started = time.monotonic()
         status, body = read_answer(sock)
         assert time.monotonic() - started < 1 + SLACK_S
@@ -182,8 +184,9 @@ def limited_server(tmp_path: Path, request: pytest.FixtureRequest):
     servers: list[LimitedServer] = []
 
     def make(nofile: tuple[int, int], env: dict[str, str]) -> LimitedServer:
-        server = LimitedServer(f"sqlite:///{tmp_path}/wf.db", tmp_path / "logs", nofile=nofile, env=env,
-                               name="webhookfast-limited")
+        server = LimitedServer(
+            f"sqlite:///{tmp_path}/wf.db", tmp_path / "logs", nofile=nofile, env=env, name="webhookfast-limited"
+        )
         servers.append(server)
         return server.start()
 
@@ -229,7 +232,8 @@ def test_more_connections_than_file_descriptors_keep_healthz_answering(limited_s
 
 
 @pytest.mark.parametrize(
-    "name, value", [("IDLE_TIMEOUT_S", "0"), ("IDLE_TIMEOUT_S", "-1"), ("MAX_CONNECTIONS", "0"), ("WRITE_TIMEOUT_S", "0")]
+    "name, value",
+    [("IDLE_TIMEOUT_S", "0"), ("IDLE_TIMEOUT_S", "-1"), ("MAX_CONNECTIONS", "0"), ("WRITE_TIMEOUT_S", "0")],
 )
 def test_bad_connection_settings_refuse_to_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(f"WEBHOOKFAST_{name}", value)
@@ -243,10 +247,14 @@ def test_bad_connection_settings_refuse_to_start(monkeypatch: pytest.MonkeyPatch
 TLS_HANDSHAKE_TIMEOUT_S = 10.0  # tls-listener's default in Granian 2.8: not configurable
 
 
-def test_tls_silent_connections_are_closed_and_alpn_offers_http11(server_factory: ServerFactory, tmp_path: Path) -> None:
+def test_tls_silent_connections_are_closed_and_alpn_offers_http11(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
     pki = make_pki(tmp_path / "pki")
     server = server_factory(
-        scheme="https", extra_args=["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)], env=FAST_CLOSE
+        scheme="https",
+        extra_args=["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)],
+        env=FAST_CLOSE,
     )
     before_handshake = connect(server)
     ctx = pki.client_context()
@@ -269,16 +277,21 @@ def test_tls_silent_connections_are_closed_and_alpn_offers_http11(server_factory
 
 def big_history_body(alerts: int, value_bytes: int) -> bytes:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return json.dumps([
-        {"labels": {"alertname": "Big", "i": str(i), "pad": "p" * value_bytes}, "startsAt": now} for i in range(alerts)
-    ]).encode()
+    return json.dumps(
+        [
+            {"labels": {"alertname": "Big", "i": str(i), "pad": "p" * value_bytes}, "startsAt": now}
+            for i in range(alerts)
+        ]
+    ).encode()
 
 
 def server_side_open(server_port: int, client_port: int) -> bool:
     """Whether the server's end of the connection from ``client_port`` still exists (ss, from iproute2)."""
     out = subprocess.run(
         ["ss", "-tnH", "state", "all", f"( sport = :{server_port} and dport = :{client_port} )"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return any(line and not line.startswith(("TIME-WAIT", "CLOSED")) for line in out.splitlines())
 
@@ -287,8 +300,9 @@ def test_answer_to_a_client_that_stops_reading_is_aborted(server_factory: Server
     """An answer far larger than the socket buffers, to a client that never reads: the kernel aborts
     the connection after WEBHOOKFAST_WRITE_TIMEOUT_S (TCP_USER_TIMEOUT), freeing its slot."""
     write_timeout = 2.0
-    server = server_factory(env={**FAST_CLOSE, "WEBHOOKFAST_IDLE_TIMEOUT_S": "300",
-                                 "WEBHOOKFAST_WRITE_TIMEOUT_S": str(write_timeout)})
+    server = server_factory(
+        env={**FAST_CLOSE, "WEBHOOKFAST_IDLE_TIMEOUT_S": "300", "WEBHOOKFAST_WRITE_TIMEOUT_S": str(write_timeout)}
+    )
     assert server.post("/api/v2/alerts", big_history_body(200, 60_000), timeout=30).status == 200
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -311,7 +325,9 @@ def test_answer_to_a_client_that_stops_reading_is_aborted(server_factory: Server
         except (ConnectionResetError, TimeoutError):
             pass
         head, _, body = received.partition(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
         assert len(body) < length
     finally:
         sock.close()

@@ -22,8 +22,12 @@ def storm(n: int) -> bytes:
         {
             "status": "firing",
             "labels": {
-                "alertname": "NodeDown", "instance": f"node-{i:05d}.example.internal:9100", "job": "node",
-                "severity": "critical", "cluster": "eu-west-1", "team": "infrastructure",
+                "alertname": "NodeDown",
+                "instance": f"node-{i:05d}.example.internal:9100",
+                "job": "node",
+                "severity": "critical",
+                "cluster": "eu-west-1",
+                "team": "infrastructure",
             },
             "annotations": {
                 "summary": f"node-{i:05d} is down",
@@ -37,11 +41,20 @@ def storm(n: int) -> bytes:
         }
         for i in range(n)
     ]
-    return orjson.dumps({
-        "version": "4", "groupKey": "{}:{alertname=\"NodeDown\"}", "truncatedAlerts": 0, "status": "firing",
-        "receiver": "webhookfast", "groupLabels": {"alertname": "NodeDown"}, "commonLabels": {},
-        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "alerts": alerts,
-    })
+    return orjson.dumps(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="NodeDown"}',
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "webhookfast",
+            "groupLabels": {"alertname": "NodeDown"},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "alerts": alerts,
+        }
+    )
 
 
 def stored_alerts(server: ServerProcess, url: str, db: Path) -> int:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support.alertmanager import rfc3339
 from support.servers import ServerProcess
 
@@ -44,7 +43,7 @@ ALERTNAME_WORDS = [
     "Задержка репликации",
     "磁盘空间不足",
     "HighLatency <p99> & co",
-    "Ωmega \"quoted\" \\ backslash",
+    'Ωmega "quoted" \\ backslash',
     "ErrorBudgetBurn",
     "रिसाव",
     "emoji 🔥 alert",
@@ -232,8 +231,7 @@ def test_alertmanager_delivers_history(
         assert row["severity"] == labels["severity"]
 
     annotations = {
-        _core.fingerprint_to_int(_core.fingerprint(s["labels"])): (s["annotations"], s["generatorURL"])
-        for s in specs
+        _core.fingerprint_to_int(_core.fingerprint(s["labels"])): (s["annotations"], s["generatorURL"]) for s in specs
     }
     group_keys: dict[tuple[str, str], set[str]] = {}
     by_fp: dict[int, list[dict[str, Any]]] = {}

@@ -166,15 +166,18 @@ class Prometheus:
         )
         self.log_path = self.dir / "prometheus.log"
         self.command = [
-            binary, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
+            binary,
+            f"--config.file={self.dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Prometheus:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True
+            )
         wait_until(lambda: self._ready(), 30, message=lambda: tail(self.log_path.read_text(errors="replace")))
         return self
 
@@ -205,6 +208,7 @@ def test_prometheus_posting_directly_during_an_outage_loses_nothing(
     database.stop()
     stopped = time.monotonic()
     with Exporter() as exporter, Prometheus(tmp_path, exporter.port, server.port) as prometheus:
+
         def received(status: str) -> float:
             return server_metric(server, "webhookfast_alerts_received_total", format="prometheus", status=status)
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support.alertmanager import Alertmanager
 from support.certs import Pki, make_pki
 from support.net import tail
@@ -62,9 +61,7 @@ def https_request(
         conn.close()
 
 
-def tls_server(
-    server_factory: Any, pki: Pki, tmp_path: Path, *, client_ca: bool = False
-) -> ServerProcess:
+def tls_server(server_factory: Any, pki: Pki, tmp_path: Path, *, client_ca: bool = False) -> ServerProcess:
     args = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
     if client_ca:
         args += ["--tls-client-ca", str(pki.ca_cert)]
@@ -155,13 +152,12 @@ def test_alertmanager_delivers_over_tls(
     with pytest.raises(ssl.SSLCertVerificationError):
         https_request(server.url + "/healthz", ssl.create_default_context())
     # The bearer token is still required over TLS.
-    status, _ = https_request(server.url + "/webhook", pki.client_context(), "POST", b"{}",
-                              {"Content-Type": "application/json"})
+    status, _ = https_request(
+        server.url + "/webhook", pki.client_context(), "POST", b"{}", {"Content-Type": "application/json"}
+    )
     assert status == 401
 
-    am = alertmanager_factory(
-        server.url + "/webhook", receiver=RECEIVER, bearer_token=TOKEN, tls_ca_file=pki.ca_cert
-    )
+    am = alertmanager_factory(server.url + "/webhook", receiver=RECEIVER, bearer_token=TOKEN, tls_ca_file=pki.ca_cert)
     deliver_and_check(am, server, f"sqlite:///{tmp_path}/wf-tls.db")
 
 
@@ -183,9 +179,7 @@ def _handshake_refused(server: ServerProcess, ctx: ssl.SSLContext) -> BaseExcept
         return exc
 
 
-def test_client_certificate_required(
-    server_factory: Any, alertmanager_factory: Any, pki: Pki, tmp_path: Path
-) -> None:
+def test_client_certificate_required(server_factory: Any, alertmanager_factory: Any, pki: Pki, tmp_path: Path) -> None:
     server = tls_server(server_factory, pki, tmp_path, client_ca=True)
 
     # Without a client certificate: refused by TLS, never an HTTP answer.

@@ -11,7 +11,6 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
-
 from support.net import request
 from support.sqlite import query
 

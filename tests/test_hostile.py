@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from support.servers import ServerProcess
 
 TOKEN = "s3cret-t0ken"
@@ -48,16 +47,36 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 ALL_CODES = {
-    400: {"empty_body", "invalid_json", "invalid_utf8", "duplicate_key", "too_deep", "bad_content_length", "invalid_parameter"},
+    400: {
+        "empty_body",
+        "invalid_json",
+        "invalid_utf8",
+        "duplicate_key",
+        "too_deep",
+        "bad_content_length",
+        "invalid_parameter",
+    },
     401: {"unauthorized"},
     404: {"not_found"},
     405: {"method_not_allowed"},
     408: {"request_timeout"},
     413: {"payload_too_large"},
     415: {"unsupported_media_type"},
-    422: {"unknown_format", "unsupported_version", "missing_field", "wrong_type", "invalid_status", "invalid_time",
-          "invalid_label", "invalid_fingerprint", "too_many_alerts", "too_many_labels", "too_many_annotations",
-          "name_too_long", "value_too_long"},
+    422: {
+        "unknown_format",
+        "unsupported_version",
+        "missing_field",
+        "wrong_type",
+        "invalid_status",
+        "invalid_time",
+        "invalid_label",
+        "invalid_fingerprint",
+        "too_many_alerts",
+        "too_many_labels",
+        "too_many_annotations",
+        "name_too_long",
+        "value_too_long",
+    },
     500: {"internal_error"},
     503: {"overloaded", "store_unavailable", "not_ready"},
 }
@@ -154,8 +173,14 @@ def exchange(server: ServerProcess, data: bytes, timeout: float = 15.0) -> Raw:
         return read_response(sock, timeout)
 
 
-def http(method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         *, content_length: bool = True) -> bytes:
+def http(
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    content_length: bool = True,
+) -> bytes:
     hdrs = {"Host": "127.0.0.1", "User-Agent": "Alertmanager/0.25.0", **(headers or {})}
     if body is not None and content_length and "Content-Length" not in hdrs:
         hdrs["Content-Length"] = str(len(body))
@@ -226,8 +251,13 @@ def trickle_body(server: ServerProcess) -> Raw:
 def slow_chunked(server: ServerProcess) -> Raw:
     with connect(server) as sock:
         sock.sendall(
-            http("POST", "/webhook", None, {"Authorization": AUTH, "Content-Type": "application/json",
-                                            "Transfer-Encoding": "chunked"}) + b"f\r\n{\"alerts\": [   \r\n"
+            http(
+                "POST",
+                "/webhook",
+                None,
+                {"Authorization": AUTH, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            )
+            + b'f\r\n{"alerts": [   \r\n'
         )
         return read_response(sock, timeout=10)
 
@@ -235,8 +265,14 @@ def slow_chunked(server: ServerProcess) -> Raw:
 def oversized_chunked(server: ServerProcess) -> Raw:
     """A chunked body that never ends: 413 once the cap is passed, before we stop sending."""
     with connect(server) as sock:
-        sock.sendall(http("POST", "/webhook", None, {"Authorization": AUTH, "Content-Type": "application/json",
-                                                     "Transfer-Encoding": "chunked"}))
+        sock.sendall(
+            http(
+                "POST",
+                "/webhook",
+                None,
+                {"Authorization": AUTH, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            )
+        )
         chunk = b"[" + b" " * (1024 * 1024 - 1)
         frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
         sent = 0
@@ -263,15 +299,32 @@ def oversized_chunked(server: ServerProcess) -> Raw:
 def oversized_by_length(server: ServerProcess) -> Raw:
     """Content-Length above the cap: refused from the header alone, no body sent at all."""
     with connect(server) as sock:
-        sock.sendall(http("POST", "/webhook", None, {"Authorization": AUTH, "Content-Type": "application/json",
-                                                     "Content-Length": str(MAX_BODY + 1)}))
+        sock.sendall(
+            http(
+                "POST",
+                "/webhook",
+                None,
+                {"Authorization": AUTH, "Content-Type": "application/json", "Content-Length": str(MAX_BODY + 1)},
+            )
+        )
         return read_response(sock, timeout=5)
 
 
 def expect_continue_oversized(server: ServerProcess) -> Raw:
     with connect(server) as sock:
-        sock.sendall(http("POST", "/webhook", None, {"Authorization": AUTH, "Content-Type": "application/json",
-                                                     "Content-Length": str(10 * MAX_BODY), "Expect": "100-continue"}))
+        sock.sendall(
+            http(
+                "POST",
+                "/webhook",
+                None,
+                {
+                    "Authorization": AUTH,
+                    "Content-Type": "application/json",
+                    "Content-Length": str(10 * MAX_BODY),
+                    "Expect": "100-continue",
+                },
+            )
+        )
         resp = read_response(sock, timeout=5)
         if resp.status == 100:
             pytest.fail("server asked for a body it is going to refuse (100 Continue before 413)")
@@ -328,8 +381,12 @@ CASES: list[Case] = [
     Case("auth-token-prefix", 401, "unauthorized", post(SINGLE, {"Authorization": f"Bearer {TOKEN[:-1]}"})),
     Case("auth-token-suffix", 401, "unauthorized", post(SINGLE, {"Authorization": f"Bearer {TOKEN}x"})),
     Case("auth-empty-bearer", 401, "unauthorized", post(SINGLE, {"Authorization": "Bearer "})),
-    Case("auth-basic-not-configured", 401, "unauthorized",
-         post(SINGLE, {"Authorization": "Basic " + base64.b64encode(f"u:{TOKEN}".encode()).decode()})),
+    Case(
+        "auth-basic-not-configured",
+        401,
+        "unauthorized",
+        post(SINGLE, {"Authorization": "Basic " + base64.b64encode(f"u:{TOKEN}".encode()).decode()}),
+    ),
     Case("auth-unknown-scheme", 401, "unauthorized", post(SINGLE, {"Authorization": f"Token {TOKEN}"})),
     Case("auth-token-as-raw-header", 401, "unauthorized", post(SINGLE, {"Authorization": TOKEN})),
     Case("auth-lowercase-scheme-admitted", 400, "invalid_json", post(b"{", {"Authorization": f"bearer {TOKEN}"})),
@@ -353,18 +410,34 @@ CASES: list[Case] = [
     Case("raw-nul-outside-string", 400, "invalid_json", post(b'{"labels":\x00{"a":"b"}}')),
     Case("duplicate-label", 400, "duplicate_key", post(b'{"labels":{"a":"1","a":"2"}}')),
     Case("duplicate-top-key", 400, "duplicate_key", post(am(alert()).replace(b'"receiver":"r"', b'"alerts":[]'))),
-    Case("huge-exponent", 400, "invalid_json", post(am("").replace(b'"receiver"', b'"truncatedAlerts":1e999999,"receiver"'))),
+    Case(
+        "huge-exponent",
+        400,
+        "invalid_json",
+        post(am("").replace(b'"receiver"', b'"truncatedAlerts":1e999999,"receiver"')),
+    ),
     # meaning: 422
     Case("huge-integer-label", 422, "wrong_type", post(b'{"labels":{"a":123456789012345678901234567890123}}')),
-    Case("huge-truncated-alerts", 422, "wrong_type", post(am("").replace(b'"receiver"', b'"truncatedAlerts":184467440737095516160,"receiver"'))),
+    Case(
+        "huge-truncated-alerts",
+        422,
+        "wrong_type",
+        post(am("").replace(b'"receiver"', b'"truncatedAlerts":184467440737095516160,"receiver"')),
+    ),
     Case("labels-100k", 422, "too_many_labels", post(many_labels(100_000))),
-    Case("annotations-1k", 422, "too_many_annotations",
-         post(('{"labels":{"a":"b"},"annotations":{' + ",".join(f'"n{i}":"v"' for i in range(1000)) + "}}").encode())),
+    Case(
+        "annotations-1k",
+        422,
+        "too_many_annotations",
+        post(('{"labels":{"a":"b"},"annotations":{' + ",".join(f'"n{i}":"v"' for i in range(1000)) + "}}").encode()),
+    ),
     Case("alerts-20k", 422, "too_many_alerts", post(am(",".join([alert()] * 20_000)))),
     Case("name-too-long", 422, "name_too_long", post(('{"labels":{"' + "n" * 2000 + '":"v"}}').encode())),
     Case("value-too-long", 422, "value_too_long", post(('{"labels":{"a":"' + "v" * 70_000 + '"}}').encode())),
     Case("empty-label-name", 422, "invalid_label", post(b'{"labels":{"":"v"}}')),
-    Case("unsupported-version", 422, "unsupported_version", post(am(alert()).replace(b'"version":"4"', b'"version":"5"'))),
+    Case(
+        "unsupported-version", 422, "unsupported_version", post(am(alert()).replace(b'"version":"4"', b'"version":"5"'))
+    ),
     Case("invalid-status", 422, "invalid_status", post(am(alert().replace('"status":"firing"', '"status":"burning"')))),
     Case("invalid-time", 422, "invalid_time", post(am(alert().replace("2026-01-01T00:00:00Z", "yesterday")))),
     Case("impossible-date", 422, "invalid_time", post(am(alert().replace("2026-01-01", "2026-02-30")))),
@@ -377,11 +450,16 @@ CASES: list[Case] = [
     Case("bad-fingerprint", 422, "invalid_fingerprint", post(am(alert(extra=',"fingerprint":"xyz"')))),
     # media types: 415
     Case("content-type-text", 415, "unsupported_media_type", post(SINGLE, {"Content-Type": "text/plain"})),
-    Case("content-type-missing", 415, "unsupported_media_type",
-         http("POST", "/webhook", SINGLE, {"Authorization": AUTH})),
+    Case(
+        "content-type-missing", 415, "unsupported_media_type", http("POST", "/webhook", SINGLE, {"Authorization": AUTH})
+    ),
     Case("content-type-jsonx", 415, "unsupported_media_type", post(SINGLE, {"Content-Type": "application/jsonx"})),
-    Case("content-type-form", 415, "unsupported_media_type",
-         post(SINGLE, {"Content-Type": "application/x-www-form-urlencoded"})),
+    Case(
+        "content-type-form",
+        415,
+        "unsupported_media_type",
+        post(SINGLE, {"Content-Type": "application/x-www-form-urlencoded"}),
+    ),
     # sizes and framing
     Case("oversized-content-length", 413, "payload_too_large", oversized_by_length),
     Case("oversized-chunked", 413, "payload_too_large", oversized_chunked),
@@ -392,25 +470,51 @@ CASES: list[Case] = [
     Case("content-length-twice", 400, None, post(SINGLE, {"Content-Length": f"{len(SINGLE)}\r\nContent-Length: 5"})),
     # Smuggling attempt: Transfer-Encoding wins over Content-Length (RFC 9112), or the request is refused.
     # Chunked, the body is `[1]` (wrong_type); read by Content-Length it would be `3\r\n` (unknown_format).
-    Case("content-length-and-chunked", 422, "wrong_type",
-         post(b"3\r\n[1]\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked", "Content-Length": "3"})),
+    Case(
+        "content-length-and-chunked",
+        422,
+        "wrong_type",
+        post(b"3\r\n[1]\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked", "Content-Length": "3"}),
+    ),
     Case("content-length-too-long-for-body", 408, "request_timeout", post(b"[]", {"Content-Length": "100"})),
     Case("slow-body", 408, "request_timeout", slow_body),
     Case("trickled-body", 408, "request_timeout", trickle_body),
     Case("slow-chunked-body", 408, "request_timeout", slow_chunked),
-    Case("bad-chunk-size", 400, None, http("POST", "/webhook", None, {"Authorization": AUTH, "Content-Type": "application/json",
-                                                                     "Transfer-Encoding": "chunked"}) + b"zz\r\n[]\r\n0\r\n\r\n",
-         statuses={400}),
+    Case(
+        "bad-chunk-size",
+        400,
+        None,
+        http(
+            "POST",
+            "/webhook",
+            None,
+            {"Authorization": AUTH, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        )
+        + b"zz\r\n[]\r\n0\r\n\r\n",
+        statuses={400},
+    ),
     Case("header-flood", 431, None, header_flood, statuses={400, 413, 431}),
     Case("huge-header", 431, None, huge_header, statuses={400, 413, 431}),
     Case("pipelined-garbage", 400, "invalid_json", pipelined_garbage),
     Case("pipelined-requests", 404, "not_found", pipelined_requests),
     # routing
-    Case("wrong-method-put", 405, "method_not_allowed", http("PUT", "/webhook", b"[]", {"Authorization": AUTH}),
-         headers={"allow": "POST"}),
-    Case("wrong-method-delete-healthz", 405, "method_not_allowed", http("DELETE", "/healthz"), headers={"allow": "GET"}),
-    Case("get-webhook", 405, "method_not_allowed", http("GET", "/webhook", None, {"Authorization": AUTH}),
-         headers={"allow": "POST"}),
+    Case(
+        "wrong-method-put",
+        405,
+        "method_not_allowed",
+        http("PUT", "/webhook", b"[]", {"Authorization": AUTH}),
+        headers={"allow": "POST"},
+    ),
+    Case(
+        "wrong-method-delete-healthz", 405, "method_not_allowed", http("DELETE", "/healthz"), headers={"allow": "GET"}
+    ),
+    Case(
+        "get-webhook",
+        405,
+        "method_not_allowed",
+        http("GET", "/webhook", None, {"Authorization": AUTH}),
+        headers={"allow": "POST"},
+    ),
     Case("unknown-path", 404, "not_found", http("GET", "/admin")),
     Case("trailing-slash", 404, "not_found", post(SINGLE, path="/webhook/")),
     Case("path-traversal", 404, "not_found", http("GET", "/../../etc/passwd")),
@@ -610,8 +714,13 @@ def test_alertmanager_bearer_and_basic(protected_server: ServerProcess) -> None:
     for auth in (AUTH, basic("alertmanager", "pa:ss wörd")):
         resp = protected_server.post("/webhook", SINGLE, {"Authorization": auth})
         assert resp.status == 200, (auth[:6], resp.text)
-    for auth in (basic("alertmanager", "pa:ss"), basic("other", "pa:ss wörd"), basic("alertmanager", "pa:ss wörd")[:-2],
-                 "Basic !!!notbase64", "Basic " + base64.b64encode(b"no-colon").decode()):
+    for auth in (
+        basic("alertmanager", "pa:ss"),
+        basic("other", "pa:ss wörd"),
+        basic("alertmanager", "pa:ss wörd")[:-2],
+        "Basic !!!notbase64",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+    ):
         resp = protected_server.post("/webhook", SINGLE, {"Authorization": auth})
         assert resp.status == 401, auth
         challenge = resp.headers.get("www-authenticate", "")
@@ -633,7 +742,9 @@ def test_protected_health_and_metrics(protected_server: ServerProcess) -> None:
 
 def count_rows(db_path: Path) -> int:
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        return sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("label_sets", "alert_events", "alerts"))
+        return sum(
+            db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("label_sets", "alert_events", "alerts")
+        )
 
 
 def half_closed(server: ServerProcess, data: bytes) -> Raw:

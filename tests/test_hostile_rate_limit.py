@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 
 import pytest
-
 from support.servers import ServerFactory
 from webhookfast.middleware.rate_limit import RateLimit, client_key
 

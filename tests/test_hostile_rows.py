@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-
 from webhookfast._core import Batch, PayloadError, decode, fingerprint, fingerprint_to_int
 from webhookfast.batcher import Batcher, QueueFull
 from webhookfast.storage import open_store
@@ -72,15 +71,25 @@ def rfc3339(t: datetime) -> str:
 
 
 def am_body(alerts: list[dict[str, Any]], receiver: str = "r", group_key: str = "{}:{}") -> bytes:
-    return json.dumps({
-        "version": "4", "status": "firing", "receiver": receiver, "groupKey": group_key,
-        "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "http://am:9093", "alerts": alerts,
-    }).encode()
+    return json.dumps(
+        {
+            "version": "4",
+            "status": "firing",
+            "receiver": receiver,
+            "groupKey": group_key,
+            "truncatedAlerts": 0,
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://am:9093",
+            "alerts": alerts,
+        }
+    ).encode()
 
 
-def am_alert(labels: dict[str, str], starts: str, status: str = "firing",
-             ends: str = "0001-01-01T00:00:00Z") -> dict[str, Any]:
+def am_alert(
+    labels: dict[str, str], starts: str, status: str = "firing", ends: str = "0001-01-01T00:00:00Z"
+) -> dict[str, Any]:
     return {"status": status, "labels": labels, "annotations": {}, "startsAt": starts, "endsAt": ends}
 
 
@@ -108,12 +117,12 @@ def test_long_receiver_and_group_key_are_stored_once(server_factory: Any, store_
     server = server_factory(store_url)
     # The issue's example: 7 MiB of receiver, 7 MiB of group key, 10,000 tiny alerts (14.7 MiB).
     receiver = "r" * (7 << 20)
-    group_key = "{}:{alertname=\"" + "g" * (7 << 20) + "\"}"
+    group_key = '{}:{alertname="' + "g" * (7 << 20) + '"}'
     start = rfc3339(datetime.now(timezone.utc) - timedelta(minutes=5))
-    alerts = [{"status": "firing", "labels": {"alertname": "Long", "i": str(i)}, "startsAt": start}
-              for i in range(10_000)]
-    body = json.dumps({"receiver": receiver, "groupKey": group_key, "alerts": alerts},
-                      separators=(",", ":")).encode()
+    alerts = [
+        {"status": "firing", "labels": {"alertname": "Long", "i": str(i)}, "startsAt": start} for i in range(10_000)
+    ]
+    body = json.dumps({"receiver": receiver, "groupKey": group_key, "alerts": alerts}, separators=(",", ":")).encode()
     assert 14 << 20 < len(body) < 16 << 20
     before = stored_bytes(store_url)
     resp = server.post("/webhook", body)
@@ -148,10 +157,14 @@ def test_rows_written_before_the_groups_table_keep_their_receiver(store_url: str
             conn.execute(
                 "INSERT INTO alert_events (fingerprint, starts_at, status, ends_at, received_at, receiver, group_key, "
                 "source, generator_url, annotations) VALUES (?, ?, 'firing', NULL, ?, 'old-rx', 'old-gk', "
-                "'alertmanager', '', '{}')", (fpi, start_us, start_us))
+                "'alertmanager', '', '{}')",
+                (fpi, start_us, start_us),
+            )
             conn.execute(
                 "INSERT INTO alerts (fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, "
-                "receiver) VALUES (?, ?, 'firing', NULL, ?, ?, 1, 'old-rx')", (fpi, start_us, start_us, start_us))
+                "receiver) VALUES (?, ?, 'firing', NULL, ?, ?, 1, 'old-rx')",
+                (fpi, start_us, start_us, start_us),
+            )
     else:
         ts = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=start_us)
         with psycopg.connect(store_url) as conn:
@@ -159,18 +172,25 @@ def test_rows_written_before_the_groups_table_keep_their_receiver(store_url: str
             conn.execute(
                 "INSERT INTO alert_events (fingerprint, starts_at, status, ends_at, received_at, receiver, group_key, "
                 "source, generator_url, annotations) VALUES (%s, %s, 'firing', NULL, %s, 'old-rx', 'old-gk', "
-                "'alertmanager', '', '{}')", (fpi, ts, ts))
+                "'alertmanager', '', '{}')",
+                (fpi, ts, ts),
+            )
             conn.execute(
                 "INSERT INTO alerts (fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, "
-                "receiver) VALUES (%s, %s, 'firing', NULL, %s, %s, 1, 'old-rx')", (fpi, ts, ts, ts))
+                "receiver) VALUES (%s, %s, 'firing', NULL, %s, %s, 1, 'old-rx')",
+                (fpi, ts, ts, ts),
+            )
 
     eps, evs = _read_history(store_url, fpi)
     assert [e[6] for e in eps] == ["old-rx"]
     assert [(e[4], e[5]) for e in evs] == [("old-rx", "old-gk")]
 
     starts = rfc3339(datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=start_us))
-    body = am_body([am_alert({"alertname": "Legacy"}, starts, "resolved", "2026-09-21T18:00:00Z")],
-                   receiver="new-rx", group_key="new-gk")
+    body = am_body(
+        [am_alert({"alertname": "Legacy"}, starts, "resolved", "2026-09-21T18:00:00Z")],
+        receiver="new-rx",
+        group_key="new-gk",
+    )
     write(store_url, [decode(body, received_at_us=start_us + 10**9)])
     eps, evs = _read_history(store_url, fpi)
     assert [e[6] for e in eps] == ["new-rx"]
@@ -184,20 +204,26 @@ def _read_history(url: str, fpi: int) -> tuple[list[Any], list[Any]]:
     if url.startswith("sqlite:"):
         d = q.SQLITE
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            return (conn.execute(*q.episodes(d, fpi, None, 10)).fetchall(),
-                    conn.execute(*q.episode_events(d, fpi, None, 10)).fetchall())
+            return (
+                conn.execute(*q.episodes(d, fpi, None, 10)).fetchall(),
+                conn.execute(*q.episode_events(d, fpi, None, 10)).fetchall(),
+            )
     d = q.POSTGRES
     with psycopg.connect(url) as conn:
-        return (conn.execute(*q.episodes(d, fpi, None, 10)).fetchall(),  # type: ignore[call-overload]
-                conn.execute(*q.episode_events(d, fpi, None, 10)).fetchall())  # type: ignore[call-overload]
+        return (
+            conn.execute(*q.episodes(d, fpi, None, 10)).fetchall(),  # type: ignore[call-overload]
+            conn.execute(*q.episode_events(d, fpi, None, 10)).fetchall(),
+        )  # type: ignore[call-overload]
 
 
 # -- 2. the queue's byte bound counts decoded memory -------------------------------------------------
 
 
 def many_short_labels(n_alerts: int = 200, n_labels: int = 60) -> bytes:
-    alerts = [am_alert({f"l{j}": "v" for j in range(n_labels)} | {"alertname": f"S{i}"}, "2026-01-01T00:00:00Z")
-              for i in range(n_alerts)]
+    alerts = [
+        am_alert({f"l{j}": "v" for j in range(n_labels)} | {"alertname": f"S{i}"}, "2026-01-01T00:00:00Z")
+        for i in range(n_alerts)
+    ]
     return json.dumps({"receiver": "r", "alerts": alerts}, separators=(",", ":")).encode()
 
 
@@ -238,17 +264,24 @@ def test_queue_bound_refuses_by_decoded_size(tmp_path: Path) -> None:
 # -- 3. times outside years 0001-9999 in UTC; cursors over the edges ---------------------------------
 
 
-@pytest.mark.parametrize("when", [
-    "0001-01-01T00:30:00+01:00",  # 0000-12-31T23:30:00Z
-    "0001-01-01T00:00:00.5+00:01",
-    "9999-12-31T23:59:59-00:01",  # 10000-01-01T00:00:59Z
-    "9999-12-31T12:00:00-23:59",
-])
+@pytest.mark.parametrize(
+    "when",
+    [
+        "0001-01-01T00:30:00+01:00",  # 0000-12-31T23:30:00Z
+        "0001-01-01T00:00:00.5+00:01",
+        "9999-12-31T23:59:59-00:01",  # 10000-01-01T00:00:59Z
+        "9999-12-31T12:00:00-23:59",
+    ],
+)
 def test_times_outside_the_four_digit_years_are_refused(sqlite_server: Any, when: str) -> None:
     for body, path in (
         (am_body([am_alert({"alertname": "Edge"}, when)]), "alerts[0].startsAt"),
-        (json.dumps([{"labels": {"alertname": "Edge"}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": when}]).encode(),
-         "[0].endsAt" if when.startswith("9999") else None),
+        (
+            json.dumps(
+                [{"labels": {"alertname": "Edge"}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": when}]
+            ).encode(),
+            "[0].endsAt" if when.startswith("9999") else None,
+        ),
     ):
         resp = sqlite_server.post("/webhook", body)
         if path is None:  # an endsAt in year 0000 is also before startsAt: refused either way
@@ -259,16 +292,21 @@ def test_times_outside_the_four_digit_years_are_refused(sqlite_server: Any, when
 
 
 EDGE_STARTS = [
-    "0001-01-01T00:00:00.000001Z", "0001-01-01T01:00:00.000001+01:00", "0001-01-02T00:00:00Z",
-    "1970-01-01T00:00:00Z", "2026-01-01T00:00:00Z",
-    "9999-12-31T23:59:59.999999Z", "9999-12-31T22:59:59.999999-01:00", "9999-12-31T23:59:59.999998Z",
+    "0001-01-01T00:00:00.000001Z",
+    "0001-01-01T01:00:00.000001+01:00",
+    "0001-01-02T00:00:00Z",
+    "1970-01-01T00:00:00Z",
+    "2026-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z",
+    "9999-12-31T22:59:59.999999-01:00",
+    "9999-12-31T23:59:59.999998Z",
 ]
 
 
-@pytest.mark.parametrize("sort,order", [("starts_at", "desc"), ("starts_at", "asc"), ("last_seen", "desc"),
-                                        ("last_seen", "asc")])
-def test_cursor_pages_over_edge_times_make_progress(server_factory: Any, store_url: str, sort: str,
-                                                     order: str) -> None:
+@pytest.mark.parametrize(
+    "sort,order", [("starts_at", "desc"), ("starts_at", "asc"), ("last_seen", "desc"), ("last_seen", "asc")]
+)
+def test_cursor_pages_over_edge_times_make_progress(server_factory: Any, store_url: str, sort: str, order: str) -> None:
     server = server_factory(store_url)
     # Several label sets on every edge time (ties on starts_at are broken by fingerprint).
     alerts = [am_alert({"alertname": "Edge", "i": str(i)}, s) for i, s in enumerate(EDGE_STARTS)]
@@ -297,14 +335,40 @@ def test_cursor_pages_over_edge_times_make_progress(server_factory: Any, store_u
 # -- 4. endsAt before startsAt; the Prometheus format's reopening rule -------------------------------
 
 
-@pytest.mark.parametrize("body,path", [
-    (am_body([am_alert({"alertname": "Neg"}, "2026-01-01T10:00:00Z", "resolved", "2026-01-01T09:59:59.999999Z")]),
-     "alerts[0].endsAt"),
-    (json.dumps([{"labels": {"alertname": "Neg"}, "startsAt": "2026-01-01T10:00:00+02:00",
-                  "endsAt": "2026-01-01T07:59:59Z"}]).encode(), "[0].endsAt"),
-    (json.dumps({"labels": {"alertname": "Neg"}, "status": "resolved", "startsAt": "2026-01-01T10:00:00Z",
-                 "endsAt": "2026-01-01T09:00:00Z"}).encode(), "endsAt"),
-])
+@pytest.mark.parametrize(
+    "body,path",
+    [
+        (
+            am_body(
+                [am_alert({"alertname": "Neg"}, "2026-01-01T10:00:00Z", "resolved", "2026-01-01T09:59:59.999999Z")]
+            ),
+            "alerts[0].endsAt",
+        ),
+        (
+            json.dumps(
+                [
+                    {
+                        "labels": {"alertname": "Neg"},
+                        "startsAt": "2026-01-01T10:00:00+02:00",
+                        "endsAt": "2026-01-01T07:59:59Z",
+                    }
+                ]
+            ).encode(),
+            "[0].endsAt",
+        ),
+        (
+            json.dumps(
+                {
+                    "labels": {"alertname": "Neg"},
+                    "status": "resolved",
+                    "startsAt": "2026-01-01T10:00:00Z",
+                    "endsAt": "2026-01-01T09:00:00Z",
+                }
+            ).encode(),
+            "endsAt",
+        ),
+    ],
+)
 def test_ends_before_starts_is_refused(sqlite_server: Any, body: bytes, path: str) -> None:
     with pytest.raises(PayloadError) as err:
         decode(body)
@@ -323,8 +387,9 @@ def test_go_zero_end_and_missing_start_are_still_accepted() -> None:
 
 
 def prom_body(starts: datetime, ends: datetime, labels: dict[str, str] | None = None) -> bytes:
-    return json.dumps([{"labels": labels or {"alertname": "Late"}, "startsAt": rfc3339(starts),
-                        "endsAt": rfc3339(ends)}]).encode()
+    return json.dumps(
+        [{"labels": labels or {"alertname": "Late"}, "startsAt": rfc3339(starts), "endsAt": rfc3339(ends)}]
+    ).encode()
 
 
 def test_a_later_prometheus_send_reopens_what_its_late_send_resolved(server_factory: Any, store_url: str) -> None:
@@ -380,8 +445,13 @@ def test_a_stale_prometheus_retry_does_not_reopen(store_url: str) -> None:
     write(store_url, [resolved], [stale])
     assert status_of(store_url, {"alertname": "Late"}) == ("resolved", T0 + 100_000_000)
     # In one flush, the same.
-    write(store_url, [decode(prom_body(starts, at(T0 + 95_000_000), {"alertname": "One"}), received_at_us=T0 + 200_000_000),
-                      decode(prom_body(starts, at(T0 + 90_000_000), {"alertname": "One"}), received_at_us=T0 + 201_000_000)])
+    write(
+        store_url,
+        [
+            decode(prom_body(starts, at(T0 + 95_000_000), {"alertname": "One"}), received_at_us=T0 + 200_000_000),
+            decode(prom_body(starts, at(T0 + 90_000_000), {"alertname": "One"}), received_at_us=T0 + 201_000_000),
+        ],
+    )
     assert status_of(store_url, {"alertname": "One"})[0] == "resolved"
 
 
@@ -391,8 +461,9 @@ def test_an_explicit_resolution_is_never_reopened(store_url: str) -> None:
     labels = {"alertname": "Explicit"}
     starts = at(T0)
     ends = at(T0 + 60_000_000)
-    resolved = decode(am_body([am_alert(labels, rfc3339(starts), "resolved", rfc3339(ends))]),
-                      received_at_us=T0 + 61_000_000)
+    resolved = decode(
+        am_body([am_alert(labels, rfc3339(starts), "resolved", rfc3339(ends))]), received_at_us=T0 + 61_000_000
+    )
     retry = decode(am_body([am_alert(labels, rfc3339(starts))]), received_at_us=T0 + 62_000_000)
     prom = decode(prom_body(starts, at(T0 + 900_000_000), labels), received_at_us=T0 + 63_000_000)
     assert prom.firing == 1
@@ -421,11 +492,15 @@ def test_retention_deletes_groups_no_kept_row_refers_to(store_url: str) -> None:
     old, new = T0 - 10 * DAY, T0
 
     def batch(receiver: str, name: str, at_us: int) -> Batch:
-        return decode(am_body([am_alert({"alertname": name}, rfc3339(at(at_us)))], receiver=receiver),
-                      received_at_us=at_us)
+        return decode(
+            am_body([am_alert({"alertname": name}, rfc3339(at(at_us)))], receiver=receiver), received_at_us=at_us
+        )
 
-    write(store_url, [batch("gone", "Old", old), batch("shared", "OldShared", old)],
-          [batch("shared", "NewShared", new), batch("kept", "New", new)])
+    write(
+        store_url,
+        [batch("gone", "Old", old), batch("shared", "OldShared", old)],
+        [batch("shared", "NewShared", new), batch("kept", "New", new)],
+    )
     assert groups_of(store_url) == {"gone": old, "shared": new, "kept": new}
 
     async def prune() -> int:
@@ -445,8 +520,9 @@ def test_retention_deletes_groups_no_kept_row_refers_to(store_url: str) -> None:
 
 def test_a_group_is_touched_once_per_slack_not_per_flush(store_url: str) -> None:
     def batch(at_us: int) -> Batch:
-        return decode(am_body([am_alert({"alertname": "Busy"}, rfc3339(at(T0)))], receiver="busy"),
-                      received_at_us=at_us)
+        return decode(
+            am_body([am_alert({"alertname": "Busy"}, rfc3339(at(T0)))], receiver="busy"), received_at_us=at_us
+        )
 
     write(store_url, [batch(T0)], [batch(T0 + HOUR // 2)], [batch(T0 + HOUR)])
     assert groups_of(store_url) == {"busy": T0}  # within the slack: left alone
@@ -456,12 +532,19 @@ def test_a_group_is_touched_once_per_slack_not_per_flush(store_url: str) -> None
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("order", ["desc", "asc"])
-def test_cursors_progress_over_out_of_range_rows_stored_before_0006(server_factory: Any, pg_url: str,
-                                                                     order: str) -> None:
+def test_cursors_progress_over_out_of_range_rows_stored_before_0006(
+    server_factory: Any, pg_url: str, order: str
+) -> None:
     """Times outside years 0001-9999 in UTC were accepted before, and PostgreSQL keeps them; the
     cursor once clamped them to year 0001/9999 and repeated or skipped rows for ever."""
-    starts = ["0001-12-31 23:00:00+00 BC", "0001-12-31 23:00:00.5+00 BC", "0001-01-01 00:00:00.000001+00",
-              "2026-01-01 00:00:00+00", "9999-12-31 23:59:59.999999+00", "10000-01-01 00:00:59+00"]
+    starts = [
+        "0001-12-31 23:00:00+00 BC",
+        "0001-12-31 23:00:00.5+00 BC",
+        "0001-01-01 00:00:00.000001+00",
+        "2026-01-01 00:00:00+00",
+        "9999-12-31 23:59:59.999999+00",
+        "10000-01-01 00:00:59+00",
+    ]
     with psycopg.connect(pg_url) as conn:
         for i, s in enumerate(starts):
             for name in ("A", "B"):
@@ -471,7 +554,8 @@ def test_cursors_progress_over_out_of_range_rows_stored_before_0006(server_facto
                 conn.execute(
                     "INSERT INTO alerts (fingerprint, starts_at, status, ends_at, first_seen, last_seen, "
                     "notifications, receiver) VALUES (%s, %s::timestamptz, 'firing', NULL, now(), now(), 1, 'old')",
-                    (fpi, s))
+                    (fpi, s),
+                )
     server = server_factory(pg_url)
     seen: list[str] = []
     cursor = None
@@ -496,7 +580,6 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     import uuid
 
     from psycopg import sql
-
     from support.postgres import database_url
 
     server = request.getfixturevalue("postgres_server")
@@ -533,15 +616,22 @@ def test_upgrade_to_0006_keeps_old_rows_readable(unmigrated_url: str, monkeypatc
         p = "%s"
     with conn:
         conn.execute(f"INSERT INTO label_sets VALUES ({p}, '{{\"alertname\":\"Before\"}}', 'Before', '')", (old_fp,))
-        conn.execute(f"INSERT INTO alert_events VALUES ({p}, {p}, 'firing', NULL, {p}, 'rx-before', 'gk-before', "
-                     "'alertmanager', '', '{}')", (old_fp, start, start))
-        conn.execute(f"INSERT INTO alerts VALUES ({p}, {p}, 'firing', NULL, {p}, {p}, 1, 'rx-before')",
-                     (old_fp, start, start, start))
+        conn.execute(
+            f"INSERT INTO alert_events VALUES ({p}, {p}, 'firing', NULL, {p}, 'rx-before', 'gk-before', "
+            "'alertmanager', '', '{}')",
+            (old_fp, start, start),
+        )
+        conn.execute(
+            f"INSERT INTO alerts VALUES ({p}, {p}, 'firing', NULL, {p}, {p}, 1, 'rx-before')",
+            (old_fp, start, start, start),
+        )
     conn.close()
 
     assert open_store(url).migrate()[0] == "0006_notification_groups"  # later migrations may follow
-    write(url, [decode(am_body([am_alert({"alertname": "After"}, rfc3339(now))], receiver="rx-after",
-                               group_key="gk-after"))])
+    write(
+        url,
+        [decode(am_body([am_alert({"alertname": "After"}, rfc3339(now))], receiver="rx-after", group_key="gk-after"))],
+    )
     eps, evs = _read_history(url, old_fp)
     assert [e[6] for e in eps] == ["rx-before"] and [(e[4], e[5]) for e in evs] == [("rx-before", "gk-before")]
     eps, evs = _read_history(url, fingerprint_to_int(fingerprint({"alertname": "After"})))

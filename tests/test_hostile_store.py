@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-
 from support.net import Response
 from support.servers import ServerFactory
 from webhookfast._core import Batch, decode
@@ -137,7 +136,9 @@ def test_commit_mode_refuses_only_the_poison_request(store_case: tuple[str, Call
     results, writes = asyncio.run(main())
     assert writes[0] == len(NAMES)  # they shared one flush, which the database refused
     assert isinstance(results[NAMES.index(POISON)], StoreRejected)
-    assert [r for i, r in enumerate(results) if i != NAMES.index(POISON)] == [False] * (len(NAMES) - 1)  # committed, not spooled
+    assert [r for i, r in enumerate(results) if i != NAMES.index(POISON)] == [False] * (
+        len(NAMES) - 1
+    )  # committed, not spooled
     names, instances = stored(url)
     # Nothing of the refused request (its other alert was valid), everything of the others.
     assert names == (set(NAMES) - {POISON}) | {"After"}
@@ -307,7 +308,6 @@ def test_alertname_matcher_uses_the_alertname_index(pg_url: str) -> None:
     assert method == ("hash",)
 
 
-
 # -- what counts as a refusal ----------------------------------------------------------------------
 
 
@@ -341,9 +341,7 @@ def test_a_size_limit_is_a_refusal_too(pg_url: str, merge: str) -> None:
     long_severity = incompressible(4000)
 
     def body(name: str, severity: str = "page") -> bytes:
-        return orjson.dumps(
-            {"labels": {"alertname": name, "severity": severity}, "startsAt": "2026-11-27T10:00:00Z"}
-        )
+        return orjson.dumps({"labels": {"alertname": name, "severity": severity}, "startsAt": "2026-11-27T10:00:00Z"})
 
     async def main() -> list[object]:
         store = PostgresStore(pg_url, merge=merge)
@@ -401,9 +399,7 @@ def test_an_outage_while_isolating_fails_or_requeues_only_the_unsettled(tmp_path
         batcher = Batcher(store, ack_enqueue=ack_enqueue, retry_backoff_s=0.05)
         batcher.start()
         try:
-            results = await asyncio.gather(
-                *(batcher.submit(decode(payload(n))) for n in names), return_exceptions=True
-            )
+            results = await asyncio.gather(*(batcher.submit(decode(payload(n))) for n in names), return_exceptions=True)
             for _ in range(200):
                 if batcher.queued_alerts == 0:
                     break

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from support.sqlite import query
-
 from webhookfast._core import decode, fingerprint_from_int
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
@@ -89,8 +88,22 @@ def test_health_ready_metrics(sqlite_server) -> None:
         ("POST", "/webhook", {}, b"{}", 415, "unsupported_media_type"),
         ("POST", "/webhook", JSON_HEADERS, b"{not json", 400, "invalid_json"),
         ("POST", "/webhook", JSON_HEADERS, b'{"alerts": [', 400, "invalid_json"),
-        ("POST", "/webhook", JSON_HEADERS, b'{"alerts": [{"status": "firing", "labels": {"a": 1}, "startsAt": "2026-01-01T00:00:00Z"}]}', 422, "wrong_type"),
-        ("POST", "/webhook", JSON_HEADERS, b'{"alerts": [{"status": "firing", "labels": {}, "startsAt": "yesterday"}]}', 422, "invalid_time"),
+        (
+            "POST",
+            "/webhook",
+            JSON_HEADERS,
+            b'{"alerts": [{"status": "firing", "labels": {"a": 1}, "startsAt": "2026-01-01T00:00:00Z"}]}',
+            422,
+            "wrong_type",
+        ),
+        (
+            "POST",
+            "/webhook",
+            JSON_HEADERS,
+            b'{"alerts": [{"status": "firing", "labels": {}, "startsAt": "yesterday"}]}',
+            422,
+            "invalid_time",
+        ),
         ("POST", "/webhook", JSON_HEADERS, b'{"alerts": [], "alerts": []}', 400, "duplicate_key"),
         ("POST", "/webhook", JSON_HEADERS, b'{"x": "\xff"}', 400, "invalid_utf8"),
         ("POST", "/webhook", JSON_HEADERS, b"[" * 100 + b"]" * 100, 400, "too_deep"),
@@ -99,7 +112,14 @@ def test_health_ready_metrics(sqlite_server) -> None:
     ],
 )
 def test_bad_requests_get_json_errors(
-    sqlite_server, sqlite_db_path: Path, method: str, path: str, headers: dict, body: bytes | None, status: int, code: str
+    sqlite_server,
+    sqlite_db_path: Path,
+    method: str,
+    path: str,
+    headers: dict,
+    body: bytes | None,
+    status: int,
+    code: str,
 ) -> None:
     resp = sqlite_server.request(method, path, body=body, headers=headers)
     assert resp.status == status, resp.text

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 from webhookfast.app import App
 from webhookfast.settings import Settings
 from webhookfast.storage import open_store
@@ -85,12 +84,18 @@ def test_a_claim_follows_the_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     t = 1_000_000.0
     assert asyncio.run(claims([t, t + 50, t + 61, t + 100, t - 1000, t - 990])) == [
-        True, False, True, False, True, False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
     ]
 
 
 def test_without_the_table_every_worker_runs_the_job(url: str) -> None:
     """A database not migrated to 0005 (--no-migrate-on-start): pruning works as it did before."""
+
     async def main() -> list[bool]:
         store = open_store(url)
         await store.open()

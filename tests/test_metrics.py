@@ -12,7 +12,6 @@ from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
-
 from support.servers import ServerProcess
 from support.tools import promtool
 from webhookfast import metrics as wf_metrics
@@ -46,9 +45,7 @@ def scrape(server: ServerProcess) -> str:
 
 
 def promtool_check(text: str) -> None:
-    proc = subprocess.run(
-        [promtool(), "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
-    )
+    proc = subprocess.run([promtool(), "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
     output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
     assert proc.returncode == 0, f"promtool check metrics → {proc.returncode}:\n{output}"
     assert not output.strip(), f"promtool lint findings:\n{output}"
@@ -60,7 +57,7 @@ def exposed_names() -> set[str]:
     for obj in vars(wf_metrics).values():
         if not isinstance(obj, MetricWrapperBase):
             continue
-        base, kind = obj._name, obj._type  # noqa: SLF001 (no public accessor)
+        base, kind = obj._name, obj._type
         if kind == "counter":
             names |= {base + "_total", base + "_created"}
         elif kind == "histogram":
@@ -103,8 +100,13 @@ def test_metrics_after_good_and_bad_requests(sqlite_server: ServerProcess, paylo
     assert value(text, "webhookfast_http_requests_total", route="webhook", status="415") == 1
     assert value(text, "webhookfast_http_requests_total", route="webhook", status="405") == 1
     assert value(text, "webhookfast_http_requests_total", route="unmatched", status="404") == 1
-    assert value(text, "webhookfast_http_request_duration_seconds_count", route="webhook") == 7  # 3 × 200, 400, 422, 415, 405
-    assert value(text, "webhookfast_alerts_received_total", format="alertmanager", status="firing") == expected["am_firing"]
+    assert (
+        value(text, "webhookfast_http_request_duration_seconds_count", route="webhook") == 7
+    )  # 3 × 200, 400, 422, 415, 405
+    assert (
+        value(text, "webhookfast_alerts_received_total", format="alertmanager", status="firing")
+        == expected["am_firing"]
+    )
     prom_alerts = value(text, "webhookfast_alerts_received_total", format="prometheus")
     assert prom_alerts == expected["prom_firing"]
     assert value(text, "webhookfast_payload_errors_total", reason="invalid_json") == 1

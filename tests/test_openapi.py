@@ -11,7 +11,6 @@ import orjson
 import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
-
 from webhookfast import openapi
 from webhookfast.app import App
 from webhookfast.settings import Settings
@@ -125,7 +124,11 @@ def test_ingest_operations(doc: dict) -> None:
         assert responses["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Accepted"}
         assert {"bearerAuth": []} in op["security"] and {"basicAuth": []} in op["security"]
     formats = doc["components"]["schemas"]["AlertPayload"]["oneOf"]
-    assert {f["$ref"].rsplit("/", 1)[1] for f in formats} == {"AlertmanagerWebhook", "PrometheusAlertList", "GenericAlert"}
+    assert {f["$ref"].rsplit("/", 1)[1] for f in formats} == {
+        "AlertmanagerWebhook",
+        "PrometheusAlertList",
+        "GenericAlert",
+    }
     schemes = doc["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {**schemes["bearerAuth"], "type": "http", "scheme": "bearer"}
     assert schemes["basicAuth"] == {**schemes["basicAuth"], "type": "http", "scheme": "basic"}

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from support.postgres import read_tables
 from webhookfast._core import Batch, RowEncoder, decode, fingerprint
 
@@ -68,9 +67,15 @@ def am_payload(alerts: list[dict[str, object]], receiver: str = "pg-copy", group
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def alert(labels: dict[str, str], starts_at: str, *, status: str = "firing",
-          ends_at: str = "0001-01-01T00:00:00Z", annotations: dict[str, str] | None = None,
-          generator_url: str = "http://prom/graph") -> dict[str, object]:
+def alert(
+    labels: dict[str, str],
+    starts_at: str,
+    *,
+    status: str = "firing",
+    ends_at: str = "0001-01-01T00:00:00Z",
+    annotations: dict[str, str] | None = None,
+    generator_url: str = "http://prom/graph",
+) -> dict[str, object]:
     return {
         "status": status,
         "labels": labels,
@@ -109,16 +114,30 @@ def expected_rows(batches: Sequence[Batch]) -> dict[str, dict[tuple, dict[str, o
         for d in batch.to_dicts():
             fp = d["fingerprint"]
             labels = d["labels"]
-            label_sets.setdefault((fp,), {
-                "fingerprint": fp, "labels": labels,
-                "alertname": labels.get("alertname", ""), "severity": labels.get("severity", ""),
-            })
-            events.setdefault((fp, d["starts_at_us"], d["status"]), {
-                "fingerprint": fp, "starts_at": d["starts_at_us"], "status": d["status"],
-                "ends_at": d["ends_at_us"], "received_at": batch.received_at_us,
-                "receiver": batch.receiver, "group_key": batch.group_key, "source": batch.format,
-                "generator_url": d["generator_url"], "annotations": d["annotations"],
-            })
+            label_sets.setdefault(
+                (fp,),
+                {
+                    "fingerprint": fp,
+                    "labels": labels,
+                    "alertname": labels.get("alertname", ""),
+                    "severity": labels.get("severity", ""),
+                },
+            )
+            events.setdefault(
+                (fp, d["starts_at_us"], d["status"]),
+                {
+                    "fingerprint": fp,
+                    "starts_at": d["starts_at_us"],
+                    "status": d["status"],
+                    "ends_at": d["ends_at_us"],
+                    "received_at": batch.received_at_us,
+                    "receiver": batch.receiver,
+                    "group_key": batch.group_key,
+                    "source": batch.format,
+                    "generator_url": d["generator_url"],
+                    "annotations": d["annotations"],
+                },
+            )
             key = (fp, d["starts_at_us"])
             from_ends = batch.format == "prometheus"
             if key in alerts:
@@ -133,9 +152,14 @@ def expected_rows(batches: Sequence[Batch]) -> dict[str, dict[tuple, dict[str, o
             else:
                 from_ends_state[key] = from_ends
                 alerts[key] = {
-                    "fingerprint": fp, "starts_at": d["starts_at_us"], "status": d["status"],
-                    "ends_at": d["ends_at_us"], "first_seen": batch.received_at_us,
-                    "last_seen": batch.received_at_us, "notifications": 1, "receiver": batch.receiver,
+                    "fingerprint": fp,
+                    "starts_at": d["starts_at_us"],
+                    "status": d["status"],
+                    "ends_at": d["ends_at_us"],
+                    "first_seen": batch.received_at_us,
+                    "last_seen": batch.received_at_us,
+                    "notifications": 1,
+                    "receiver": batch.receiver,
                 }
             seen_in_batch.add(key)
     return {"label_sets": label_sets, "alert_events": events, "alerts": alerts}
@@ -165,7 +189,10 @@ def test_counts_match_the_encoder(pg_url: str) -> None:
     write(pg_url, batches)
     got = assert_stored(pg_url, batches)
     assert (len(got["label_sets"]), len(got["alert_events"]), len(got["alerts"])) == (
-        copy.label_set_rows, copy.event_rows, copy.alert_rows)
+        copy.label_set_rows,
+        copy.event_rows,
+        copy.alert_rows,
+    )
 
 
 @pytest.mark.parametrize(
@@ -213,9 +240,18 @@ def test_unicode_labels_and_annotations(pg_url: str) -> None:
         "severity": "critique",
     }
     annotations = {"description": "Ligne 1\nLigne 2 — «citation» ✅", "ключ": "значение"}
-    body = am_payload([alert(labels, "2026-11-27T20:07:30.543223Z", annotations=annotations,
-                             generator_url="http://prom/graph?g0.expr=up%7B%7D&é=1")],
-                      receiver="récepteur 📟", group_key='{}:{alertname="Température élevée ⚠️"}')
+    body = am_payload(
+        [
+            alert(
+                labels,
+                "2026-11-27T20:07:30.543223Z",
+                annotations=annotations,
+                generator_url="http://prom/graph?g0.expr=up%7B%7D&é=1",
+            )
+        ],
+        receiver="récepteur 📟",
+        group_key='{}:{alertname="Température élevée ⚠️"}',
+    )
     batch = decode(body, received_at_us=RECEIVED_AT_US)
     assert batch.fingerprints() == [fingerprint(labels)]
     write(pg_url, [batch])
@@ -272,10 +308,12 @@ def test_extreme_and_precise_timestamps(pg_url: str, starts_at: str, anchor_us: 
     if anchor_us is not None:
         assert want_us == anchor_us
     labels = {"alertname": "Times", "case": starts_at}
-    body = am_payload([
-        alert(labels, starts_at),
-        alert(labels, starts_at, status="resolved", ends_at="9999-12-31T23:59:59.999999999Z"),
-    ])
+    body = am_payload(
+        [
+            alert(labels, starts_at),
+            alert(labels, starts_at, status="resolved", ends_at="9999-12-31T23:59:59.999999999Z"),
+        ]
+    )
     batch = decode(body, received_at_us=RECEIVED_AT_US)
     write(pg_url, [batch])
     got = assert_stored(pg_url, [batch])
@@ -293,9 +331,7 @@ def test_empty_label_set(pg_url: str) -> None:
     assert batch.fingerprints() == ["cbf29ce484222325"]
     write(pg_url, [batch])
     got = assert_stored(pg_url, [batch])
-    assert got["label_sets"] == [
-        {"fingerprint": "cbf29ce484222325", "labels": {}, "alertname": "", "severity": ""}
-    ]
+    assert got["label_sets"] == [{"fingerprint": "cbf29ce484222325", "labels": {}, "alertname": "", "severity": ""}]
     assert got["alert_events"][0]["annotations"] == {}
 
 
@@ -304,8 +340,9 @@ def test_large_label_set(pg_url: str) -> None:
     labels = {f"label_{i:03d}": (chr(ord("a") + i % 26) * 65536) for i in range(127)}
     labels["alertname"] = "Big"
     annotations = {f"a{i}": "é" * 32768 for i in range(4)}  # 64 KiB of UTF-8 each
-    batch = decode(am_payload([alert(labels, "2026-11-27T20:07:30Z", annotations=annotations)]),
-                   received_at_us=RECEIVED_AT_US)
+    batch = decode(
+        am_payload([alert(labels, "2026-11-27T20:07:30Z", annotations=annotations)]), received_at_us=RECEIVED_AT_US
+    )
     write(pg_url, [batch])
     got = assert_stored(pg_url, [batch])
     assert got["label_sets"][0]["labels"] == labels
@@ -317,10 +354,12 @@ def test_many_alerts_many_batches(pg_url: str) -> None:
     batches = []
     for r in range(6):
         alerts = [
-            alert({"alertname": f"A{i % 5}", "instance": f"h{i}", "severity": "warning"},
-                  f"2026-11-27T20:{i % 60:02d}:00Z",
-                  status="resolved" if (r + i) % 4 == 0 else "firing",
-                  ends_at="2026-11-27T21:00:00Z" if (r + i) % 4 == 0 else "0001-01-01T00:00:00Z")
+            alert(
+                {"alertname": f"A{i % 5}", "instance": f"h{i}", "severity": "warning"},
+                f"2026-11-27T20:{i % 60:02d}:00Z",
+                status="resolved" if (r + i) % 4 == 0 else "firing",
+                ends_at="2026-11-27T21:00:00Z" if (r + i) % 4 == 0 else "0001-01-01T00:00:00Z",
+            )
             for i in range(r * 40, r * 40 + 120)
         ]
         batches.append(decode(am_payload(alerts, receiver=f"r{r}"), received_at_us=RECEIVED_AT_US + r))

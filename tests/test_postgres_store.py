@@ -16,7 +16,6 @@ from typing import TypeVar
 import psycopg
 import pytest
 from psycopg import sql
-
 from support.postgres import PostgresServer, database_url, read_tables
 from webhookfast._core import Batch, decode, fingerprint
 from webhookfast.storage import StoreUnavailable, migrations, open_store
@@ -51,17 +50,34 @@ def write_all(url: str, flushes: Sequence[Sequence[Batch]]) -> None:
 
 
 def payload(alerts: list[dict[str, object]], receiver: str = "webhookfast") -> bytes:
-    return json.dumps({
-        "receiver": receiver, "status": "firing", "alerts": alerts, "groupLabels": {},
-        "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am:9093",
-        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0,
-    }).encode()
+    return json.dumps(
+        {
+            "receiver": receiver,
+            "status": "firing",
+            "alerts": alerts,
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://am:9093",
+            "version": "4",
+            "groupKey": "{}:{}",
+            "truncatedAlerts": 0,
+        }
+    ).encode()
 
 
-def am_alert(labels: dict[str, str], starts_at: str, status: str = "firing",
-             ends_at: str = "0001-01-01T00:00:00Z") -> dict[str, object]:
-    return {"status": status, "labels": labels, "annotations": {"summary": "s"}, "startsAt": starts_at,
-            "endsAt": ends_at, "generatorURL": "", "fingerprint": fingerprint(labels)}
+def am_alert(
+    labels: dict[str, str], starts_at: str, status: str = "firing", ends_at: str = "0001-01-01T00:00:00Z"
+) -> dict[str, object]:
+    return {
+        "status": status,
+        "labels": labels,
+        "annotations": {"summary": "s"},
+        "startsAt": starts_at,
+        "endsAt": ends_at,
+        "generatorURL": "",
+        "fingerprint": fingerprint(labels),
+    }
 
 
 LABELS = {"alertname": "DiskFull", "instance": "db-1", "severity": "critical"}
@@ -139,8 +155,9 @@ def test_two_stores_writing_the_same_batches_concurrently(pg_url: str) -> None:
                 if r < rounds // 2:
                     alerts.append(am_alert(labels, f"2026-11-27T09:{i % 60:02d}:00Z"))
                 else:
-                    alerts.append(am_alert(labels, f"2026-11-27T09:{i % 60:02d}:00Z", "resolved",
-                                           "2026-11-27T11:00:00Z"))
+                    alerts.append(
+                        am_alert(labels, f"2026-11-27T09:{i % 60:02d}:00Z", "resolved", "2026-11-27T11:00:00Z")
+                    )
             flushes.append([decode(payload(alerts), received_at_us=base + r)])
         return flushes[::-1] if reverse else flushes
 
@@ -220,7 +237,8 @@ def test_concurrent_migrations_apply_once(postgres_server: PostgresServer) -> No
         assert all(applied == sorted(applied) for applied in results)
         with psycopg.connect(url) as conn:
             parts = conn.execute(
-                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'alert_events'::regclass").fetchone()
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'alert_events'::regclass"
+            ).fetchone()
             assert parts == (4,)  # DEFAULT + this month + 2 ahead
     finally:
         with psycopg.connect(postgres_server.url, autocommit=True) as conn:
@@ -233,9 +251,13 @@ def _us(dt: datetime) -> int:
 
 def _partitions(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
-        return [r[0] for r in conn.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'alert_events'::regclass ORDER BY 1").fetchall()]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'alert_events'::regclass ORDER BY 1"
+            ).fetchall()
+        ]
 
 
 def test_prune(pg_url: str) -> None:
@@ -266,9 +288,12 @@ def test_prune(pg_url: str) -> None:
     parts = _partitions(pg_url)
     this_part = "alert_events_" + this_month.strftime("%Ym%m")
     assert this_part in parts
-    n = run_with_store(pg_url, lambda s: prune_at(s, datetime(this_month.year + (this_month.month == 12),
-                                                                  this_month.month % 12 + 1, 1,
-                                                                  tzinfo=timezone.utc)))
+    n = run_with_store(
+        pg_url,
+        lambda s: prune_at(
+            s, datetime(this_month.year + (this_month.month == 12), this_month.month % 12 + 1, 1, tzinfo=timezone.utc)
+        ),
+    )
     assert n == 3 + 3 + 3 + 1  # and the request's notification group, last used this month
     assert this_part not in _partitions(pg_url)
     assert read_tables(pg_url) == {"label_sets": [], "alert_events": [], "alerts": []}

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from support.alertmanager import prometheus_fingerprint
 from webhookfast._core import (
     AlertNames,
@@ -38,15 +37,31 @@ NOW_US = 1_795_800_000_000_000  # 2026-11-27, fixed: decides firing/resolved of 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 CODES = {
-    "empty_body", "invalid_json", "invalid_utf8", "duplicate_key", "too_deep",
-    "unknown_format", "unsupported_version", "missing_field", "wrong_type", "invalid_status", "invalid_time",
-    "invalid_label", "invalid_fingerprint", "too_many_alerts", "too_many_labels", "too_many_annotations",
-    "name_too_long", "value_too_long",
+    "empty_body",
+    "invalid_json",
+    "invalid_utf8",
+    "duplicate_key",
+    "too_deep",
+    "unknown_format",
+    "unsupported_version",
+    "missing_field",
+    "wrong_type",
+    "invalid_status",
+    "invalid_time",
+    "invalid_label",
+    "invalid_fingerprint",
+    "too_many_alerts",
+    "too_many_labels",
+    "too_many_annotations",
+    "name_too_long",
+    "value_too_long",
 }
 
 PROFILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Round trips build whole payloads: fewer, bigger examples.
-ROUND = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+ROUND = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 def decode_or_error(body: bytes, limits: Limits | None = None) -> None:
@@ -127,10 +142,29 @@ def mutated_fixture(draw: st.DrawFn) -> bytes:
             j = draw(st.integers(i, min(len(data), i + 64)))
             data[i:i] = data[i:j]
         else:
-            token = draw(st.sampled_from(
-                [b"{", b"}", b"[", b"]", b'"', b",", b":", b"null", b"\\u0000", b"\\ud800", b"1e999", b'"alerts"',
-                 b'"labels"', b'"0001-01-01T00:00:00Z"', b"\xff", b"\xed\xa0\x80", b"\x00"]
-            ))
+            token = draw(
+                st.sampled_from(
+                    [
+                        b"{",
+                        b"}",
+                        b"[",
+                        b"]",
+                        b'"',
+                        b",",
+                        b":",
+                        b"null",
+                        b"\\u0000",
+                        b"\\ud800",
+                        b"1e999",
+                        b'"alerts"',
+                        b'"labels"',
+                        b'"0001-01-01T00:00:00Z"',
+                        b"\xff",
+                        b"\xed\xa0\x80",
+                        b"\x00",
+                    ]
+                )
+            )
             data[i:i] = token
     return bytes(data)
 
@@ -157,9 +191,13 @@ LABELS = st.dictionaries(NAME, VALUE, max_size=12)
 
 
 def json_object(pairs: list[tuple[str, str]], ensure_ascii: bool) -> str:
-    return "{" + ",".join(
-        f"{json.dumps(k, ensure_ascii=ensure_ascii)}:{json.dumps(v, ensure_ascii=ensure_ascii)}" for k, v in pairs
-    ) + "}"
+    return (
+        "{"
+        + ",".join(
+            f"{json.dumps(k, ensure_ascii=ensure_ascii)}:{json.dumps(v, ensure_ascii=ensure_ascii)}" for k, v in pairs
+        )
+        + "}"
+    )
 
 
 @PROFILE
@@ -177,7 +215,9 @@ def test_fingerprint_independent_of_label_order(data: st.DataObject, labels: dic
 
 @PROFILE
 @given(LABELS, st.dictionaries(NAME, VALUE, max_size=5), st.text(max_size=30))
-def test_fingerprint_ignores_annotations_and_receiver(labels: dict[str, str], annotations: dict[str, str], receiver: str) -> None:
+def test_fingerprint_ignores_annotations_and_receiver(
+    labels: dict[str, str], annotations: dict[str, str], receiver: str
+) -> None:
     body = json.dumps({"labels": labels, "annotations": annotations, "receiver": receiver}).encode()
     (alert,) = decode(body, None, NOW_US).to_dicts()
     assert alert["fingerprint"] == prometheus_fingerprint(labels)
@@ -185,7 +225,10 @@ def test_fingerprint_ignores_annotations_and_receiver(labels: dict[str, str], an
 
 def test_fingerprint_known_values() -> None:
     assert fingerprint({"alertname": "Alert1"}) == "0f8c8eae06af0c03"
-    assert fingerprint({"alertname": "HighCPU", "instance": "server-1", "job": "node-exporter", "severity": "warning"}) == "47173f03a36b568e"
+    assert (
+        fingerprint({"alertname": "HighCPU", "instance": "server-1", "job": "node-exporter", "severity": "warning"})
+        == "47173f03a36b568e"
+    )
     assert fingerprint({}) == "cbf29ce484222325"
 
 
@@ -207,8 +250,12 @@ def test_nul_in_a_label_value_keeps_the_original_fingerprint(labels: dict[str, s
 @st.composite
 def rfc3339(draw: st.DrawFn) -> tuple[str, int]:
     """An RFC 3339 time (any precision 0-9 digits, any offset) and its µs since the epoch, floored."""
-    seconds = draw(st.integers(int((datetime(1900, 1, 2, tzinfo=timezone.utc) - EPOCH).total_seconds()),
-                               int((datetime(2200, 1, 1, tzinfo=timezone.utc) - EPOCH).total_seconds())))
+    seconds = draw(
+        st.integers(
+            int((datetime(1900, 1, 2, tzinfo=timezone.utc) - EPOCH).total_seconds()),
+            int((datetime(2200, 1, 1, tzinfo=timezone.utc) - EPOCH).total_seconds()),
+        )
+    )
     digits = draw(st.text(alphabet="0123456789", min_size=0, max_size=9))
     offset_min = draw(st.one_of(st.just(None), st.integers(-(23 * 60 + 59), 23 * 60 + 59)))
     utc = EPOCH + timedelta(seconds=seconds)
@@ -263,16 +310,27 @@ def check_alert(got: dict, spec: dict, status: str) -> None:
 @given(st.lists(alert_spec(), min_size=0, max_size=5), st.booleans(), st.text(max_size=20))
 def test_round_trip_alertmanager(specs: list[dict], ascii_: bool, receiver: str) -> None:
     body = {
-        "version": "4", "status": "firing", "receiver": receiver, "groupKey": "{}:{}", "truncatedAlerts": 0,
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am:9093",
+        "version": "4",
+        "status": "firing",
+        "receiver": receiver,
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://am:9093",
         "alerts": [
-            {**wire(s, ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")),
-             "fingerprint": prometheus_fingerprint(s["labels"])}
+            {
+                **wire(s, ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")),
+                "fingerprint": prometheus_fingerprint(s["labels"]),
+            }
             for s in specs
         ],
     }
     batch = decode(json.dumps(body, ensure_ascii=ascii_).encode(), None, NOW_US)
-    assert batch.format == "alertmanager" and batch.receiver == receiver.replace("\x00", "\ufffd")  # README: NUL → U+FFFD
+    assert batch.format == "alertmanager" and batch.receiver == receiver.replace(
+        "\x00", "\ufffd"
+    )  # README: NUL → U+FFFD
     assert batch.fingerprint_mismatches == 0
     got = batch.to_dicts()
     assert len(got) == len(specs)
@@ -378,9 +436,19 @@ _I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 @given(
     st.lists(
-        st.tuples(_I64, _I64, st.sampled_from(["firing", "resolved"]), st.none() | _I64, _I64, _I64,
-                  st.integers(0, 2**31 - 1), _TEXT, st.dictionaries(_TEXT, _TEXT, max_size=6),
-                  st.none() | st.dictionaries(_TEXT, _TEXT, max_size=6), st.booleans()),
+        st.tuples(
+            _I64,
+            _I64,
+            st.sampled_from(["firing", "resolved"]),
+            st.none() | _I64,
+            _I64,
+            _I64,
+            st.integers(0, 2**31 - 1),
+            _TEXT,
+            st.dictionaries(_TEXT, _TEXT, max_size=6),
+            st.none() | st.dictionaries(_TEXT, _TEXT, max_size=6),
+            st.booleans(),
+        ),
         max_size=5,
     ),
     st.none() | _TEXT,
@@ -398,18 +466,20 @@ def test_alert_page_is_what_orjson_gives_for_the_dicts(rows: list[tuple], cursor
         labels_text = json.dumps(dict(reversed(list(labels.items()))), ensure_ascii=ascii_)
         ann_text = None if annotations is None else json.dumps(annotations, ensure_ascii=ascii_)
         stored.append((fp, starts, status, ends, first, last, n, receiver, labels_text, ann_text))
-        expected.append({
-            "fingerprint": format(fp & 0xFFFF_FFFF_FFFF_FFFF, "016x"),
-            "labels": labels,
-            "annotations": {} if annotations is None else annotations,
-            "status": status,
-            "starts_at": format_time(starts),
-            "ends_at": format_time(ends),
-            "first_seen": format_time(first),
-            "last_seen": format_time(last),
-            "notifications": n,
-            "receiver": receiver,
-        })
+        expected.append(
+            {
+                "fingerprint": format(fp & 0xFFFF_FFFF_FFFF_FFFF, "016x"),
+                "labels": labels,
+                "annotations": {} if annotations is None else annotations,
+                "status": status,
+                "starts_at": format_time(starts),
+                "ends_at": format_time(ends),
+                "first_seen": format_time(first),
+                "last_seen": format_time(last),
+                "notifications": n,
+                "receiver": receiver,
+            }
+        )
     want = orjson.dumps({"alerts": expected, "next_cursor": cursor}, option=orjson.OPT_SORT_KEYS)
     assert alert_page(stored, cursor) == want
     if stored:

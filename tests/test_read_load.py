@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support.servers import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]

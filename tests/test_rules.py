@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from support import tools
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"

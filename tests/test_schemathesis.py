@@ -24,7 +24,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
 from support.servers import ServerProcess
 from webhookfast import openapi
 
@@ -37,6 +36,7 @@ CHECKS = [
 ]
 MAX_EXAMPLES = 50
 
+
 def served_document() -> dict:
     """The document the app serves at GET /openapi.json, built in-process for the parametrization
     (core routes and the history API alike)."""
@@ -44,7 +44,6 @@ def served_document() -> dict:
     import tempfile
 
     import orjson
-
     from webhookfast.app import App
     from webhookfast.settings import Settings
 

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from webhookfast import cli
 from webhookfast.settings import Settings, reference_table
 

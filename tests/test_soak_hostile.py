@@ -25,22 +25,55 @@ from support.postgres import PostgresServer, database_url
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "soak_hostile.py"
 SHORT = [
-    "--duration", "20", "--max-requests", "20000", "--idle-timeout-s", "3", "--body-timeout-s", "2",
-    "--slack-s", "5", "--storm-concurrency", "4", "--slow-connections", "12", "--sender-rate", "10",
-    "--max-body-bytes", str(1 << 20), "--request-timeout-s", "10", "--hostile-pause-s", "0.3",
+    "--duration",
+    "20",
+    "--max-requests",
+    "20000",
+    "--idle-timeout-s",
+    "3",
+    "--body-timeout-s",
+    "2",
+    "--slack-s",
+    "5",
+    "--storm-concurrency",
+    "4",
+    "--slow-connections",
+    "12",
+    "--sender-rate",
+    "10",
+    "--max-body-bytes",
+    str(1 << 20),
+    "--request-timeout-s",
+    "10",
+    "--hostile-pause-s",
+    "0.3",
 ]
 RUN_TIMEOUT_S = 20 + 120 + 120  # the script's own watchdog is duration + 120 s
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 60)
 
-REGEX_FIX = "the regex fix: on SQLite a pathological history query freezes the worker, so nothing else is answered meanwhile"
-POISON_FIX = "the poison-alert fix: an alert that can never be stored (3 KB alertname on PostgreSQL) gets 503 store_unavailable"
+REGEX_FIX = (
+    "the regex fix: on SQLite a pathological history query freezes the worker, so nothing else is answered meanwhile"
+)
+POISON_FIX = (
+    "the poison-alert fix: an alert that can never be stored (3 KB alertname on PostgreSQL) gets 503 store_unavailable"
+)
 SIZE_FIX = "the per-notification-size fix"
 # Checks of the full run that wait for other fixes of issue #11.
 # The checks of the scenarios the own run leaves out (the defects other fixes of issue #11 address).
 LEFT_OUT_OF_OWN = {"oversized_answers", "poison_answers", "query_answers"}
 CHECKS = [
-    "server_alive", "healthz", "slow_connections_closed", "fd_bound", "rss_bound", "storm_answers",
-    "oversized_answers", "poison_answers", "query_answers", "sender_answers", "sender_progress", "nothing_lost",
+    "server_alive",
+    "healthz",
+    "slow_connections_closed",
+    "fd_bound",
+    "rss_bound",
+    "storm_answers",
+    "oversized_answers",
+    "poison_answers",
+    "query_answers",
+    "sender_answers",
+    "sender_progress",
+    "nothing_lost",
 ]
 
 
@@ -48,7 +81,11 @@ def run_soak(tmp: Path, database: list[str], extra: list[str]) -> dict:
     out = tmp / "soak.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), *SHORT, *database, *extra, "--json", str(out)],
-        check=False, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        cwd=tmp,
     )
     assert out.exists(), f"no report (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
     result = json.loads(out.read_text())
@@ -93,7 +130,9 @@ def soak_result(kind: str, store: list[str], tmp_path_factory: pytest.TempPathFa
 
 def failure(result: dict, check: str) -> str:
     c = result["checks"][check]
-    return f"{check}: {c['violations']} violation(s), e.g.\n" + "\n".join(c["examples"]) + "\n" + result["_stderr"][-3000:]
+    return (
+        f"{check}: {c['violations']} violation(s), e.g.\n" + "\n".join(c["examples"]) + "\n" + result["_stderr"][-3000:]
+    )
 
 
 @pytest.mark.parametrize("check", [c for c in CHECKS if c not in LEFT_OUT_OF_OWN])

@@ -116,7 +116,11 @@ def test_outage_is_spooled_and_replayed_without_a_restart(
     assert all(stored[(i, n)] == ("resolved", 2) for i in range(1, 21) for n in range(2))
     assert all(stored[(i, n)] == ("firing", 1) for i in range(21, 41) for n in range(2))
     assert events(pg_url) == 2 + 40 * 2 + 20 * 2
-    wait_until(lambda: metric(server, "webhookfast_spool_replayed_alerts_total") == 120, 10, message=lambda: request(server.url + "/metrics").text)
+    wait_until(
+        lambda: metric(server, "webhookfast_spool_replayed_alerts_total") == 120,
+        10,
+        message=lambda: request(server.url + "/metrics").text,
+    )
     # Drained: the replayed segment is gone and new requests are committed directly again.
     wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 10)
     assert post(server, notification(99))[1]["status"] == "stored"
@@ -182,9 +186,7 @@ def test_kill_9_in_the_middle_of_a_replay_counts_every_delivery_once(
     assert events(pg_url) == 2 * total
 
 
-def test_slow_commit_is_spooled_and_counted_once(
-    server_factory: ServerFactory, pg_url: str, tmp_path: Path
-) -> None:
+def test_slow_commit_is_spooled_and_counted_once(server_factory: ServerFactory, pg_url: str, tmp_path: Path) -> None:
     server = spool_server(server_factory, pg_url, tmp_path, WEBHOOKFAST_SPOOL_AFTER_S="0.5")
     assert post(server, notification(0))[1]["status"] == "stored"
     with psycopg.connect(pg_url) as blocker:
@@ -220,7 +222,10 @@ def test_ack_spool_answers_after_the_fsync_and_ships_in_batches(
 def test_ack_spool_needs_postgresql(tmp_path: Path) -> None:
     done = subprocess.run(
         [*server_command(), "serve", "--database-url", f"sqlite:///{tmp_path}/x.db", "--ack", "spool"],
-        check=False, capture_output=True, text=True, timeout=60,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "--ack spool needs the spool" in done.stderr
@@ -252,8 +257,12 @@ def test_a_full_spool_answers_503_keeps_what_it_acknowledged_and_accepts_again_o
     env = {"WEBHOOKFAST_SPOOL_AFTER_S": "0.5", "WEBHOOKFAST_WRITE_DEADLINE_S": "1"}
     if bound == "tmpfs":
         spool_dir.mkdir()
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(spool_dir)],
-                                 check=False, capture_output=True, text=True)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(spool_dir)],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
         if mounted.returncode != 0:
             pytest.skip(f"cannot mount a 2 MiB tmpfs (needs root): {mounted.stderr.strip()}")
     else:
@@ -265,7 +274,9 @@ def test_a_full_spool_answers_503_keeps_what_it_acknowledged_and_accepts_again_o
         assert 10 < len(acked) < 45, len(acked)
         assert (refusal["error"]["code"], refusal["error"]["message"]) == ("overloaded", "spool is full, retry later")
         assert post(server, big_notification(1000))[0] == 503  # still full
-        assert metric(server, "webhookfast_ingest_rejected_total") == metric(server, "webhookfast_spool_refused_total") > 0
+        assert (
+            metric(server, "webhookfast_ingest_rejected_total") == metric(server, "webhookfast_spool_refused_total") > 0
+        )
         time.sleep(1.2)  # the first request's flush has given up on the pool by now
         database_down.start()
         wait_until(lambda: len(deliveries(pg_url)) == len(acked), 30, message=lambda: str(len(deliveries(pg_url))))
@@ -314,9 +325,20 @@ def test_two_servers_on_one_spool_directory_the_second_refuses_to_start(
 ) -> None:  # type: ignore[no-untyped-def]
     spool_server(server_factory, pg_url, tmp_path)
     done = subprocess.run(
-        [*server_command(), "serve", "--port", str(free_port()), "--database-url", pg_url,
-         "--spool-dir", str(tmp_path / "spool")],
-        check=False, capture_output=True, text=True, timeout=60,
+        [
+            *server_command(),
+            "serve",
+            "--port",
+            str(free_port()),
+            "--database-url",
+            pg_url,
+            "--spool-dir",
+            str(tmp_path / "spool"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert f"spool directory {tmp_path / 'spool'} is in use by another webhookfast" in done.stderr
@@ -350,7 +372,6 @@ def test_started_while_the_database_is_down_on_a_new_database_the_spool_still_dr
     import uuid
 
     from psycopg import sql
-
     from support.postgres import database_url
 
     name = f"fresh_{uuid.uuid4().hex}"
@@ -383,7 +404,10 @@ def test_a_spool_directory_that_cannot_be_made_is_a_clear_refusal_to_start(pg_ur
     (tmp_path / "file").write_text("not a directory")
     done = subprocess.run(
         [*server_command(), "serve", "--database-url", pg_url, "--spool-dir", str(tmp_path / "file" / "spool")],
-        check=False, capture_output=True, text=True, timeout=60,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert f"spool directory {tmp_path / 'file' / 'spool'}: " in done.stderr

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from webhookfast import spool as spool_module
 from webhookfast._core import Batch
 from webhookfast.spool import Spool, SpoolFull

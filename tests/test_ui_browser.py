@@ -51,7 +51,9 @@ def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def alert(labels: dict[str, str], starts: datetime, ends: datetime | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def alert(
+    labels: dict[str, str], starts: datetime, ends: datetime | None = None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "status": "resolved" if ends else "firing",
         "labels": labels,
@@ -63,19 +65,34 @@ def alert(labels: dict[str, str], starts: datetime, ends: datetime | None = None
 
 
 def webhook(alerts: list[dict[str, Any]], receiver: str = "oncall") -> bytes:
-    return orjson.dumps({
-        "version": "4", "groupKey": '{}:{alertname="x"}', "truncatedAlerts": 0,
-        "status": "firing" if any(a["status"] == "firing" for a in alerts) else "resolved",
-        "receiver": receiver, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "http://alertmanager.example", "alerts": alerts,
-    })
+    return orjson.dumps(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="x"}',
+            "truncatedAlerts": 0,
+            "status": "firing" if any(a["status"] == "firing" for a in alerts) else "resolved",
+            "receiver": receiver,
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager.example",
+            "alerts": alerts,
+        }
+    )
 
 
 def fill(server: ServerProcess, headers: dict[str, str] | None = None) -> None:
-    payloads = [webhook([
-        alert({"alertname": "PagingTest", "severity": "info", "job": "batch", "i": f"{i:03d}"}, NOW - timedelta(minutes=50) + timedelta(seconds=i))
-        for i in range(PAGING)
-    ])]
+    payloads = [
+        webhook(
+            [
+                alert(
+                    {"alertname": "PagingTest", "severity": "info", "job": "batch", "i": f"{i:03d}"},
+                    NOW - timedelta(minutes=50) + timedelta(seconds=i),
+                )
+                for i in range(PAGING)
+            ]
+        )
+    ]
     for k in range(5):  # five short episodes: HighCPU flaps
         start = NOW - timedelta(minutes=45) + timedelta(minutes=6 * k)
         payloads.append(webhook([alert(HIGHCPU, start)]))
@@ -169,7 +186,10 @@ def test_alerts_page_lists_the_newest_first_with_every_column(browser: Browser, 
     assert first.get_attribute("data-fingerprint") == fingerprint(HOSTILE)
     disk = browser.css(f'tr[data-fingerprint="{fingerprint(DISKFULL)}"] td')
     assert [tc(c) for c in disk[:3]] == ["firing", "DiskFull", "severity=warning"]
-    assert [tc(c) for c in browser.css(f'tr[data-fingerprint="{fingerprint(DISKFULL)}"] td.labels .chip')] == ["instance=db1", "job=db"]
+    assert [tc(c) for c in browser.css(f'tr[data-fingerprint="{fingerprint(DISKFULL)}"] td.labels .chip')] == [
+        "instance=db1",
+        "job=db",
+    ]
     # Firing: its duration runs to now (at least the 8 minutes since it started, in minutes and seconds).
     assert disk[5].text == "firing" and disk[7].text == "1"
     duration = re.fullmatch(r"(\d+)m \d+s|\d+h \d+m|\d+d \d+h", disk[6].text)
@@ -236,8 +256,12 @@ def test_clicking_a_label_chip_adds_its_matcher(browser: Browser, server: Server
 
 def test_the_url_holds_the_whole_query_and_round_trips(browser: Browser, server: ServerProcess) -> None:
     query = {
-        "range": "7d", "match": '{alertname="HighCPU"}', "status": "resolved", "q": "RESOLVED",
-        "sort": "last_seen", "order": "asc",
+        "range": "7d",
+        "match": '{alertname="HighCPU"}',
+        "status": "resolved",
+        "q": "RESOLVED",
+        "sort": "last_seen",
+        "order": "asc",
     }
     url = server.url + "/?" + urlencode(query)
     rows = load_alerts(browser, url)
@@ -245,7 +269,13 @@ def test_the_url_holds_the_whole_query_and_round_trips(browser: Browser, server:
     starts = [r.find_elements("css selector", "time")[0].get_attribute("datetime") for r in rows]
     assert starts == sorted(starts)  # last_seen ascending: the oldest episode first
     form = {k: browser.css(f"#f-{k}")[0].get_attribute("value") for k in ("match", "q", "status", "range", "sort")}
-    assert form == {"match": query["match"], "q": "RESOLVED", "status": "resolved", "range": "7d", "sort": "last_seen:asc"}
+    assert form == {
+        "match": query["match"],
+        "q": "RESOLVED",
+        "status": "resolved",
+        "range": "7d",
+        "sort": "last_seen:asc",
+    }
     # Submitting the form unchanged gives the same URL; going back and forth keeps it.
     rerendered(browser, lambda: browser.css("#filters button[type=submit]")[0].click())
     assert query_of(browser.driver.current_url) == {k: [v] for k, v in query.items()}
@@ -256,7 +286,11 @@ def test_the_url_holds_the_whole_query_and_round_trips(browser: Browser, server:
     assert len(browser.css("#alerts-table tbody tr")) == 5 and query_of(browser.driver.current_url)["q"] == ["RESOLVED"]
     # A custom range in the URL fills the date inputs and filters: only HighCPU's third episode.
     third = NOW - timedelta(minutes=45) + timedelta(minutes=12)
-    custom = {"since": iso(third - timedelta(minutes=1)), "until": iso(third + timedelta(minutes=1)), "match": '{alertname="HighCPU"}'}
+    custom = {
+        "since": iso(third - timedelta(minutes=1)),
+        "until": iso(third + timedelta(minutes=1)),
+        "match": '{alertname="HighCPU"}',
+    }
     rows = load_alerts(browser, server.url + "/?" + urlencode(custom))
     assert len(rows) == 1 and browser.css("#f-range")[0].get_attribute("value") == "custom"
     assert browser.css("#f-since")[0].get_attribute("value") != ""
@@ -288,10 +322,16 @@ def test_live_refresh_keeps_the_query_and_the_scroll_position(browser: Browser, 
     browser.js("window.scrollTo(0, 900)")
     y = browser.js("return window.scrollY")
     assert y >= 800
-    server.post("/webhook", webhook([alert({"alertname": "LiveNew", "job": "live"}, datetime.now(timezone.utc))]),
-                headers={"content-type": "application/json"})
-    browser.wait(lambda: browser.css('#alerts-table td.name a') and browser.css('#alerts-table td.name a')[0].text == "LiveNew",
-                 timeout=25, what="the live refresh to show LiveNew")
+    server.post(
+        "/webhook",
+        webhook([alert({"alertname": "LiveNew", "job": "live"}, datetime.now(timezone.utc))]),
+        headers={"content-type": "application/json"},
+    )
+    browser.wait(
+        lambda: browser.css("#alerts-table td.name a") and browser.css("#alerts-table td.name a")[0].text == "LiveNew",
+        timeout=25,
+        what="the live refresh to show LiveNew",
+    )
     assert browser.js("return window.scrollY") == y
     assert browser.driver.current_url == url and browser.css("#live")[0].is_selected()
     browser.css("#live")[0].click()  # off again, for the other tests
@@ -305,7 +345,7 @@ def test_alert_page_shows_labels_annotations_episodes_and_log(browser: Browser, 
     browser.get(f"{server.url}/alerts/{fingerprint(DISKFULL)}")
     browser.wait_css("#timeline")
     assert browser.css("main h1")[0].text == "DiskFull firing"
-    link = browser.css('dd a.ext')[0]
+    link = browser.css("dd a.ext")[0]
     assert link.get_attribute("href") == DISK_ANNOTATIONS["runbook_url"] and "noopener" in link.get_attribute("rel")
     assert browser.css("#timeline .episode.open")  # firing: open-ended
     browser.get(f"{server.url}/alerts/{fingerprint(HIGHCPU)}")
@@ -322,7 +362,10 @@ def test_alert_page_shows_labels_annotations_episodes_and_log(browser: Browser, 
     rerendered(browser, around[-1].click)
     first = NOW - timedelta(minutes=45)
     q = query_of(browser.driver.current_url)
-    assert (q["since"], q["until"]) == ([iso(first - timedelta(minutes=15)).replace("Z", ".000Z")], [iso(first + timedelta(minutes=15)).replace("Z", ".000Z")])
+    assert (q["since"], q["until"]) == (
+        [iso(first - timedelta(minutes=15)).replace("Z", ".000Z")],
+        [iso(first + timedelta(minutes=15)).replace("Z", ".000Z")],
+    )
     names = {tc(a) for a in browser.css("#alerts-table td.name a")}
     assert names == {"HighCPU", "PagingTest"}  # PagingTest started 50 min ago, HighCPU's next episodes too
     browser.driver.back()
@@ -342,7 +385,10 @@ def test_overview_draws_the_charts_and_each_links_to_the_alerts(browser: Browser
     browser.get(server.url + "/overview")
     browser.wait_css("#chart-top")
     assert browser.css("#firing-now h2")[0].text.startswith("Firing now: ")
-    assert {e.get_attribute("aria-label").split(" firing")[0] for e in browser.css("#chart-firing a")} >= {"1", "2"} or browser.css("#chart-firing a")
+    assert {e.get_attribute("aria-label").split(" firing")[0] for e in browser.css("#chart-firing a")} >= {
+        "1",
+        "2",
+    } or browser.css("#chart-firing a")
     top = browser.css("#chart-top a")
     assert 3 <= len(top) <= 10
     flapping = [a.get_attribute("aria-label") for a in browser.css("#chart-flapping a")]
@@ -378,7 +424,9 @@ def test_hostile_label_and_annotation_values_render_as_inert_text(browser: Brows
     assert browser.js("return arguments[0].querySelector('.v').textContent", values["rtl"]) == RTL
     assert browser.js("return arguments[0].querySelector('.v').textContent", values["big"]) == BIG
     # The override stays inside its chip: the value is an isolated bidi run.
-    assert browser.js("return getComputedStyle(arguments[0].querySelector('.v')).unicodeBidi", values["rtl"]) == "isolate"
+    assert (
+        browser.js("return getComputedStyle(arguments[0].querySelector('.v')).unicodeBidi", values["rtl"]) == "isolate"
+    )
     assert browser.js("return document.querySelectorAll('main img, main script, main svg[onload], main b').length") == 0
     # 64 KB: the chip is clipped, the row stays a row.
     assert browser.js("return arguments[0].getBoundingClientRect().width", values["big"]) < 600
@@ -387,7 +435,9 @@ def test_hostile_label_and_annotation_values_render_as_inert_text(browser: Brows
     dds = {dt.text: dd for dt, dd in zip(browser.css("dl.annotations dt"), browser.css("dl.annotations dd"))}
     assert dds["runbook_url"].text == HOSTILE_ANNOTATIONS["runbook_url"]
     assert dds["description"].text == HOSTILE_ANNOTATIONS["description"]
-    assert not dds["runbook_url"].find_elements("css selector", "a") and not dds["data"].find_elements("css selector", "a")
+    assert not dds["runbook_url"].find_elements("css selector", "a") and not dds["data"].find_elements(
+        "css selector", "a"
+    )
     links = browser.css("main a[href]")
     assert links and all(urlsplit(a.get_attribute("href")).scheme in ("http", "https") for a in links)
     assert dds["dashboard"].find_element("css selector", "a").get_attribute("href") == HOSTILE_ANNOTATIONS["dashboard"]
@@ -400,9 +450,13 @@ def test_hostile_label_and_annotation_values_render_as_inert_text(browser: Brows
     browser.assert_clean()
     # A chip of markup and quotes becomes a correctly quoted matcher that finds its row again.
     load_alerts(browser, server.url + selector('{alertname=~"Hostile.*"}'))
-    quote_chip = next(c for c in browser.css("#alerts-table .chip") if tc(c.find_element("css selector", ".k")) == "quote")
+    quote_chip = next(
+        c for c in browser.css("#alerts-table .chip") if tc(c.find_element("css selector", ".k")) == "quote"
+    )
     rerendered(browser, quote_chip.click)
-    assert query_of(browser.driver.current_url)["match"] == ['{alertname=~"Hostile.*",quote=' + orjson.dumps(BREAKOUT).decode() + "}"]
+    assert query_of(browser.driver.current_url)["match"] == [
+        '{alertname=~"Hostile.*",quote=' + orjson.dumps(BREAKOUT).decode() + "}"
+    ]
     assert len(browser.css("#alerts-table tbody tr")) == 1
     assert browser.js("return window.__pwned === undefined")
     # The 64 KB chip cannot be a matcher (the API takes values up to 4 KB): said in place, no request.
@@ -434,7 +488,11 @@ def test_page_helpers_quote_matchers_and_refuse_unsafe_links(browser: Browser, s
     assert got["matchers"] == [
         r'job="a\"b\\c\nd"',  # Go escapes (JSON's are a subset): quote, backslash, newline
         '"dotted.name"="x"',
-        '{a="1"}', '{a="1"}', '{b="2",a="1"}', 'HighCPU{b="2",a="1"}', 'HighCPU{a="1"}',
+        '{a="1"}',
+        '{a="1"}',
+        '{b="2",a="1"}',
+        'HighCPU{b="2",a="1"}',
+        'HighCPU{a="1"}',
     ]
     assert got["hrefs"] == ["https://x.example/r?a=1", "http://x.example/", None, None, None, None, None, None, None]
     assert got["durations"] == ["0s", "59s", "1m 1s", "1h 1m", "2d 1h"]
@@ -541,7 +599,11 @@ def test_bearer_and_basic_the_browser_takes_the_basic_challenge(browser: Browser
     configured, the Basic challenge must have a line of its own for the browser to answer it."""
     import http.client
 
-    env = {"WEBHOOKFAST_BEARER_TOKEN": TOKEN, "WEBHOOKFAST_BASIC_AUTH_USER": "oncall", "WEBHOOKFAST_BASIC_AUTH_PASSWORD": "pw"}
+    env = {
+        "WEBHOOKFAST_BEARER_TOKEN": TOKEN,
+        "WEBHOOKFAST_BASIC_AUTH_USER": "oncall",
+        "WEBHOOKFAST_BASIC_AUTH_PASSWORD": "pw",
+    }
     with started(f"sqlite:///{tmp_path}/wf.db", tmp_path, env=env) as s:
         fill(s, headers={"authorization": f"Bearer {TOKEN}"})
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
@@ -551,7 +613,8 @@ def test_bearer_and_basic_the_browser_takes_the_basic_challenge(browser: Browser
         conn.close()
         assert resp.status == 401
         assert sorted(resp.headers.get_all("www-authenticate") or []) == [
-            'Basic realm="webhookfast", charset="UTF-8"', 'Bearer realm="webhookfast"',
+            'Basic realm="webhookfast", charset="UTF-8"',
+            'Bearer realm="webhookfast"',
         ]
         browser.get(f"http://oncall:pw@127.0.0.1:{s.port}/overview")
         browser.wait_css("#chart-top")
@@ -568,8 +631,13 @@ def test_ui_off_leaves_only_the_api(tmp_path: Path) -> None:
 
 
 def test_served_files_carry_a_strict_csp(server: ServerProcess) -> None:
-    for path, kind in (("/", "text/html"), ("/overview", "text/html"), ("/ui/app.js", "text/javascript"),
-                       ("/ui/app.css", "text/css"), ("/ui/favicon.svg", "image/svg+xml")):
+    for path, kind in (
+        ("/", "text/html"),
+        ("/overview", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/app.css", "text/css"),
+        ("/ui/favicon.svg", "image/svg+xml"),
+    ):
         resp = server.get(path)
         assert resp.status == 200 and resp.headers["content-type"].startswith(kind), path
         csp = resp.headers["content-security-policy"]
@@ -607,18 +675,27 @@ def test_pages_on_postgresql(browser: Browser, postgres_server: Any, tmp_path: P
         browser.assert_clean()
 
 
-def test_an_alert_sent_through_a_real_alertmanager_shows_up(browser: Browser, server_factory: Any, alertmanager_factory: Any) -> None:
+def test_an_alert_sent_through_a_real_alertmanager_shows_up(
+    browser: Browser, server_factory: Any, alertmanager_factory: Any
+) -> None:
     s = server_factory()
     am = alertmanager_factory(s.url + "/webhook")
     labels = {"alertname": "ThroughAlertmanager", "severity": "critical", "cluster": "eu-1"}
-    am.post_alerts([{"labels": labels, "annotations": {"runbook_url": "https://runbooks.example/am"},
-                     "startsAt": iso(datetime.now(timezone.utc) - timedelta(minutes=1))}])
+    am.post_alerts(
+        [
+            {
+                "labels": labels,
+                "annotations": {"runbook_url": "https://runbooks.example/am"},
+                "startsAt": iso(datetime.now(timezone.utc) - timedelta(minutes=1)),
+            }
+        ]
+    )
     am.wait_notifications(1)
     rows = load_alerts(browser, s.url + "/")
     assert len(rows) == 1 and rows[0].get_attribute("data-fingerprint") == fingerprint(labels)
     assert rows[0].find_element("css selector", "td.name").text == "ThroughAlertmanager"
     browser.get(f"{s.url}/alerts/{fingerprint(labels)}")
     browser.wait_css("#timeline")
-    assert browser.css('dd a.ext')[0].get_attribute("href") == "https://runbooks.example/am"
+    assert browser.css("dd a.ext")[0].get_attribute("href") == "https://runbooks.example/am"
     assert "via" in browser.css("#log-table tbody")[0].text  # the source of the delivery
     browser.assert_clean()

@@ -39,12 +39,16 @@ PRUNE_CLAIM_SLACK = 0.9
 class App:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store if store is not None else open_store(
-            settings.database_url,
-            pool_min_size=settings.pool_min_size,
-            pool_max_size=settings.pool_max_size,
-            connect_timeout_s=settings.connect_timeout_s,
-            write_deadline_s=settings.write_deadline_s,
+        self.store = (
+            store
+            if store is not None
+            else open_store(
+                settings.database_url,
+                pool_min_size=settings.pool_min_size,
+                pool_max_size=settings.pool_max_size,
+                connect_timeout_s=settings.connect_timeout_s,
+                write_deadline_s=settings.write_deadline_s,
+            )
         )
         self.spool = spool_for(settings, self.store)
         self.batcher = Batcher(
@@ -108,9 +112,7 @@ class App:
         )
         self._prune_task: asyncio.Task[None] | None = None
 
-    def _add(
-        self, name: str, path: str, handlers: dict[str, Handler], protected: bool, signable: bool = False
-    ) -> None:
+    def _add(self, name: str, path: str, handlers: dict[str, Handler], protected: bool, signable: bool = False) -> None:
         self.routes[path] = Route(name, path, handlers, protected, signable)
 
     # -- life cycle -------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def _fail_late(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("batch", "future", "alerts", "nbytes", "request_id", "outcome", "settled")
+    __slots__ = ("alerts", "batch", "future", "nbytes", "outcome", "request_id", "settled")
 
     def __init__(self, batch: Batch, future: asyncio.Future[None] | None, nbytes: int, request_id: str) -> None:
         self.batch = batch
@@ -130,8 +130,7 @@ class Batcher:
             await self._spool(spool, batch, body, None)
             return True
         if (
-            self.queued_alerts + alerts > self.max_queue_alerts
-            or self.queued_bytes + nbytes > self.max_queue_bytes
+            self.queued_alerts + alerts > self.max_queue_alerts or self.queued_bytes + nbytes > self.max_queue_bytes
         ) and self.queued_alerts > 0:
             raise QueueFull("ingest queue is full")
         if self.ack_enqueue:
@@ -289,7 +288,10 @@ class Batcher:
         reason = str(exc)
         log.error(
             "request %s (%d alerts, %d bytes) refused by the database, %s: %s",
-            item.request_id or "-", item.alerts, item.nbytes, fate,
+            item.request_id or "-",
+            item.alerts,
+            item.nbytes,
+            fate,
             reason if len(reason) <= 1000 else reason[:1000] + "…",
         )
         if self.on_refused is not None:

@@ -15,8 +15,8 @@ import socket
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -68,23 +68,42 @@ def main() -> None:
 @_env_option("--port", type=int, help="Port to listen on.  [default: 8080]")
 @_env_option("--workers", type=int, help="Worker processes.  [default: 1]")
 @database_option
-@_env_option("--ack", type=click.Choice(["commit", "enqueue", "spool"]), help="Answer after the commit (default), "
-              "after the local spool's fsync (spool), or as soon as queued: enqueue can lose acknowledged alerts on a crash.")
-@_env_option("--spool/--no-spool", default=None, help="PostgreSQL: spool what the database cannot take in time "
-              "to local disk and answer 200.  [default: on]")
-@_env_option("--spool-dir", type=click.Path(file_okay=False), help="The spool's directory, one per server.  "
-              "[default: ./webhookfast-spool]")
+@_env_option(
+    "--ack",
+    type=click.Choice(["commit", "enqueue", "spool"]),
+    help="Answer after the commit (default), "
+    "after the local spool's fsync (spool), or as soon as queued: enqueue can lose acknowledged alerts on a crash.",
+)
+@_env_option(
+    "--spool/--no-spool",
+    default=None,
+    help="PostgreSQL: spool what the database cannot take in time to local disk and answer 200.  [default: on]",
+)
+@_env_option(
+    "--spool-dir",
+    type=click.Path(file_okay=False),
+    help="The spool's directory, one per server.  [default: ./webhookfast-spool]",
+)
 @_env_option("--migrate-on-start/--no-migrate-on-start", default=None, help="Apply migrations first.  [default: on]")
 @_env_option("--access-log/--no-access-log", default=None, help="JSON access log on stderr.  [default: on]")
 @_env_option("--log-level", type=click.Choice(["debug", "info", "warning", "error", "critical"]))
 @_env_option("--max-body-bytes", type=int, help="Largest request body.  [default: 16 MiB]")
-@_env_option("--flush-concurrency", type=int, help="Flushes in flight at once (0: the store's default, "
-              "1 for SQLite, 2 for PostgreSQL).")
+@_env_option(
+    "--flush-concurrency",
+    type=int,
+    help="Flushes in flight at once (0: the store's default, 1 for SQLite, 2 for PostgreSQL).",
+)
 @_env_option("--retention-days", type=int, help="Prune history older than this, hourly (0 = keep all).")
-@_env_option("--stats-cache-s", type=float, help="Reuse a GET /api/v1/stats answer this long per query (0: never).  [default: 5]")
+@_env_option(
+    "--stats-cache-s", type=float, help="Reuse a GET /api/v1/stats answer this long per query (0: never).  [default: 5]"
+)
 @_env_option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
 @_env_option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert.")
-@_env_option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), help="Require client certificates signed by this CA.")
+@_env_option(
+    "--tls-client-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Require client certificates signed by this CA.",
+)
 def serve(**options: Any) -> None:
     """Serve the webhook receiver (Granian, RSGI). SIGTERM: stop accepting, flush, exit 0.
 
@@ -188,7 +207,9 @@ def _check_port_free(host: str, port: int) -> None:
     if port == 0:
         return
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     with socket.socket(family, kind, proto) as probe:
@@ -197,7 +218,11 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            detail = "address already in use (another server is listening there)" if exc.errno == errno.EADDRINUSE else exc.strerror
+            detail = (
+                "address already in use (another server is listening there)"
+                if exc.errno == errno.EADDRINUSE
+                else exc.strerror
+            )
             raise click.ClickException(f"cannot listen on {host}:{port}: {detail}") from None
 
 
@@ -258,7 +283,11 @@ def parse_duration(text: str) -> int:
 
 @main.command()
 @database_option
-@click.option("--older-than", required=True, help="Delete alert instances that started before now minus this (a Prometheus duration: 30d, 1h30m).")
+@click.option(
+    "--older-than",
+    required=True,
+    help="Delete alert instances that started before now minus this (a Prometheus duration: 30d, 1h30m).",
+)
 def prune(database_url: str | None, older_than: str) -> None:
     """Delete old history (retention)."""
     seconds = parse_duration(older_than)

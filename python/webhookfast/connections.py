@@ -63,7 +63,9 @@ def connections_per_worker(settings: Settings, nofile: int) -> int:
     if settings.max_connections > fit:
         log.warning(
             "WEBHOOKFAST_MAX_CONNECTIONS=%d does not fit the open-file limit %d: %d connections per worker",
-            settings.max_connections, nofile, fit,
+            settings.max_connections,
+            nofile,
+            fit,
         )
         return fit
     return settings.max_connections

@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 
 class Deadline(Generic[T]):
-    __slots__ = ("when", "item", "active", "expired")
+    __slots__ = ("active", "expired", "item", "when")
 
     def __init__(self, when: float, item: T) -> None:
         self.when = when

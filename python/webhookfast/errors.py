@@ -9,9 +9,7 @@ from __future__ import annotations
 import orjson
 
 # Status for each PayloadError reason from the Rust core: syntax → 400, meaning → 422.
-SYNTAX_REASONS = frozenset(
-    {"empty_body", "invalid_json", "invalid_utf8", "duplicate_key", "too_deep"}
-)
+SYNTAX_REASONS = frozenset({"empty_body", "invalid_json", "invalid_utf8", "duplicate_key", "too_deep"})
 
 
 class HTTPError(Exception):

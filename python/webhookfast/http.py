@@ -18,7 +18,7 @@ SECURITY_HEADERS: list[tuple[str, str]] = [
 
 
 class Response:
-    __slots__ = ("status", "body", "content_type", "headers")
+    __slots__ = ("body", "content_type", "headers", "status")
 
     def __init__(
         self,
@@ -36,7 +36,7 @@ class Response:
 class Route:
     """One path: its handler per method and whether authentication applies."""
 
-    __slots__ = ("name", "path", "handlers", "allow", "protected", "signable")
+    __slots__ = ("allow", "handlers", "name", "path", "protected", "signable")
 
     def __init__(
         self, name: str, path: str, handlers: dict[str, Handler], protected: bool, signable: bool = False
@@ -53,7 +53,7 @@ class Route:
 class Context:
     """Everything known about one request; middleware read and add to it."""
 
-    __slots__ = ("scope", "proto", "route", "request_id", "alerts", "bytes_in", "started", "signature_check")
+    __slots__ = ("alerts", "bytes_in", "proto", "request_id", "route", "scope", "signature_check", "started")
 
     def __init__(self, scope: Any, proto: Any, route: Route | None, started: float) -> None:
         self.scope = scope

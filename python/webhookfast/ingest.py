@@ -29,6 +29,8 @@ def is_json(content_type: str | None) -> bool:
 
 def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
+
+
 class BudgetExceeded(Exception):
     """The bytes of unverified bodies in flight would pass their budget."""
 
@@ -170,7 +172,9 @@ class Ingest:
                 ctx.signature_check(scope.headers, body)
             except BudgetExceeded:
                 metrics.rejected.labels("unverified_bytes").inc()
-                raise overloaded(self.retry_after_s, "too many signed bodies awaiting verification, retry later") from None
+                raise overloaded(
+                    self.retry_after_s, "too many signed bodies awaiting verification, retry later"
+                ) from None
             finally:
                 hold.release()
         ctx.bytes_in = len(body)

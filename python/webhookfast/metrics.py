@@ -19,8 +19,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client import multiprocess
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _ALERT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -37,9 +37,7 @@ request_seconds = Histogram(
 alerts_received = Counter(
     "webhookfast_alerts_received", "Alerts accepted, by payload format and status.", ["format", "status"]
 )
-payload_errors = Counter(
-    "webhookfast_payload_errors", "Rejected payloads, by reason code.", ["reason"]
-)
+payload_errors = Counter("webhookfast_payload_errors", "Rejected payloads, by reason code.", ["reason"])
 fingerprint_mismatches = Counter(
     "webhookfast_fingerprint_mismatches",
     "Alerts whose sender-supplied fingerprint differs from the computed one.",
@@ -82,9 +80,7 @@ spool_appended_alerts = Counter("webhookfast_spool_appended_alerts", "Alerts wri
 spool_refused = Counter(
     "webhookfast_spool_refused", "Requests the spool could not take (full, or the disk refused): answered 503."
 )
-spool_bytes = Gauge(
-    "webhookfast_spool_bytes", "Bytes in the spool's segment files.", multiprocess_mode="livesum"
-)
+spool_bytes = Gauge("webhookfast_spool_bytes", "Bytes in the spool's segment files.", multiprocess_mode="livesum")
 spool_oldest_age = Gauge(
     "webhookfast_spool_oldest_record_age_seconds",
     "Age of the oldest record not yet replayed into the database (0: nothing waits).",

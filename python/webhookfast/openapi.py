@@ -51,7 +51,7 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
     500: ("internal_error",),
     503: ("overloaded", "store_unavailable", "query_timeout", "not_ready"),
 }
-assert SYNTAX_REASONS <= set(ERROR_CODES[400])
+assert set(ERROR_CODES[400]) >= SYNTAX_REASONS
 
 ALL_ERROR_CODES: tuple[str, ...] = tuple(code for codes in ERROR_CODES.values() for code in codes)
 
@@ -224,7 +224,11 @@ def _schemas() -> dict[str, Any]:
             "required": ["status"],
             "properties": {
                 "status": {"type": "string", "enum": ["ready"]},
-                "database": {"type": "string", "enum": ["down"], "description": "Present when the spool takes the traffic."},
+                "database": {
+                    "type": "string",
+                    "enum": ["down"],
+                    "description": "Present when the spool takes the traffic.",
+                },
                 "spool": {"type": "string", "enum": ["accepting"]},
             },
             "additionalProperties": False,
@@ -445,9 +449,7 @@ def _version() -> str:
         return "0.0.0"
 
 
-def document(
-    extra_paths: dict[str, Any] | None = None, extra_schemas: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def document(extra_paths: dict[str, Any] | None = None, extra_schemas: dict[str, Any] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document; ``extra_paths`` (path → path item) are added to the core routes and
     ``extra_schemas`` to ``components.schemas``; an extra path item may add methods to a described
     path. A method or schema already described is an error (an extra ``Error`` must not replace
@@ -469,8 +471,8 @@ def document(
             "title": "webhookfast",
             "version": _version(),
             "summary": "A fast, durable receiver for Prometheus Alertmanager webhooks, with alert history.",
-            "description": "Every error answer is `{\"error\": {\"code\", \"message\", \"path\"?, \"offset\"?, "
-            "\"request_id\"}}`. Any route answers 404 (`not_found`) for an unknown path and 405 "
+            "description": 'Every error answer is `{"error": {"code", "message", "path"?, "offset"?, '
+            '"request_id"}}`. Any route answers 404 (`not_found`) for an unknown path and 405 '
             "(`method_not_allowed`, with `Allow`) for a method it does not serve. webhookfast never answers "
             "429: back-pressure is a 503 with Retry-After, which Alertmanager retries.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
@@ -509,7 +511,7 @@ def document(
                     "in": "header",
                     "name": "X-Webhookfast-Signature",
                     "description": "`sha256=` + lowercase hex HMAC-SHA256(WEBHOOKFAST_HMAC_SECRET, "
-                    "timestamp + \".\" + raw body). Ingest routes only, with X-Webhookfast-Timestamp.",
+                    'timestamp + "." + raw body). Ingest routes only, with X-Webhookfast-Timestamp.',
                 },
             },
         },

@@ -78,7 +78,9 @@ class SpoolFull(Exception):
 class MarkedStore(Protocol):
     """The part of PostgresStore the replayer uses."""
 
-    async def write(self, batches: Sequence[Batch], *, spool_mark: tuple[str, int, int] | None = None) -> WriteResult: ...
+    async def write(
+        self, batches: Sequence[Batch], *, spool_mark: tuple[str, int, int] | None = None
+    ) -> WriteResult: ...
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None: ...
     async def ping(self) -> bool: ...
     def migrate(self) -> list[str]: ...
@@ -242,9 +244,7 @@ class Spool:
             return self.size > 0
         mark_seq, mark_pos = self._mark
         return any(
-            length > (mark_pos if seq == mark_seq else 0)
-            for seq, length in self._segments.items()
-            if seq >= mark_seq
+            length > (mark_pos if seq == mark_seq else 0) for seq, length in self._segments.items() if seq >= mark_seq
         )
 
     @property
@@ -371,7 +371,11 @@ class Spool:
                 metrics.spool_corrupt_records.inc()
                 log.error(
                     "spool %s: damaged bytes %d..%d of segment %d moved aside to %s",
-                    self.directory, q_start, q_end, seq, path,
+                    self.directory,
+                    q_start,
+                    q_end,
+                    seq,
+                    path,
                 )
         return records
 
@@ -418,8 +422,15 @@ class Spool:
                 # The store says so itself: this record's content, not an outage (the batcher's split).
                 path = self._set_aside(seq, rec_end, body)
                 metrics.spool_corrupt_records.inc()
-                log.error("spool record ending at %d of segment %d (%d alerts) is refused by the database "
-                          "(%s): set aside in %s", rec_end, seq, len(batch or ()), str(exc)[:1000], path)
+                log.error(
+                    "spool record ending at %d of segment %d (%d alerts) is refused by the database "
+                    "(%s): set aside in %s",
+                    rec_end,
+                    seq,
+                    len(batch or ()),
+                    str(exc)[:1000],
+                    path,
+                )
                 await self._commit(seq, [], rec_end, received_at_us)
             except Exception:
                 if self._failures < SET_ASIDE_AFTER or i + 1 == len(decoded):
@@ -434,8 +445,14 @@ class Spool:
                     path.unlink(missing_ok=True)  # the next one fails too: an outage after all
                     raise
                 metrics.spool_corrupt_records.inc()
-                log.error("spool record ending at %d of segment %d (%d alerts) is refused by the database "
-                          "while the next one commits: set aside in %s", rec_end, seq, len(batch or ()), path)
+                log.error(
+                    "spool record ending at %d of segment %d (%d alerts) is refused by the database "
+                    "while the next one commits: set aside in %s",
+                    rec_end,
+                    seq,
+                    len(batch or ()),
+                    path,
+                )
                 i += 1
             i += 1
         await self._commit(seq, [], end, None)
@@ -480,8 +497,13 @@ class Spool:
                 path.parent.mkdir(exist_ok=True)
                 path.write_bytes(body)
                 metrics.spool_corrupt_records.inc()
-                log.error("spool record ending at %d of segment %d does not decode (%s): moved aside to %s",
-                          end, seq, err, path)
+                log.error(
+                    "spool record ending at %d of segment %d does not decode (%s): moved aside to %s",
+                    end,
+                    seq,
+                    err,
+                    path,
+                )
                 batch = None
             out.append((end, received_at_us, batch, body))
         return out
@@ -510,8 +532,12 @@ class Spool:
             if path == self.directory or not any(path.glob("*.wfs")):
                 continue
             orphan = Spool(
-                self.root, self.store, max_bytes=0, segment_bytes=self.segment_bytes,
-                replay_max_alerts=self.replay_max_alerts, migrate=self.migrate,
+                self.root,
+                self.store,
+                max_bytes=0,
+                segment_bytes=self.segment_bytes,
+                replay_max_alerts=self.replay_max_alerts,
+                migrate=self.migrate,
             )
             try:
                 await orphan.open(orphan=path)

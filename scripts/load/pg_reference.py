@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import payloads  # noqa: E402
 import psycopg  # noqa: E402
-
 from webhookfast._core import Limits, RowEncoder, decode  # noqa: E402
 from webhookfast.storage.postgres import ALERT_COLUMNS, EVENT_COLUMNS, LABEL_SET_COLUMNS, PostgresStore  # noqa: E402
 
@@ -122,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url")
     p.add_argument("--postgres-temp", action="store_true", help="start a throw-away PostgreSQL cluster")
-    p.add_argument("--pg-no-fsync", action="store_true",
-                   help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)")
+    p.add_argument(
+        "--pg-no-fsync",
+        action="store_true",
+        help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)",
+    )
     p.add_argument("--alerts", default="1,10,100", help="alerts per request")
     p.add_argument("--requests-per-txn", default="1,10", help="requests written per transaction")
     p.add_argument("--modes", default="copy,store", help="copy, store, store-copy, store-unnest")
@@ -157,9 +159,13 @@ def main(argv: list[str] | None = None) -> int:
                     row = (mode, n, k, req / busy, al / busy, ev / busy, busy / (req / k) * 1000)
                     rows_out.append(row)
                     log(f"{mode:12} {n:4} alerts x {k:3} per txn: {row[4]:10,.0f} alerts/s")
-        print(f"\nPostgreSQL alone ({url.split('@')[-1]}), decode + pg_copy + write, one connection, "
-              f"{a.duration:g} s each:")
-        head = f"{'mode':12} {'alerts/req':>10} {'req/txn':>8} {'req/s':>10} {'alerts/s':>11} {'rows/s':>11} {'ms/txn':>8}"
+        print(
+            f"\nPostgreSQL alone ({url.split('@')[-1]}), decode + pg_copy + write, one connection, "
+            f"{a.duration:g} s each:"
+        )
+        head = (
+            f"{'mode':12} {'alerts/req':>10} {'req/txn':>8} {'req/s':>10} {'alerts/s':>11} {'rows/s':>11} {'ms/txn':>8}"
+        )
         print(head)
         print("-" * len(head))
         for mode, n, k, rps, aps, rows_s, ms in rows_out:

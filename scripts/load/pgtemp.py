@@ -71,8 +71,19 @@ class TempPostgres:
             f"-c fsync={'on' if self.fsync else 'off'} -c synchronous_commit={'on' if self.fsync else 'off'} "
             "-c shared_buffers=256MB -c max_connections=100"
         )
-        self._run(str(self.bindir / "pg_ctl"), "start", "-D", str(self.data), "-w", "-t", "60",
-                  "-l", str(self.base / "server.log"), "-o", opts)
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "start",
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.base / "server.log"),
+            "-o",
+            opts,
+        )
         self.started = True
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -86,7 +97,9 @@ class TempPostgres:
     def stop(self) -> None:
         try:
             if self.started:
-                self._run(str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30")
+                self._run(
+                    str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30"
+                )
         except subprocess.CalledProcessError:
             pass
         finally:

@@ -60,8 +60,11 @@ class ReadStats:
 
     @classmethod
     def merged(cls, parts: list[ReadStats]) -> ReadStats:
-        return cls([v for st in parts for v in st.latencies_ms], sum(st.errors for st in parts),
-                   sum(st.seconds for st in parts))
+        return cls(
+            [v for st in parts for v in st.latencies_ms],
+            sum(st.errors for st in parts),
+            sum(st.seconds for st in parts),
+        )
 
     @property
     def rate(self) -> float:
@@ -79,8 +82,10 @@ class ReadStats:
     def summary(self) -> str:
         if not self.latencies_ms:
             return f"reads: {self.requests} requests, {self.errors} errors"
-        return (f"reads: {self.requests} ({self.rate:.1f}/s), p50 {self.p50():.1f} ms, "
-                f"p99 {self.pct(0.99):.1f} ms, errors {self.errors}")
+        return (
+            f"reads: {self.requests} ({self.rate:.1f}/s), p50 {self.p50():.1f} ms, "
+            f"p99 {self.pct(0.99):.1f} ms, errors {self.errors}"
+        )
 
 
 class ReadLoad:

@@ -57,14 +57,33 @@ def main() -> int:
         del writer
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
         env["WEBHOOKFAST_SPOOL_DIR"] = str(tmp / "spool")
-        subprocess.run([sys.executable, "-m", "webhookfast", "migrate", "--database-url", pg.url], env=env,
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "webhookfast", "migrate", "--database-url", pg.url],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         port = free_port()
         started = time.monotonic()
         with open(tmp / "server.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "webhookfast", "serve", "--port", str(port),
-                                     "--database-url", pg.url, "--no-access-log"],
-                                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "webhookfast",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--database-url",
+                    pg.url,
+                    "--no-access-log",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         expected = a.requests * a.alerts
         replayed = 0.0
         while time.monotonic() - started < a.timeout:
@@ -79,9 +98,11 @@ def main() -> int:
         if replayed < expected:
             print(f"replayed {replayed:.0f} of {expected} alerts in {elapsed:.1f} s: timed out", file=sys.stderr)
             return 1
-        print(f"replayed {a.requests} requests, {expected} alerts ({total_bytes / 2**20:.1f} MiB of bodies) "
-              f"in {elapsed:.2f} s from the server's start: {expected / elapsed:,.0f} alerts/s, "
-              f"{a.requests / elapsed:,.0f} requests/s")
+        print(
+            f"replayed {a.requests} requests, {expected} alerts ({total_bytes / 2**20:.1f} MiB of bodies) "
+            f"in {elapsed:.2f} s from the server's start: {expected / elapsed:,.0f} alerts/s, "
+            f"{a.requests / elapsed:,.0f} requests/s"
+        )
         return 0
     finally:
         if proc is not None:

@@ -147,8 +147,9 @@ def rss_mb(pid: int) -> float:
 class Server:
     """A server in its own process group (so that stop() reaches Granian's workers)."""
 
-    def __init__(self, name: str, argv: list[str], port: int, health_path: str, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], port: int, health_path: str, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.argv = argv
         self.port = port
@@ -160,8 +161,9 @@ class Server:
     def start(self, timeout_s: float = 60.0) -> None:
         log(f"starting {self.name}: {' '.join(self.argv)}")
         self._log = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
-                                     start_new_session=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=ROOT
+        )
         deadline = time.monotonic() + timeout_s
         url = f"http://127.0.0.1:{self.port}{self.health_path}"
         while time.monotonic() < deadline:
@@ -369,8 +371,21 @@ class Tools:
         port = server.port
         script = self.tmp / f"post-{ps.alerts}-{'u' if ps.unique else 'r'}.lua"
         script.write_text(WRK_LUA.replace("__FILE__", str(ps.lines_file)).replace("__THREADS__", str(a.threads)))
-        argv = [*self.pin, self.wrk, "-t", str(a.threads), "-c", str(a.connections), "-d", f"{seconds:g}s",
-                "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/webhook"]
+        argv = [
+            *self.pin,
+            self.wrk,
+            "-t",
+            str(a.threads),
+            "-c",
+            str(a.connections),
+            "-d",
+            f"{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/webhook",
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         m = re.search(r"^WRKJSON (\{.*\})$", out.stdout, re.M)
         if m is None:
@@ -383,9 +398,16 @@ class Tools:
         def ms(us: int) -> float | None:
             return us / 1000 if done else None
 
-        return Result(j["requests"], secs, j["requests"] / secs if secs else 0.0, ms(j["p50"]), ms(j["p99"]),
-                      ms(j["p999"]), j["status"] + socket_errors,
-                      {"non_2xx": j["status"], "socket_errors": socket_errors, "max_ms": j["max"] / 1000})
+        return Result(
+            j["requests"],
+            secs,
+            j["requests"] / secs if secs else 0.0,
+            ms(j["p50"]),
+            ms(j["p99"]),
+            ms(j["p999"]),
+            j["status"] + socket_errors,
+            {"non_2xx": j["status"], "socket_errors": socket_errors, "max_ms": j["max"] / 1000},
+        )
 
     def oha_run(self, server: Server, ps: PayloadSet, rate: float, seconds: float, settle: bool = True) -> Result:
         assert self.oha is not None
@@ -394,10 +416,28 @@ class Tools:
             server.settle()
         port = server.port
         conns = max(a.connections, 1)
-        argv = [*self.pin, self.oha, "-z", f"{seconds:g}s", "-q", f"{rate:g}", "--latency-correction",
-                "-c", str(conns), "--no-tui", "--output-format", "json", "-m", "POST",
-                "-H", "Content-Type: application/json", *(["-Z", str(ps.lines_file)] if ps.unique else ["-D", str(ps.single_file)]), "-t", "10s",
-                f"http://127.0.0.1:{port}/webhook"]
+        argv = [
+            *self.pin,
+            self.oha,
+            "-z",
+            f"{seconds:g}s",
+            "-q",
+            f"{rate:g}",
+            "--latency-correction",
+            "-c",
+            str(conns),
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-m",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            *(["-Z", str(ps.lines_file)] if ps.unique else ["-D", str(ps.single_file)]),
+            "-t",
+            "10s",
+            f"http://127.0.0.1:{port}/webhook",
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         try:
             j = json.loads(out.stdout)
@@ -418,10 +458,23 @@ class Tools:
 
         total = sum(codes.values())
         secs = float(summary.get("total") or seconds)
-        return Result(total, secs, total / secs if secs else 0.0, ms("p50"), ms("p99"), ms("p99.9"),
-                      non_2xx + socket_errors,
-                      {"non_2xx": non_2xx, "socket_errors": socket_errors, "codes": codes, "errors": errors,
-                       "target_rate": rate, "success_rate": summary.get("successRate")})
+        return Result(
+            total,
+            secs,
+            total / secs if secs else 0.0,
+            ms("p50"),
+            ms("p99"),
+            ms("p99.9"),
+            non_2xx + socket_errors,
+            {
+                "non_2xx": non_2xx,
+                "socket_errors": socket_errors,
+                "codes": codes,
+                "errors": errors,
+                "target_rate": rate,
+                "success_rate": summary.get("successRate"),
+            },
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -453,11 +506,39 @@ def fmt_ms(v: float | None) -> str:
 
 
 def print_table(rows: list[Row], header: str) -> None:
-    cols = ["scenario", "target", "alerts", "mode", "req/s", "alerts/s", "p50 ms", "p99 ms", "p99.9 ms",
-            "errors", "RSS MB/worker", "vs bare", "note"]
-    data = [[r.scenario, r.target, str(r.alerts), r.mode, f"{r.rps:,.0f}", f"{r.alerts_s:,.0f}", fmt_ms(r.p50_ms),
-             fmt_ms(r.p99_ms), fmt_ms(r.p999_ms), str(r.errors), f"{r.rss_mb:.0f}" if r.rss_mb else "-", r.ratio,
-             r.note] for r in rows]
+    cols = [
+        "scenario",
+        "target",
+        "alerts",
+        "mode",
+        "req/s",
+        "alerts/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "RSS MB/worker",
+        "vs bare",
+        "note",
+    ]
+    data = [
+        [
+            r.scenario,
+            r.target,
+            str(r.alerts),
+            r.mode,
+            f"{r.rps:,.0f}",
+            f"{r.alerts_s:,.0f}",
+            fmt_ms(r.p50_ms),
+            fmt_ms(r.p99_ms),
+            fmt_ms(r.p999_ms),
+            str(r.errors),
+            f"{r.rss_mb:.0f}" if r.rss_mb else "-",
+            r.ratio,
+            r.note,
+        ]
+        for r in rows
+    ]
     widths = [max(len(c), *(len(d[i]) for d in data)) if data else len(c) for i, c in enumerate(cols)]
     print()
     print(header)
@@ -474,8 +555,14 @@ def print_table(rows: list[Row], header: str) -> None:
 
 
 class Runner:
-    def __init__(self, args: argparse.Namespace, tools: Tools, wf: Server, bare: Server | None,
-                 sets: dict[tuple[int, bool], PayloadSet]) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        tools: Tools,
+        wf: Server,
+        bare: Server | None,
+        sets: dict[tuple[int, bool], PayloadSet],
+    ) -> None:
         self.a = args
         self.tools = tools
         self.wf = wf
@@ -489,8 +576,10 @@ class Runner:
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
-        log(f"{row.scenario:7} {row.target:11} {row.alerts:5} alerts  {row.rps:9,.0f} req/s  p99 {fmt_ms(row.p99_ms)} ms"
-            f"  errors {row.errors}  {row.ratio} {row.note}")
+        log(
+            f"{row.scenario:7} {row.target:11} {row.alerts:5} alerts  {row.rps:9,.0f} req/s  p99 {fmt_ms(row.p99_ms)} ms"
+            f"  errors {row.errors}  {row.ratio} {row.note}"
+        )
         return row
 
     def _mode(self, ps: PayloadSet) -> str:
@@ -504,16 +593,43 @@ class Runner:
             if self.bare is not None:
                 b = self.tools.wrk_run(self.bare, ps, self.a.duration)
                 bare_rps = b.rps
-                self.add(Row("max", "bare", n, self._mode(ps), b.rps, b.p50_ms, b.p99_ms, b.p999_ms, b.errors,
-                             self.bare.worker_rss_mb(), note="wrk: latency not CO-corrected"))
+                self.add(
+                    Row(
+                        "max",
+                        "bare",
+                        n,
+                        self._mode(ps),
+                        b.rps,
+                        b.p50_ms,
+                        b.p99_ms,
+                        b.p999_ms,
+                        b.errors,
+                        self.bare.worker_rss_mb(),
+                        note="wrk: latency not CO-corrected",
+                    )
+                )
             r = self.tools.wrk_run(self.wf, ps, self.a.duration)
             if ps.unique and r.requests > ps.count:
                 wrapped = f"ring wrapped {r.requests / ps.count:.1f}x"
             if r.requests == 0:
                 wrapped = f"no request completed in {self.a.duration:g} s (raise -d or lower -c)"
             ratio = f"{r.rps / bare_rps:.2f}x req/s" if bare_rps else ""
-            self.add(Row("max", "webhookfast", n, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors,
-                         self.wf.worker_rss_mb(), ratio, "; ".join(x for x in ["wrk: not CO-corrected", wrapped] if x)))
+            self.add(
+                Row(
+                    "max",
+                    "webhookfast",
+                    n,
+                    self._mode(ps),
+                    r.rps,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms,
+                    r.errors,
+                    self.wf.worker_rss_mb(),
+                    ratio,
+                    "; ".join(x for x in ["wrk: not CO-corrected", wrapped] if x),
+                )
+            )
 
     def steady(self) -> None:
         for n in self.a.steady_sizes:
@@ -523,14 +639,40 @@ class Runner:
             if self.bare is not None:
                 b = self.tools.oha_run(self.bare, ps, rate, self.a.duration)
                 bare_p99 = b.p99_ms
-                self.add(Row("steady", "bare", n, self._mode(ps), b.rps, b.p50_ms, b.p99_ms, b.p999_ms, b.errors,
-                             self.bare.worker_rss_mb(), note=f"oha -q {rate:g}, CO-corrected"))
+                self.add(
+                    Row(
+                        "steady",
+                        "bare",
+                        n,
+                        self._mode(ps),
+                        b.rps,
+                        b.p50_ms,
+                        b.p99_ms,
+                        b.p999_ms,
+                        b.errors,
+                        self.bare.worker_rss_mb(),
+                        note=f"oha -q {rate:g}, CO-corrected",
+                    )
+                )
             r = self.tools.oha_run(self.wf, ps, rate, self.a.duration)
             ratio = f"{r.p99_ms / bare_p99:.1f}x p99" if bare_p99 and r.p99_ms else ""
             short = "" if r.rps >= 0.95 * rate else f"fell short of {rate:g} req/s"
-            self.add(Row("steady", "webhookfast", n, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors,
-                         self.wf.worker_rss_mb(), ratio,
-                         "; ".join(x for x in [f"oha -q {rate:g}, CO-corrected", short] if x)))
+            self.add(
+                Row(
+                    "steady",
+                    "webhookfast",
+                    n,
+                    self._mode(ps),
+                    r.rps,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms,
+                    r.errors,
+                    self.wf.worker_rss_mb(),
+                    ratio,
+                    "; ".join(x for x in [f"oha -q {rate:g}, CO-corrected", short] if x),
+                )
+            )
 
     def _stress(self, server: Server, target: str) -> tuple[float | None, Result | None]:
         ps = self.payload(self.a.rate_alerts, self.a.unique)
@@ -539,8 +681,10 @@ class Runner:
         for _step in range(self.a.stress_steps):
             r = self.tools.oha_run(server, ps, rate, self.a.step, settle=_step == 0)
             ok = r.errors == 0 and r.p99_ms is not None and r.p99_ms <= self.a.stress_p99_ms and r.rps >= 0.9 * rate
-            log(f"  stress {target} {rate:8,.0f} req/s → {r.rps:9,.0f} req/s, p99 {fmt_ms(r.p99_ms)} ms, "
-                f"errors {r.errors}: {'ok' if ok else 'past the knee'}")
+            log(
+                f"  stress {target} {rate:8,.0f} req/s → {r.rps:9,.0f} req/s, p99 {fmt_ms(r.p99_ms)} ms, "
+                f"errors {r.errors}: {'ok' if ok else 'past the knee'}"
+            )
             if not ok:
                 break
             knee, knee_result = rate, r
@@ -552,19 +696,58 @@ class Runner:
         if self.bare is not None and self.a.bare_stress:
             bare_knee, b = self._stress(self.bare, "bare")
             if b is not None:
-                self.add(Row("stress", "bare", self.a.rate_alerts, self._mode(self.payload(self.a.rate_alerts, self.a.unique)), b.rps, b.p50_ms, b.p99_ms, b.p999_ms,
-                             b.errors, self.bare.worker_rss_mb(), note=f"knee {bare_knee:,.0f} req/s"))
+                self.add(
+                    Row(
+                        "stress",
+                        "bare",
+                        self.a.rate_alerts,
+                        self._mode(self.payload(self.a.rate_alerts, self.a.unique)),
+                        b.rps,
+                        b.p50_ms,
+                        b.p99_ms,
+                        b.p999_ms,
+                        b.errors,
+                        self.bare.worker_rss_mb(),
+                        note=f"knee {bare_knee:,.0f} req/s",
+                    )
+                )
         knee, r = self._stress(self.wf, "webhookfast")
         self.knee = knee
         if r is None:
-            self.add(Row("stress", "webhookfast", self.a.rate_alerts, self._mode(self.payload(self.a.rate_alerts, self.a.unique)), 0, None, None, None, 0,
-                         self.wf.worker_rss_mb(), note=f"failed already at {self.a.stress_start:g} req/s"))
+            self.add(
+                Row(
+                    "stress",
+                    "webhookfast",
+                    self.a.rate_alerts,
+                    self._mode(self.payload(self.a.rate_alerts, self.a.unique)),
+                    0,
+                    None,
+                    None,
+                    None,
+                    0,
+                    self.wf.worker_rss_mb(),
+                    note=f"failed already at {self.a.stress_start:g} req/s",
+                )
+            )
             return
         ratio = f"{knee / bare_knee:.2f}x knee" if bare_knee and knee else ""
-        self.add(Row("stress", "webhookfast", self.a.rate_alerts, self._mode(self.payload(self.a.rate_alerts, self.a.unique)), r.rps, r.p50_ms, r.p99_ms, r.p999_ms,
-                     r.errors, self.wf.worker_rss_mb(), ratio,
-                     f"knee {knee:,.0f} req/s (next step x{self.a.stress_factor:g}: errors or p99 > "
-                     f"{self.a.stress_p99_ms:g} ms)"))
+        self.add(
+            Row(
+                "stress",
+                "webhookfast",
+                self.a.rate_alerts,
+                self._mode(self.payload(self.a.rate_alerts, self.a.unique)),
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                r.p999_ms,
+                r.errors,
+                self.wf.worker_rss_mb(),
+                ratio,
+                f"knee {knee:,.0f} req/s (next step x{self.a.stress_factor:g}: errors or p99 > "
+                f"{self.a.stress_p99_ms:g} ms)",
+            )
+        )
 
     def spike(self) -> None:
         ps = self.payload(self.a.rate_alerts, self.a.unique)
@@ -582,17 +765,56 @@ class Runner:
             if s.errors == 0 and s.p99_ms is not None and s.p99_ms <= threshold:
                 recovered_after = i + 1
                 break
-        rec = f"recovered in {recovered_after} s" if recovered_after else f"not recovered in {self.a.spike_recovery:g} s"
-        self.add(Row("spike", "webhookfast", self.a.rate_alerts, self._mode(ps), base.rps, base.p50_ms, base.p99_ms,
-                     base.p999_ms, base.errors, self.wf.worker_rss_mb(), note=f"before: {low:g} req/s"))
-        self.add(Row("spike", "webhookfast", self.a.rate_alerts, self._mode(ps), peak.rps, peak.p50_ms, peak.p99_ms,
-                     peak.p999_ms, peak.errors, self.wf.worker_rss_mb(),
-                     note=f"spike: {high:,.0f} req/s for {d:g} s; {rec} (p99 <= {threshold:.1f} ms, no errors)"))
+        rec = (
+            f"recovered in {recovered_after} s" if recovered_after else f"not recovered in {self.a.spike_recovery:g} s"
+        )
+        self.add(
+            Row(
+                "spike",
+                "webhookfast",
+                self.a.rate_alerts,
+                self._mode(ps),
+                base.rps,
+                base.p50_ms,
+                base.p99_ms,
+                base.p999_ms,
+                base.errors,
+                self.wf.worker_rss_mb(),
+                note=f"before: {low:g} req/s",
+            )
+        )
+        self.add(
+            Row(
+                "spike",
+                "webhookfast",
+                self.a.rate_alerts,
+                self._mode(ps),
+                peak.rps,
+                peak.p50_ms,
+                peak.p99_ms,
+                peak.p999_ms,
+                peak.errors,
+                self.wf.worker_rss_mb(),
+                note=f"spike: {high:,.0f} req/s for {d:g} s; {rec} (p99 <= {threshold:.1f} ms, no errors)",
+            )
+        )
         if slices:
             s = slices[-1]
-            self.add(Row("spike", "webhookfast", self.a.rate_alerts, self._mode(ps), s.rps, s.p50_ms, s.p99_ms, s.p999_ms,
-                         sum(x.errors for x in slices), self.wf.worker_rss_mb(),
-                         note=f"after: {low:g} req/s, last 1-s slice; errors over {len(slices)} s"))
+            self.add(
+                Row(
+                    "spike",
+                    "webhookfast",
+                    self.a.rate_alerts,
+                    self._mode(ps),
+                    s.rps,
+                    s.p50_ms,
+                    s.p99_ms,
+                    s.p999_ms,
+                    sum(x.errors for x in slices),
+                    self.wf.worker_rss_mb(),
+                    note=f"after: {low:g} req/s, last 1-s slice; errors over {len(slices)} s",
+                )
+            )
 
     def soak(self) -> None:
         ps = self.payload(self.a.rate_alerts, self.a.unique)
@@ -618,9 +840,22 @@ class Runner:
         last = samples[-1][1]
         alerts = r.requests * ps.alerts
         per_m = (last - first) / alerts * 1e6 if alerts else 0.0
-        self.add(Row("soak", "webhookfast", ps.alerts, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, last,
-                     note=f"{self.a.soak_rate:g} req/s for {self.a.soak_duration:g} s: RSS {first:.0f} -> {last:.0f} MB "
-                          f"({last - first:+.1f} MB, {per_m:+.1f} MB per 1M alerts)"))
+        self.add(
+            Row(
+                "soak",
+                "webhookfast",
+                ps.alerts,
+                self._mode(ps),
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                r.p999_ms,
+                r.errors,
+                last,
+                note=f"{self.a.soak_rate:g} req/s for {self.a.soak_duration:g} s: RSS {first:.0f} -> {last:.0f} MB "
+                f"({last - first:+.1f} MB, {per_m:+.1f} MB per 1M alerts)",
+            )
+        )
 
     def reads(self) -> None:
         """First the cost of one read (back to back, no ingest: CPU per read of the server and of
@@ -638,9 +873,21 @@ class Runner:
         server_ms = (self.wf.cpu_seconds() - server0) * 1000 / max(1, st.requests)
         pg1 = postgres_cpu_seconds() if on_pg else None
         pg_ms = f"{(pg1 - pg0) * 1000 / max(1, st.requests):.1f}" if pg0 is not None and pg1 is not None else "n/a"
-        self.add(Row("reads", "reads alone", 0, f"mix/{len(paths)}", st.rate, st.p50(),
-                     st.pct(0.99), None, st.errors, self.wf.worker_rss_mb(),
-                     note=f"back to back, no ingest: CPU per read {server_ms:.1f} ms server + {pg_ms} ms PostgreSQL"))
+        self.add(
+            Row(
+                "reads",
+                "reads alone",
+                0,
+                f"mix/{len(paths)}",
+                st.rate,
+                st.p50(),
+                st.pct(0.99),
+                None,
+                st.errors,
+                self.wf.worker_rss_mb(),
+                note=f"back to back, no ingest: CPU per read {server_ms:.1f} ms server + {pg_ms} ms PostgreSQL",
+            )
+        )
         for rate in self.a.read_rates:
             self._reads_at(ps, paths, rate)
 
@@ -656,8 +903,21 @@ class Runner:
             if not with_reads:
                 alone.append(self.tools.wrk_run(self.wf, ps, self.a.duration))
                 r = alone[-1]
-                self.add(Row("reads", "ingest", ps.alerts, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms,
-                             r.errors, self.wf.worker_rss_mb(), note=f"no reads (pair for {label})"))
+                self.add(
+                    Row(
+                        "reads",
+                        "ingest",
+                        ps.alerts,
+                        self._mode(ps),
+                        r.rps,
+                        r.p50_ms,
+                        r.p99_ms,
+                        r.p999_ms,
+                        r.errors,
+                        self.wf.worker_rss_mb(),
+                        note=f"no reads (pair for {label})",
+                    )
+                )
                 continue
             self.wf.settle()
             load = ReadLoad(self.wf.port, paths, rate).start()
@@ -667,8 +927,21 @@ class Runner:
                 st = load.stop()
             beside.append(r)
             reads_all.append(st)
-            self.add(Row("reads", "ingest+reads", ps.alerts, self._mode(ps), r.rps, r.p50_ms, r.p99_ms, r.p999_ms,
-                         r.errors, self.wf.worker_rss_mb(), note=f"{label}; {st.summary()}"))
+            self.add(
+                Row(
+                    "reads",
+                    "ingest+reads",
+                    ps.alerts,
+                    self._mode(ps),
+                    r.rps,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms,
+                    r.errors,
+                    self.wf.worker_rss_mb(),
+                    note=f"{label}; {st.summary()}",
+                )
+            )
         a_rps = statistics.median(x.rps for x in alone)
         b_rps = statistics.median(x.rps for x in beside)
         # Each round's two runs are adjacent (AB or BA): their ratio cancels the slow drift of a
@@ -677,12 +950,26 @@ class Runner:
         ratio = statistics.median(ratios) if ratios else 0.0
         reads = ReadStats.merged(reads_all)
         spread = f"{(ratios[0] - 1) * 100:+.1f}%..{(ratios[-1] - 1) * 100:+.1f}%" if ratios else "-"
-        self.add(Row("reads", "summary", ps.alerts, self._mode(ps), b_rps, reads.p50(), reads.pct(0.99), None, reads.errors, 0.0,
-                     f"{ratio:.3f}x",
-                     f"{label}: ingest {(ratio - 1) * 100:+.1f}% (median of {len(ratios)} paired runs, "
-                     f"range {spread}; medians {b_rps:,.0f} with reads vs {a_rps:,.0f} req/s alone); "
-                     f"p50/p99/errors columns = the {reads.requests} reads "
-                     f"({reads.rate:.1f}/s)"))
+        self.add(
+            Row(
+                "reads",
+                "summary",
+                ps.alerts,
+                self._mode(ps),
+                b_rps,
+                reads.p50(),
+                reads.pct(0.99),
+                None,
+                reads.errors,
+                0.0,
+                f"{ratio:.3f}x",
+                f"{label}: ingest {(ratio - 1) * 100:+.1f}% (median of {len(ratios)} paired runs, "
+                f"range {spread}; medians {b_rps:,.0f} with reads vs {a_rps:,.0f} req/s alone); "
+                f"p50/p99/errors columns = the {reads.requests} reads "
+                f"({reads.rate:.1f}/s)",
+            )
+        )
+
 
 # ------------------------------------------------------------------------------------------------
 
@@ -691,16 +978,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url", help="default: SQLite in a temp dir; or postgresql://...")
     p.add_argument("--postgres-temp", action="store_true", help="start a throw-away PostgreSQL cluster")
-    p.add_argument("--pg-no-fsync", action="store_true",
-                   help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)")
+    p.add_argument(
+        "--pg-no-fsync",
+        action="store_true",
+        help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)",
+    )
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--scenarios", default="max,steady,stress,spike,soak")
     p.add_argument("--alerts", default="1,10,100,1000", help="payload sizes for max throughput")
     p.add_argument("--steady-alerts", default="1,10", help="payload sizes for the steady scenario")
     p.add_argument("--rate-alerts", type=int, default=1, help="payload size for stress, spike and soak")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--unique", dest="unique", action="store_true", default=True,
-                   help="distinct label sets per request (default)")
+    g.add_argument(
+        "--unique", dest="unique", action="store_true", default=True, help="distinct label sets per request (default)"
+    )
     g.add_argument("--repeated", dest="unique", action="store_false", help="one body, repeated")
     p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per max/steady measurement")
     p.add_argument("-c", "--connections", type=int, default=64)
@@ -719,11 +1010,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--soak-rate", type=float, default=1000.0)
     p.add_argument("--soak-duration", type=float, default=60.0)
     p.add_argument("--read-alerts", type=int, default=10, help="reads: alerts per ingest request")
-    p.add_argument("--read-rate", default="1,10",
-                   help="reads: history requests per second, comma-separated (0: back to back)")
+    p.add_argument(
+        "--read-rate", default="1,10", help="reads: history requests per second, comma-separated (0: back to back)"
+    )
     p.add_argument("--read-rounds", type=int, default=3, help="reads: pairs of runs (alone, with reads)")
-    p.add_argument("--history-rows", type=int, default=0,
-                   help="prefill the database with this many history rows (scripts/gen_history.py) before serving")
+    p.add_argument(
+        "--history-rows",
+        type=int,
+        default=0,
+        help="prefill the database with this many history rows (scripts/gen_history.py) before serving",
+    )
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for webhookfast serve")
     p.add_argument("--no-bare", action="store_true", help="skip the bare Granian reference")
     p.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
@@ -775,22 +1071,77 @@ def main(argv: list[str] | None = None) -> int:
         env["WEBHOOKFAST_SPOOL_DIR"] = str(tmp / "spool")  # PostgreSQL's spool stays in the temp dir
         if a.history_rows:
             t0 = time.monotonic()
-            subprocess.run([sys.executable, "-m", "webhookfast", "migrate", "--database-url", db_url], env=env,
-                           check=True, timeout=300)
-            subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_history.py"), "--url", db_url, "--rows",
-                            str(a.history_rows)], env=env, check=True, timeout=1800)
+            subprocess.run(
+                [sys.executable, "-m", "webhookfast", "migrate", "--database-url", db_url],
+                env=env,
+                check=True,
+                timeout=300,
+            )
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "scripts" / "gen_history.py"),
+                    "--url",
+                    db_url,
+                    "--rows",
+                    str(a.history_rows),
+                ],
+                env=env,
+                check=True,
+                timeout=1800,
+            )
             log(f"history of {a.history_rows:,} rows generated in {time.monotonic() - t0:.0f} s")
         wf_port = free_port()
-        wf = Server("webhookfast", [*pin, sys.executable, "-m", "webhookfast", "serve", "--host", "127.0.0.1",
-                                    "--port", str(wf_port), "--workers", str(a.workers), "--database-url", db_url,
-                                    *a.server_arg], wf_port, "/healthz", tmp / "webhookfast.log", env)
+        wf = Server(
+            "webhookfast",
+            [
+                *pin,
+                sys.executable,
+                "-m",
+                "webhookfast",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(wf_port),
+                "--workers",
+                str(a.workers),
+                "--database-url",
+                db_url,
+                *a.server_arg,
+            ],
+            wf_port,
+            "/healthz",
+            tmp / "webhookfast.log",
+            env,
+        )
         bare = None
         if not a.no_bare:
             bare_port = free_port()
-            bare = Server("bare granian", [*pin, sys.executable, "-m", "granian", "--interface", "rsgi",
-                                           "--host", "127.0.0.1", "--port", str(bare_port), "--workers",
-                                           str(a.workers), "--working-dir", str(LOAD_DIR), "bare_app:app"],
-                          bare_port, "/", tmp / "bare.log", env)
+            bare = Server(
+                "bare granian",
+                [
+                    *pin,
+                    sys.executable,
+                    "-m",
+                    "granian",
+                    "--interface",
+                    "rsgi",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(bare_port),
+                    "--workers",
+                    str(a.workers),
+                    "--working-dir",
+                    str(LOAD_DIR),
+                    "bare_app:app",
+                ],
+                bare_port,
+                "/",
+                tmp / "bare.log",
+                env,
+            )
         for s in [wf, bare]:
             if s is not None:
                 servers.append(s)
@@ -801,16 +1152,26 @@ def main(argv: list[str] | None = None) -> int:
         for name in ["max", "steady", "stress", "spike", "soak", "reads"]:
             if name in a.scenario_list:
                 log(f"scenario {name}")
-                {"max": runner.max_throughput, "steady": runner.steady, "stress": runner.stress,
-                 "spike": runner.spike, "soak": runner.soak, "reads": runner.reads}[name]()
+                {
+                    "max": runner.max_throughput,
+                    "steady": runner.steady,
+                    "stress": runner.stress,
+                    "spike": runner.spike,
+                    "soak": runner.soak,
+                    "reads": runner.reads,
+                }[name]()
         store = "postgresql" if db_url.startswith("postgres") else "sqlite"
-        header = (f"webhookfast load run {time.strftime('%Y-%m-%d %H:%M:%S')}: store={store}, workers={a.workers}, "
-                  f"cpus={os.cpu_count()}, wrk -t{a.threads} -c{a.connections}, "
-                  f"payloads: {'unique' if a.unique else 'repeated'}, took {time.monotonic() - started:.0f} s")
+        header = (
+            f"webhookfast load run {time.strftime('%Y-%m-%d %H:%M:%S')}: store={store}, workers={a.workers}, "
+            f"cpus={os.cpu_count()}, wrk -t{a.threads} -c{a.connections}, "
+            f"payloads: {'unique' if a.unique else 'repeated'}, took {time.monotonic() - started:.0f} s"
+        )
         print_table(runner.rows, header)
-        print("mode: unique/N = wrk/oha cycle through N distinct bodies (new label sets: real inserts); repeated = one body "
-              "(rows collapse: upserts). errors = non-2xx + socket errors. RSS = largest worker process. "
-              "vs bare: req/s ratio (max), p99 ratio (steady), knee ratio (stress, with --bare-stress).")
+        print(
+            "mode: unique/N = wrk/oha cycle through N distinct bodies (new label sets: real inserts); repeated = one body "
+            "(rows collapse: upserts). errors = non-2xx + socket errors. RSS = largest worker process. "
+            "vs bare: req/s ratio (max), p99 ratio (steady), knee ratio (stress, with --bare-stress)."
+        )
         if a.json:
             a.json.write_text(json.dumps([{**asdict(r), "alerts_s": r.alerts_s} for r in runner.rows], indent=2))
         return 0

@@ -125,9 +125,7 @@ def make_config(
             "group_interval": group_interval,
             "repeat_interval": repeat_interval,
         },
-        "receivers": [
-            {"name": receiver, "webhook_configs": [webhook_config(webhook_url, **webhook_options)]}
-        ],
+        "receivers": [{"name": receiver, "webhook_configs": [webhook_config(webhook_url, **webhook_options)]}],
     }
 
 
@@ -156,7 +154,9 @@ class Alertmanager:
     ) -> None:
         self.binary = binary or find_binary()
         if self.binary is None:
-            raise FileNotFoundError("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
+            raise FileNotFoundError(
+                "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)"
+            )
         self.config = dict(config)
         self.port = port or free_port()
         self.workdir = Path(workdir) / f"alertmanager-{self.port}"
@@ -268,9 +268,7 @@ class Alertmanager:
     def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> Response:
         """``POST /api/v2/alerts`` (each alert: labels, annotations, startsAt, endsAt?, generatorURL?)."""
         body = json.dumps(list(alerts)).encode()
-        resp = request(
-            self.url + "/api/v2/alerts", "POST", body, {"Content-Type": "application/json"}, timeout=30
-        )
+        resp = request(self.url + "/api/v2/alerts", "POST", body, {"Content-Type": "application/json"}, timeout=30)
         if resp.status != 200:
             raise AssertionError(f"POST /api/v2/alerts → {resp.status}: {resp.text[:500]}")
         return resp
@@ -369,9 +367,7 @@ def alertmanager_binary() -> str:
 
 
 @pytest.fixture
-def alertmanager_factory(
-    request: pytest.FixtureRequest, tmp_path: Path, alertmanager_binary: str
-) -> Iterator[Any]:
+def alertmanager_factory(request: pytest.FixtureRequest, tmp_path: Path, alertmanager_binary: str) -> Iterator[Any]:
     """``alertmanager_factory(webhook_url, *, log_level="info", port=None, extra_args=(), **config)``.
 
     ``config`` options: group_by, group_wait, group_interval, repeat_interval, receiver, send_resolved,

@@ -56,9 +56,16 @@ class Browser:
 
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                    f"--window-size={width},{height}"):
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            f"--window-size={width},{height}",
+        ):
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -116,7 +123,8 @@ class Browser:
     def assert_clean(self) -> None:
         """No unexpected console error and no CSP violation since the last check (on this page)."""
         severe = [
-            e["message"][:300] for e in self.console()
+            e["message"][:300]
+            for e in self.console()
             if e["level"] == "SEVERE" and not any(p.search(e["message"]) for p in self.expected)
         ]
         violations = self.js("return window.__cspViolations || []")

@@ -47,8 +47,17 @@ def _name(common_name: str) -> x509.Name:
 
 def _key_usage(**allowed: bool) -> x509.KeyUsage:
     """A KeyUsage extension with only the named uses set (x509.KeyUsage wants all nine)."""
-    uses = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-            "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    uses = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
     return x509.KeyUsage(**{use: allowed.get(use, False) for use in uses})
 
 
@@ -92,9 +101,7 @@ def _leaf(
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)

@@ -66,8 +66,18 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
     except KeyError:
         pass
     subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--home-dir", "/var/lib/postgresql",
-         "--shell", "/bin/sh", "--comment", "PostgreSQL administrator", name],
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/var/lib/postgresql",
+            "--shell",
+            "/bin/sh",
+            "--comment",
+            "PostgreSQL administrator",
+            name,
+        ],
         check=True,
     )
     return pwd.getpwnam(name)
@@ -90,8 +100,9 @@ def wait_until_accepting(url: str, timeout: float = 30.0) -> None:
 class PostgresServer:
     """A PostgreSQL server for the tests. ``external`` servers cannot be stopped or started."""
 
-    def __init__(self, url: str, *, bindir: Path | None = None, base: Path | None = None,
-                 port: int | None = None) -> None:
+    def __init__(
+        self, url: str, *, bindir: Path | None = None, base: Path | None = None, port: int | None = None
+    ) -> None:
         self.url = url
         self.bindir = bindir
         self.base = base
@@ -124,10 +135,20 @@ class PostgresServer:
             port = free_port()
             server = cls(f"postgresql://{PG_USER}@127.0.0.1:{port}/postgres", bindir=bindir, base=base, port=port)
             server.running = False
-            server._run([
-                str(bindir / "initdb"), "-D", str(base / "data"), "-U", PG_USER, "--auth=trust",
-                "-E", "UTF8", "--locale=C", "--no-sync",
-            ])
+            server._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(base / "data"),
+                    "-U",
+                    PG_USER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
+            )
             with open(base / "data" / "postgresql.conf", "a", encoding="utf-8") as conf:
                 conf.write(
                     "\n# webhookfast tests\n"
@@ -151,8 +172,9 @@ class PostgresServer:
             return
         assert self.base is not None
         try:
-            self._run([self.pg_ctl, "start", "-D", str(self.datadir), "-l", str(self.base / "server.log"),
-                       "-w", "-t", "60"])
+            self._run(
+                [self.pg_ctl, "start", "-D", str(self.datadir), "-l", str(self.base / "server.log"), "-w", "-t", "60"]
+            )
         except subprocess.CalledProcessError as exc:
             log = (self.base / "server.log").read_text(errors="replace")[-4000:]
             raise RuntimeError(f"pg_ctl start failed: {exc.stderr}\n--- server.log ---\n{log}") from exc

@@ -117,11 +117,7 @@ class ServerProcess:
         return cmd
 
     def environment(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("WEBHOOKFAST_") or k.startswith(_KEEP_ENV)
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_") or k.startswith(_KEEP_ENV)}
         env["PYTHONUNBUFFERED"] = "1"
         # Whatever the server puts in its temp dir (e.g. prometheus-client's multiprocess files) stays
         # under the test's tmp_path, even when a test SIGKILLs it.

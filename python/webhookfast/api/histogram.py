@@ -59,7 +59,7 @@ def histogram_query(
     # Placeholders are positional: the bucket expression's two come first.
     params = [since, width, *params]
     return (
-        f"""SELECT ({d.us('a.starts_at')} - {P}) / {P} AS bucket, count(*)
+        f"""SELECT ({d.us("a.starts_at")} - {P}) / {P} AS bucket, count(*)
 FROM alerts a {join}
 {q._where(conds)}
 GROUP BY bucket""",

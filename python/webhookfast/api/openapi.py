@@ -23,27 +23,45 @@ def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
 _TIME_PARAM = {"type": "string", "examples": ["2024-05-01T10:00:00Z", "2h", "7d", "now"]}
 _MATCH = _q(
     "match",
-    "Prometheus label matchers, all must hold: `{severity=\"critical\",job=~\"api.*\",team!=\"x\"}` "
+    'Prometheus label matchers, all must hold: `{severity="critical",job=~"api.*",team!="x"}` '
     "(=, !=, =~, !~; regexes in RE2 syntax as Prometheus reads them, fully anchored; a missing label "
-    "is \"\"; a leading bare name means alertname=\"name\").",
+    'is ""; a leading bare name means alertname="name").',
     {"type": "string"},
 )
-_LIMIT = _q("limit", f"Page size (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",
-            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})
+_LIMIT = _q(
+    "limit",
+    f"Page size (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+)
 _CURSOR = _q("cursor", "Opaque `next_cursor` of the previous page (same other parameters).", {"type": "string"})
 _RESPONSES_4XX = {
-    "400": {"description": "Bad parameter; `error.path` names it.", "content": {"application/json": {"schema": _ERROR}}},
+    "400": {
+        "description": "Bad parameter; `error.path` names it.",
+        "content": {"application/json": {"schema": _ERROR}},
+    },
     "401": {"description": "Authentication required.", "content": {"application/json": {"schema": _ERROR}}},
-    "503": {"description": "Database unavailable or query timed out (Retry-After).",
-            "content": {"application/json": {"schema": _ERROR}}},
+    "503": {
+        "description": "Database unavailable or query timed out (Retry-After).",
+        "content": {"application/json": {"schema": _ERROR}},
+    },
 }
 
 # "Error" is the contract's own schema (webhookfast.openapi), referenced, never redefined here.
 SCHEMAS: dict[str, Any] = {
     "AlertInstance": {
         "type": "object",
-        "required": ["fingerprint", "labels", "annotations", "status", "starts_at", "ends_at",
-                     "first_seen", "last_seen", "notifications", "receiver"],
+        "required": [
+            "fingerprint",
+            "labels",
+            "annotations",
+            "status",
+            "starts_at",
+            "ends_at",
+            "first_seen",
+            "last_seen",
+            "notifications",
+            "receiver",
+        ],
         "properties": {
             "fingerprint": _FP,
             "labels": _STRMAP,
@@ -127,8 +145,12 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"fingerprint": _FP, "labels": _STRMAP, "firings": {"type": "integer"},
-                                   "notifications": {"type": "integer"}},
+                    "properties": {
+                        "fingerprint": _FP,
+                        "labels": _STRMAP,
+                        "firings": {"type": "integer"},
+                        "notifications": {"type": "integer"},
+                    },
                 },
             },
             "flapping": {
@@ -139,8 +161,13 @@ SCHEMAS: dict[str, Any] = {
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "properties": {"fingerprint": _FP, "labels": _STRMAP, "changes": {"type": "integer"},
-                                           "firing": {"type": "integer"}, "resolved": {"type": "integer"}},
+                            "properties": {
+                                "fingerprint": _FP,
+                                "labels": _STRMAP,
+                                "changes": {"type": "integer"},
+                                "firing": {"type": "integer"},
+                                "resolved": {"type": "integer"},
+                            },
                         },
                     },
                 },
@@ -149,9 +176,13 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"alertname": {"type": "string"}, "resolved": {"type": "integer"},
-                                   "p50_seconds": {"type": "number"}, "p90_seconds": {"type": "number"},
-                                   "max_seconds": {"type": "number"}},
+                    "properties": {
+                        "alertname": {"type": "string"},
+                        "resolved": {"type": "integer"},
+                        "p50_seconds": {"type": "number"},
+                        "p90_seconds": {"type": "number"},
+                        "max_seconds": {"type": "number"},
+                    },
                 },
             },
         },
@@ -166,19 +197,29 @@ PATHS: dict[str, Any] = {
             "tags": ["history"],
             "parameters": [
                 _q("status", "Only firing or only resolved instances.", {"enum": ["firing", "resolved"]}),
-                _q("since", "starts_at ≥ since: RFC 3339 with offset, `now`, or a duration before now (`2h`).", _TIME_PARAM),
+                _q(
+                    "since",
+                    "starts_at ≥ since: RFC 3339 with offset, `now`, or a duration before now (`2h`).",
+                    _TIME_PARAM,
+                ),
                 _q("until", "starts_at < until (same forms as since).", _TIME_PARAM),
                 _q("fingerprint", "One label set (16 hex digits).", _FP),
                 _MATCH,
-                _q("q", "Substring of an annotation value (ASCII case-insensitive).",
-                   {"type": "string", "minLength": 1, "maxLength": 256}),
+                _q(
+                    "q",
+                    "Substring of an annotation value (ASCII case-insensitive).",
+                    {"type": "string", "minLength": 1, "maxLength": 256},
+                ),
                 _q("sort", "Sort key.", {"enum": ["starts_at", "last_seen"], "default": "starts_at"}),
                 _q("order", "Sort order.", {"enum": ["desc", "asc"], "default": "desc"}),
                 _LIMIT,
                 _CURSOR,
             ],
             "responses": {
-                "200": {"description": "A page.", "content": {"application/json": {"schema": {"$ref": _REF + "AlertList"}}}},
+                "200": {
+                    "description": "A page.",
+                    "content": {"application/json": {"schema": {"$ref": _REF + "AlertList"}}},
+                },
                 **_RESPONSES_4XX,
             },
         }
@@ -194,8 +235,10 @@ PATHS: dict[str, Any] = {
                 _CURSOR,
             ],
             "responses": {
-                "200": {"description": "The alert's history.",
-                        "content": {"application/json": {"schema": {"$ref": _REF + "AlertHistory"}}}},
+                "200": {
+                    "description": "The alert's history.",
+                    "content": {"application/json": {"schema": {"$ref": _REF + "AlertHistory"}}},
+                },
                 "404": {"description": "Unknown fingerprint.", "content": {"application/json": {"schema": _ERROR}}},
                 **_RESPONSES_4XX,
             },
@@ -212,14 +255,23 @@ PATHS: dict[str, Any] = {
                 _q("since", "Window start (default: 24 h before until).", _TIME_PARAM),
                 _q("until", "Window end, exclusive (default: now).", _TIME_PARAM),
                 _MATCH,
-                _q("top", "Rows per list (default 10).", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}),
-                _q("flap_min_changes",
-                   "State changes in the window (instances started plus instances resolved in it, at "
-                   "their startsAt/endsAt) that make an alert flapping (default 4).",
-                   {"type": "integer", "minimum": 2, "maximum": 100000, "default": 4}),
+                _q(
+                    "top",
+                    "Rows per list (default 10).",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10},
+                ),
+                _q(
+                    "flap_min_changes",
+                    "State changes in the window (instances started plus instances resolved in it, at "
+                    "their startsAt/endsAt) that make an alert flapping (default 4).",
+                    {"type": "integer", "minimum": 2, "maximum": 100000, "default": 4},
+                ),
             ],
             "responses": {
-                "200": {"description": "Statistics.", "content": {"application/json": {"schema": {"$ref": _REF + "Stats"}}}},
+                "200": {
+                    "description": "Statistics.",
+                    "content": {"application/json": {"schema": {"$ref": _REF + "Stats"}}},
+                },
                 **_RESPONSES_4XX,
             },
         }
@@ -233,12 +285,17 @@ PATHS: dict[str, Any] = {
                 _q("since", "Window start (default: 24 h before until).", _TIME_PARAM),
                 _q("until", "Window end, exclusive (default: now).", _TIME_PARAM),
                 _MATCH,
-                _q("buckets", f"At most this many buckets (default {DEFAULT_BUCKETS}); each is a whole number of seconds.",
-                   {"type": "integer", "minimum": 1, "maximum": MAX_BUCKETS, "default": DEFAULT_BUCKETS}),
+                _q(
+                    "buckets",
+                    f"At most this many buckets (default {DEFAULT_BUCKETS}); each is a whole number of seconds.",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_BUCKETS, "default": DEFAULT_BUCKETS},
+                ),
             ],
             "responses": {
-                "200": {"description": "Counts per bucket, oldest first, empty buckets included.",
-                        "content": {"application/json": {"schema": {"$ref": _REF + "Histogram"}}}},
+                "200": {
+                    "description": "Counts per bucket, oldest first, empty buckets included.",
+                    "content": {"application/json": {"schema": {"$ref": _REF + "Histogram"}}},
+                },
                 **_RESPONSES_4XX,
             },
         }
@@ -249,8 +306,7 @@ SCHEMAS["Histogram"] = {
     "type": "object",
     "required": ["window", "bucket_seconds", "buckets"],
     "properties": {
-        "window": {"type": "object", "required": ["since", "until"],
-                   "properties": {"since": _TIME, "until": _TIME}},
+        "window": {"type": "object", "required": ["since", "until"], "properties": {"since": _TIME, "until": _TIME}},
         "bucket_seconds": {"type": "integer", "minimum": 1},
         "buckets": {
             "type": "array",
@@ -275,8 +331,8 @@ _AM_FILTER = {
     "name": "filter",
     "in": "query",
     "required": False,
-    "description": "Label matchers, all must hold; repeat the parameter for more: `alertname=\"x\"`, "
-    "`severity=~\"crit.*\"`, `team!=\"db\"` (Alertmanager's syntax; an unquoted value and a whole "
+    "description": 'Label matchers, all must hold; repeat the parameter for more: `alertname="x"`, '
+    '`severity=~"crit.*"`, `team!="db"` (Alertmanager\'s syntax; an unquoted value and a whole '
     "`{...}` selector are accepted too; the regex rules of the history API's `match`).",
     "schema": {"type": "array", "items": {"type": "string"}},
     "style": "form",
@@ -354,7 +410,9 @@ AM_SCHEMAS: dict[str, Any] = {
             "config": {
                 "type": "object",
                 "required": ["original"],
-                "properties": {"original": {"type": "string", "description": "Empty: webhookfast has no routing configuration."}},
+                "properties": {
+                    "original": {"type": "string", "description": "Empty: webhookfast has no routing configuration."}
+                },
             },
             "uptime": _AM_TIME,
             "versionInfo": {
@@ -370,8 +428,14 @@ AM_SCHEMAS: dict[str, Any] = {
 }
 
 
-def _am_get(operation_id: str, summary: str, description: str, params: list[dict[str, Any]],
-            schema: dict[str, Any], truncates: bool = False) -> dict[str, Any]:
+def _am_get(
+    operation_id: str,
+    summary: str,
+    description: str,
+    params: list[dict[str, Any]],
+    schema: dict[str, Any],
+    truncates: bool = False,
+) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": summary, "content": {"application/json": {"schema": schema}}}
     if truncates:
         ok["headers"] = _AM_TRUNCATED

@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from webhookfast.durations import MAX_DURATION_US, parse_duration_us
 from webhookfast._core import PromRegex
+from webhookfast.durations import MAX_DURATION_US, parse_duration_us
 from webhookfast.errors import HTTPError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -67,6 +67,7 @@ def query_dict(raw: str | bytes | None) -> dict[str, str]:
 
 
 # -- times ----------------------------------------------------------------------------------------
+
 
 def to_us(dt: datetime) -> int:
     return (dt - EPOCH) // ONE_US
@@ -185,7 +186,7 @@ def parse_selector(text: str) -> tuple[Matcher, ...]:
             return tuple(out)
     i = _skip_ws(s, i)
     if i >= len(s) or s[i] != "{":
-        raise MatcherSyntaxError("expected a selector such as {severity=\"critical\",job=~\"api.*\"}")
+        raise MatcherSyntaxError('expected a selector such as {severity="critical",job=~"api.*"}')
     i = _skip_ws(s, i + 1)
     while i < len(s) and s[i] != "}":
         if s[i] in "\"'`":

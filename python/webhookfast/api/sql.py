@@ -191,14 +191,14 @@ def list_alerts(d: Dialect, p: ListParams, after: list[int] | None) -> Query:
     params.append(p.limit + 1)
     # The page is chosen first (index order + LIMIT); only its rows then fetch their annotations.
     sql = f"""
-SELECT k.fingerprint, {d.us('k.starts_at')}, k.status, {d.us('k.ends_at')}, {d.us('k.first_seen')},
-       {d.us('k.last_seen')}, k.notifications, {RECEIVER.format(row='k')}, k.labels,
-       (SELECT {d.json('e.annotations')} FROM alert_events e
+SELECT k.fingerprint, {d.us("k.starts_at")}, k.status, {d.us("k.ends_at")}, {d.us("k.first_seen")},
+       {d.us("k.last_seen")}, k.notifications, {RECEIVER.format(row="k")}, k.labels,
+       (SELECT {d.json("e.annotations")} FROM alert_events e
          WHERE e.fingerprint = k.fingerprint AND e.starts_at = k.starts_at
          ORDER BY e.status DESC LIMIT 1)
 FROM (
     SELECT a.fingerprint, a.starts_at, a.status, a.ends_at, a.first_seen, a.last_seen,
-           a.notifications, a.receiver, a.group_id, {d.json('ls.labels')} AS labels
+           a.notifications, a.receiver, a.group_id, {d.json("ls.labels")} AS labels
     FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
     {_where(conds)}
     ORDER BY {inner_order}
@@ -211,12 +211,8 @@ ORDER BY {order}"""
 # receiver and groupKey are stored once per distinct pair (notification_groups, migration 0006);
 # rows written before it hold their own text. A scalar subquery by primary key, run only for the
 # rows of the answer (not a join the planner could place before the page's LIMIT).
-RECEIVER = (
-    "coalesce((SELECT g.receiver FROM notification_groups g WHERE g.id = {row}.group_id), {row}.receiver)"
-)
-GROUP_KEY = (
-    "coalesce((SELECT g.group_key FROM notification_groups g WHERE g.id = {row}.group_id), {row}.group_key)"
-)
+RECEIVER = "coalesce((SELECT g.receiver FROM notification_groups g WHERE g.id = {row}.group_id), {row}.receiver)"
+GROUP_KEY = "coalesce((SELECT g.group_key FROM notification_groups g WHERE g.id = {row}.group_id), {row}.group_key)"
 
 
 # -- GET /api/v1/alerts/{fingerprint} -------------------------------------------------------------
@@ -230,7 +226,7 @@ def alert_summary(d: Dialect, fp: int) -> Query:
     return (
         f"""SELECT count(*), coalesce(sum(notifications), 0),
        coalesce(sum(CASE WHEN status = 'firing' THEN 1 ELSE 0 END), 0),
-       {d.us('min(starts_at)')}, {d.us('max(last_seen)')}
+       {d.us("min(starts_at)")}, {d.us("max(last_seen)")}
 FROM alerts WHERE fingerprint = {d.p}""",
         [fp],
     )
@@ -248,8 +244,8 @@ def _episode_page(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
 def episodes(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
     tail, params = _episode_page(d, fp, before, limit)
     return (
-        f"""SELECT {d.us('a.starts_at')}, a.status, {d.us('a.ends_at')}, {d.us('a.first_seen')}, {d.us('a.last_seen')},
-       a.notifications, {RECEIVER.format(row='a')}
+        f"""SELECT {d.us("a.starts_at")}, a.status, {d.us("a.ends_at")}, {d.us("a.first_seen")}, {d.us("a.last_seen")},
+       a.notifications, {RECEIVER.format(row="a")}
 FROM alerts a WHERE {tail}""",
         params,
     )
@@ -259,8 +255,8 @@ def episode_events(d: Dialect, fp: int, before: int | None, limit: int) -> Query
     """The events of the episodes on the same page (same snapshot, same subquery)."""
     tail, params = _episode_page(d, fp, before, limit)
     return (
-        f"""SELECT {d.us('e.starts_at')}, e.status, {d.us('e.ends_at')}, {d.us('e.received_at')},
-       {RECEIVER.format(row='e')}, {GROUP_KEY.format(row='e')}, e.source, e.generator_url, {d.json('e.annotations')}
+        f"""SELECT {d.us("e.starts_at")}, e.status, {d.us("e.ends_at")}, {d.us("e.received_at")},
+       {RECEIVER.format(row="e")}, {GROUP_KEY.format(row="e")}, e.source, e.generator_url, {d.json("e.annotations")}
 FROM alert_events e
 WHERE e.fingerprint = {d.p} AND e.starts_at IN (SELECT starts_at FROM alerts WHERE {tail})
 ORDER BY e.starts_at DESC, e.received_at, e.status""",
@@ -285,7 +281,7 @@ def top_firing(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
         f"""SELECT t.fingerprint, t.firings,
        (SELECT sum(x.notifications) FROM alerts x
          WHERE x.fingerprint = t.fingerprint AND x.starts_at >= {P} AND x.starts_at < {P}),
-       {d.json('l.labels')}
+       {d.json("l.labels")}
 FROM (
     SELECT a.fingerprint, count(*) AS firings
     FROM alerts a {join}
@@ -317,7 +313,7 @@ def flapping(d: Dialect, p: StatsParams, since: int, until: int) -> Query:
     params += [p.flap_min_changes, p.top]
     union = "\n        UNION ALL\n        ".join(branches)
     return (
-        f"""SELECT t.fingerprint, t.changes, t.firing, {d.json('l.labels')}
+        f"""SELECT t.fingerprint, t.changes, t.firing, {d.json("l.labels")}
 FROM (
     SELECT c.fingerprint, count(*) AS changes, sum(c.firing) AS firing
     FROM (
@@ -347,7 +343,7 @@ def time_to_resolve(d: Dialect, p: StatsParams, since: int, until: int) -> Query
     params.append(p.top)
     if d.pg:
         return (
-            f"""SELECT alertname, n, {d.us_interval('p50')}, {d.us_interval('p90')}, {d.us_interval('mx')}
+            f"""SELECT alertname, n, {d.us_interval("p50")}, {d.us_interval("p90")}, {d.us_interval("mx")}
 FROM (
     SELECT ls.alertname, count(*) AS n,
            percentile_disc(0.5) WITHIN GROUP (ORDER BY a.ends_at - a.starts_at) AS p50,
@@ -440,7 +436,7 @@ def window_details(d: Dialect, fingerprints: list[int], since: int, until: int) 
     """Labels of the given label sets, and the deliveries of their instances started in the window."""
     P = d.p
     return (
-        f"""SELECT l.fingerprint, {d.json('l.labels')},
+        f"""SELECT l.fingerprint, {d.json("l.labels")},
        (SELECT sum(x.notifications) FROM alerts x
          WHERE x.fingerprint = l.fingerprint AND x.starts_at >= {P} AND x.starts_at < {P})
 FROM label_sets l WHERE l.fingerprint = ANY({P}::int8[])""",

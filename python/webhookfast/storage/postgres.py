@@ -60,9 +60,7 @@ GROUP_COLUMNS = "id, receiver, group_key, last_used"
 LABEL_SET_COLUMNS = "fingerprint, labels, alertname, severity"
 # receiver and group_key live in notification_groups (migration 0006): the rows' own columns keep
 # their default '' and only hold what was written before it.
-EVENT_COLUMNS = (
-    "fingerprint, starts_at, status, ends_at, received_at, group_id, source, generator_url, annotations"
-)
+EVENT_COLUMNS = "fingerprint, starts_at, status, ends_at, received_at, group_id, source, generator_url, annotations"
 ALERT_COLUMNS = (
     "fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, group_id, status_from_ends"
 )
@@ -121,6 +119,7 @@ SELECT {ALERT_COLUMNS} FROM {STAGE_ALERTS} ORDER BY fingerprint, starts_at
 {POSTGRES_ALERTS_CONFLICT};
 """
 
+
 # The other merge, for small flushes: no staging, one INSERT ... SELECT FROM unnest(arrays) per
 # table, all sent in one pipeline (BEGIN, lock, the inserts, COMMIT: one round trip instead of
 # a dozen). Arrays come from RowEncoder.sqlite_rows (same collapse and order as pg_copy); times travel
@@ -135,7 +134,7 @@ def _ts(col: str) -> str:
 
 UNNEST_GROUPS = f"""
 INSERT INTO notification_groups ({GROUP_COLUMNS})
-SELECT i, r, g, {_ts('lu')} FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS u(i, r, g, lu)
+SELECT i, r, g, {_ts("lu")} FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS u(i, r, g, lu)
 ORDER BY i
 {GROUPS_CONFLICT}
 """
@@ -150,7 +149,7 @@ ON CONFLICT (fingerprint) DO NOTHING
 """
 UNNEST_EVENTS = f"""
 INSERT INTO alert_events ({EVENT_COLUMNS})
-SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('ra')}, g, src, gu, an::jsonb
+SELECT f, {_ts("sa")}, st, {_ts("ea")}, {_ts("ra")}, g, src, gu, an::jsonb
 FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
             %s::text[], %s::text[], %s::text[]) AS u(f, sa, st, ea, ra, g, src, gu, an)
 ORDER BY f, sa, st
@@ -158,7 +157,7 @@ ON CONFLICT (fingerprint, starts_at, status) DO NOTHING
 """
 UNNEST_ALERTS = f"""
 INSERT INTO alerts AS a ({ALERT_COLUMNS})
-SELECT f, {_ts('sa')}, st, {_ts('ea')}, {_ts('fs')}, {_ts('ls')}, n, g, d
+SELECT f, {_ts("sa")}, st, {_ts("ea")}, {_ts("fs")}, {_ts("ls")}, n, g, d
 FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
             %s::integer[], %s::bigint[], %s::boolean[]) AS u(f, sa, st, ea, fs, ls, n, g, d)
 ORDER BY f, sa
@@ -496,7 +495,9 @@ def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-
 
 
 async def _merge_unnest(
-    conn: psycopg.AsyncConnection, params: tuple[list, list, list, list], mark: SpoolMark | None = None  # type: ignore[type-arg]
+    conn: psycopg.AsyncConnection,
+    params: tuple[list, list, list, list],  # type: ignore[type-arg]
+    mark: SpoolMark | None = None,
 ) -> None:
     groups, label_sets, events, alerts = params
     async with conn.pipeline(), conn.transaction():
@@ -514,19 +515,18 @@ async def _merge_copy(
     conn: psycopg.AsyncConnection, streams: tuple[bytes, bytes, bytes, bytes], mark: SpoolMark | None = None
 ) -> None:
     groups, label_sets, events, alerts = streams
-    async with conn.transaction():
-        async with conn.cursor() as cur:
-            async with cur.copy(COPY_GROUPS) as copy:
-                await copy.write(groups)
-            async with cur.copy(COPY_LABEL_SETS) as copy:
-                await copy.write(label_sets)
-            async with cur.copy(COPY_EVENTS) as copy:
-                await copy.write(events)
-            async with cur.copy(COPY_ALERTS) as copy:
-                await copy.write(alerts)
-            await cur.execute(MERGE_SQL)
-            if mark is not None:
-                await cur.execute(UPSERT_SPOOL_MARK, mark)
+    async with conn.transaction(), conn.cursor() as cur:
+        async with cur.copy(COPY_GROUPS) as copy:
+            await copy.write(groups)
+        async with cur.copy(COPY_LABEL_SETS) as copy:
+            await copy.write(label_sets)
+        async with cur.copy(COPY_EVENTS) as copy:
+            await copy.write(events)
+        async with cur.copy(COPY_ALERTS) as copy:
+            await copy.write(alerts)
+        await cur.execute(MERGE_SQL)
+        if mark is not None:
+            await cur.execute(UPSERT_SPOOL_MARK, mark)
 
 
 async def _ping(pool: AsyncConnectionPool, timeout: float) -> bool:
@@ -550,8 +550,6 @@ def apply_migrations(conn: psycopg.Connection) -> list[str]:
                 # No parameters: psycopg sends the file with the simple query protocol, which
                 # runs every statement of it (functions with $$ bodies included).
                 conn.execute(m.sql.encode("utf-8"))
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name)
-                )
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name))
                 applied.append(f"{m.version:04d}_{m.name}")
     return applied

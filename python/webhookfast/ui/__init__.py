@@ -49,7 +49,9 @@ class WebUI:
         self.files = _load_static()
         self._page = Route("ui_page", "/", {"GET": partial(self._serve, name="index.html")}, protected)
         self._assets = {
-            STATIC_PREFIX + name: Route("ui_static", STATIC_PREFIX + name, {"GET": partial(self._serve, name=name)}, protected)
+            STATIC_PREFIX + name: Route(
+                "ui_static", STATIC_PREFIX + name, {"GET": partial(self._serve, name=name)}, protected
+            )
             for name in self.files
             if name != "index.html"
         }
