@@ -214,19 +214,21 @@ fn now_us() -> i64 {
 
 /// Detect the format of ``body``, parse and validate it, and fingerprint every alert.
 #[pyfunction]
-#[pyo3(signature = (body, limits = None, received_at_us = None))]
+#[pyo3(signature = (body, limits = None, received_at_us = None, max_decoded_bytes = None))]
 fn decode(
     py: Python<'_>,
     body: &[u8],
     limits: Option<PyRef<'_, Limits>>,
     received_at_us: Option<i64>,
+    max_decoded_bytes: Option<usize>,
 ) -> PyResult<Batch> {
     let limits = limits.map(|l| l.core()).unwrap_or_default();
     let received_at_us = received_at_us.unwrap_or_else(now_us);
+    let budget = max_decoded_bytes.unwrap_or(usize::MAX);
     let result = if body.len() >= DETACH_BODY_BYTES {
-        py.detach(|| core::decode(body, &limits, received_at_us))
+        py.detach(|| core::decode_within(body, &limits, received_at_us, budget))
     } else {
-        core::decode(body, &limits, received_at_us)
+        core::decode_within(body, &limits, received_at_us, budget)
     };
     match result {
         Ok(inner) => Ok(Batch { inner }),

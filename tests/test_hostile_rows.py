@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from webhookfast._core import Batch, PayloadError, decode, fingerprint, fingerprint_to_int
+from webhookfast._core import Batch, Limits, PayloadError, decode, fingerprint, fingerprint_to_int
 from webhookfast.batcher import Batcher, QueueFull
 from webhookfast.storage import open_store
 from webhookfast.storage.sqlite import SQLiteStore
@@ -257,6 +257,66 @@ def test_queue_bound_refuses_by_decoded_size(tmp_path: Path) -> None:
         for task in batcher._flushers:
             task.cancel()
         await asyncio.gather(*batcher._flushers, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def test_a_body_is_decoded_only_as_far_as_the_queue_has_room(tmp_path: Path) -> None:
+    """Before: a body was decoded whole and only then weighed against the queue, so one
+    adversarial body near the cap could take 10-15x its size before the bound said no."""
+    from webhookfast.errors import HTTPError
+    from webhookfast.http import Context
+    from webhookfast.ingest import BodyReader, Ingest
+
+    small = many_short_labels(n_alerts=20)
+    big = many_short_labels(n_alerts=400)
+    held_small = decode(small).decoded_bytes
+    held_big = decode(big).decoded_bytes
+
+    class Stalled(SQLiteStore):
+        async def write(self, batches: Sequence[Batch]) -> Any:
+            await asyncio.sleep(3600)
+
+    class Scope:
+        def __init__(self, body: bytes) -> None:
+            self.headers = {"content-type": "application/json", "content-length": str(len(body))}
+
+    class Proto:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        async def __call__(self) -> bytes:
+            return self.body
+
+    async def post(ingest: Ingest, body: bytes) -> tuple[int, str]:
+        try:
+            response = await ingest(Context(Scope(body), Proto(body), None, 0.0))
+        except HTTPError as err:
+            return err.status, err.code
+        return response.status, json.loads(response.body)["status"]
+
+    async def main() -> None:
+        store = Stalled(f"sqlite:///{tmp_path}/q.db")
+        # The queue has room for the small body twice, not three times; the big body passes the
+        # body cap but, decoded, not what one request may take (two copies of a largest body).
+        bound = 2 * held_small + held_small // 2
+        batcher = Batcher(store, ack_enqueue=True, max_queue_bytes=bound)
+        batcher.start()
+        ingest = Ingest(batcher, Limits(), BodyReader(len(big), 5.0), 1, durable=False)
+        assert ingest.lone_decode_bytes < held_big
+        # Alone in an empty queue it would never fit: 413, not a retry for ever.
+        assert await post(ingest, big) == (413, "payload_too_large")
+        assert batcher.queued_bytes == 0
+        assert await post(ingest, small) == (200, "queued")
+        assert await post(ingest, small) == (200, "queued")
+        # Now the room left is less than a small body: 503 (retry later), nothing queued.
+        queued = batcher.queued_bytes
+        assert await post(ingest, small) == (503, "overloaded")
+        assert batcher.queued_bytes == queued
+        for task in batcher._flushers:
+            task.cancel()
+        await asyncio.gather(*batcher._flushers, return_exceptions=True)
+        ingest.reader.close()
 
     asyncio.run(main())
 

@@ -83,12 +83,15 @@ def decode(
     body: bytes,
     limits: Limits | None = None,
     received_at_us: int | None = None,
+    max_decoded_bytes: int | None = None,
 ) -> Batch:
     """Detect the format of ``body``, parse and validate it, and fingerprint every alert.
 
     Raises ``PayloadError`` for a body that is not an acceptable payload. Releases the GIL while
     parsing large bodies. ``received_at_us`` (microseconds since the Unix epoch) defaults to now;
-    it stamps every alert and decides firing/resolved for Prometheus' alert list.
+    it stamps every alert and decides firing/resolved for Prometheus' alert list. With
+    ``max_decoded_bytes``, decoding stops with reason ``decoded_too_large`` as soon as the batch
+    would hold more (``Batch.decoded_bytes``): memory is checked while decoding, not after.
     """
 
 def fingerprint(labels: Mapping[str, str]) -> str:

@@ -35,6 +35,10 @@ class BudgetExceeded(Exception):
     """The bytes of unverified bodies in flight would pass their budget."""
 
 
+# A largest body of one value also holds its other fields and the batch's structs.
+LONE_BODY_SLACK = 1 << 20
+
+
 class ByteBudget:
     """Bytes that requests not yet authenticated may make this worker hold at once: a signed
     request's body must be read before its signature can be checked, so without a shared bound
@@ -157,6 +161,10 @@ class Ingest:
         self.retry_after_s = retry_after_s
         # Bodies read before their signature is checked (at least one largest body fits).
         self.unverified = unverified or ByteBudget(reader.max_bytes)
+        # What one body may decode into when the queue is empty: the queue's bound, and never less
+        # than a largest body made of one value (held twice: the value and its canonical JSON), so
+        # that any real alert under the body cap passes with default settings.
+        self.lone_decode_bytes = max(batcher.max_queue_bytes, 2 * reader.max_bytes + LONE_BODY_SLACK)
 
     async def __call__(self, ctx: Context) -> Response:
         scope = ctx.scope
@@ -178,9 +186,16 @@ class Ingest:
             finally:
                 hold.release()
         ctx.bytes_in = len(body)
+        # Memory is checked while decoding: a body stops decoding once it would hold more than
+        # the queue can take (the queue's own rule: the first batch always enters).
+        batcher = self.batcher
+        alone = batcher.queued_alerts == 0
+        budget = self.lone_decode_bytes if alone else max(0, batcher.max_queue_bytes - batcher.queued_bytes)
         try:
-            batch = decode(body, self.limits)
+            batch = decode(body, self.limits, None, budget)
         except PayloadError as err:
+            if err.reason == "decoded_too_large":
+                raise self._decoded_too_large(err, alone) from None
             metrics.payload_errors.labels(err.reason).inc()
             raise HTTPError(
                 payload_status(err.reason), err.reason, err.message, path=err.path, offset=err.offset
@@ -219,3 +234,16 @@ class Ingest:
             200,
             orjson.dumps({"status": status, "alerts": n, "request_id": ctx.request_id}),
         )
+
+    def _decoded_too_large(self, err: PayloadError, alone: bool) -> HTTPError:
+        if alone:
+            # It would not fit in an empty queue either: a retry cannot help (413 is not retried).
+            metrics.payload_errors.labels(err.reason).inc()
+            return HTTPError(
+                413,
+                "payload_too_large",
+                f"{err.message}: more than WEBHOOKFAST_QUEUE_MAX_BYTES ({self.lone_decode_bytes}) allows for one request",
+                path=err.path,
+            )
+        metrics.rejected.labels("queue_full").inc()
+        return overloaded(self.retry_after_s)

@@ -89,7 +89,11 @@ class Settings(BaseSettings):
     queue_max_bytes: int = Field(
         256 * 1024 * 1024,
         ge=1,
-        description="memory held by queued or in-flight alerts, per worker; beyond it 503 at once",
+        description=(
+            "memory held by queued or in-flight alerts, per worker; beyond it 503 at once. A body is decoded only "
+            "as far as this leaves room (checked while decoding); one that would not fit an empty queue (nor in twice "
+            "WEBHOOKFAST_MAX_BODY_BYTES) gets 413"
+        ),
     )
     flush_max_alerts: int = Field(5_000, ge=1, description="most alerts written in one transaction")
     flush_concurrency: int = Field(

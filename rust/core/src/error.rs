@@ -23,10 +23,12 @@ pub enum Reason {
     TooManyAnnotations,
     NameTooLong,
     ValueTooLong,
+    /// Decoded, the body would hold more memory than the caller allowed (its queue's free bytes).
+    DecodedTooLarge,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::EmptyBody,
         Reason::InvalidUtf8,
         Reason::InvalidJson,
@@ -45,6 +47,7 @@ impl Reason {
         Reason::TooManyAnnotations,
         Reason::NameTooLong,
         Reason::ValueTooLong,
+        Reason::DecodedTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Reason {
             Reason::TooManyAnnotations => "too_many_annotations",
             Reason::NameTooLong => "name_too_long",
             Reason::ValueTooLong => "value_too_long",
+            Reason::DecodedTooLarge => "decoded_too_large",
         }
     }
 }

@@ -20,7 +20,7 @@ pub mod rows;
 pub mod spool;
 pub mod stats;
 
-pub use decode::decode;
+pub use decode::{decode, decode_within};
 pub use error::{PayloadError, Reason};
 pub use fingerprint::{
     fingerprint, fingerprint_from_int, fingerprint_hex, fingerprint_iter, fingerprint_sorted,

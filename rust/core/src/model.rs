@@ -69,6 +69,36 @@ pub struct Alert {
     pub generator_url: String,
 }
 
+impl Alert {
+    /// Bytes this alert owns on the heap (its strings and label/annotation vectors), rounded up as
+    /// in [`Batch::decoded_bytes`]; the struct itself is counted with the vector that holds it.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let pairs = |v: &Vec<(String, String)>| {
+            heap_block(v.capacity() * size_of::<(String, String)>())
+                + v.iter()
+                    .map(|(k, v)| heap_block(k.capacity()) + heap_block(v.capacity()))
+                    .sum::<usize>()
+        };
+        pairs(&self.labels)
+            + pairs(&self.annotations)
+            + heap_block(self.labels_json.capacity())
+            + heap_block(self.annotations_json.capacity())
+            + heap_block(self.alertname.capacity())
+            + heap_block(self.severity.capacity())
+            + heap_block(self.generator_url.capacity())
+    }
+}
+
+/// An allocation of `capacity` bytes as the allocator hands it out (16-byte granularity).
+fn heap_block(capacity: usize) -> usize {
+    if capacity == 0 {
+        0
+    } else {
+        capacity.saturating_add(15) & !15
+    }
+}
+
 /// The alerts of one accepted request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -107,36 +137,11 @@ impl Batch {
     /// body it came from: many short labels take many times their JSON.
     pub fn decoded_bytes(&self) -> usize {
         use std::mem::size_of;
-        fn block(capacity: usize) -> usize {
-            if capacity == 0 {
-                0
-            } else {
-                capacity.saturating_add(15) & !15
-            }
-        }
-        let pairs = |v: &Vec<(String, String)>| {
-            block(v.capacity() * size_of::<(String, String)>())
-                + v.iter()
-                    .map(|(k, v)| block(k.capacity()) + block(v.capacity()))
-                    .sum::<usize>()
-        };
         size_of::<Batch>()
-            + block(self.receiver.capacity())
-            + block(self.group_key.capacity())
-            + block(self.alerts.capacity() * size_of::<Alert>())
-            + self
-                .alerts
-                .iter()
-                .map(|a| {
-                    pairs(&a.labels)
-                        + pairs(&a.annotations)
-                        + block(a.labels_json.capacity())
-                        + block(a.annotations_json.capacity())
-                        + block(a.alertname.capacity())
-                        + block(a.severity.capacity())
-                        + block(a.generator_url.capacity())
-                })
-                .sum::<usize>()
+            + heap_block(self.receiver.capacity())
+            + heap_block(self.group_key.capacity())
+            + heap_block(self.alerts.capacity() * size_of::<Alert>())
+            + self.alerts.iter().map(Alert::heap_bytes).sum::<usize>()
     }
 
     /// Hex fingerprints in payload order.

@@ -357,7 +357,16 @@ impl<'de> Visitor<'de> for AlertsSeed<'_, '_> {
                 ctx,
                 mode: self.mode,
             }) {
-                Ok(Some(b)) => out.push(b),
+                Ok(Some(b)) => {
+                    // A lower bound of what the batch will hold (its vector's spare capacity is
+                    // counted by the exact check after decoding).
+                    let held = b.alert.heap_bytes() + std::mem::size_of::<Alert>();
+                    if let Err(e) = ctx.charge(held) {
+                        ctx.push_index(i);
+                        return Err(e);
+                    }
+                    out.push(b)
+                }
                 Ok(None) => return Ok(out),
                 Err(e) => {
                     ctx.push_index(i);

@@ -13,7 +13,7 @@ mod fields;
 mod generic;
 mod prometheus;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use serde::de;
 
@@ -26,6 +26,39 @@ use crate::model::{Batch, Format, Status};
 /// `received_at_us` (µs since the Unix epoch) stamps the batch and decides firing/resolved where
 /// the payload has no status. Never panics, whatever the input.
 pub fn decode(body: &[u8], limits: &Limits, received_at_us: i64) -> Result<Batch, PayloadError> {
+    decode_within(body, limits, received_at_us, usize::MAX)
+}
+
+/// [`decode`], refusing with [`Reason::DecodedTooLarge`] as soon as the alerts decoded so far hold
+/// more than `max_decoded_bytes` ([`Batch::decoded_bytes`]): a body is never decoded past the
+/// memory its caller can spare, whatever its shape (many short labels take 10-15x their JSON).
+pub fn decode_within(
+    body: &[u8],
+    limits: &Limits,
+    received_at_us: i64,
+    max_decoded_bytes: usize,
+) -> Result<Batch, PayloadError> {
+    let batch = decode_body(body, limits, received_at_us, max_decoded_bytes)?;
+    let held = batch.decoded_bytes();
+    if held > max_decoded_bytes {
+        return Err(too_large(held, max_decoded_bytes));
+    }
+    Ok(batch)
+}
+
+fn too_large(held: usize, max: usize) -> PayloadError {
+    PayloadError::new(
+        Reason::DecodedTooLarge,
+        format!("decoded, this body takes more than {max} bytes (at least {held})"),
+    )
+}
+
+fn decode_body(
+    body: &[u8],
+    limits: &Limits,
+    received_at_us: i64,
+    max_decoded_bytes: usize,
+) -> Result<Batch, PayloadError> {
     let Some(first) = body
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
@@ -43,6 +76,7 @@ pub fn decode(body: &[u8], limits: &Limits, received_at_us: i64) -> Result<Batch
         .at(off));
     }
     let ctx = Ctx::new(limits, received_at_us);
+    ctx.set_budget(max_decoded_bytes);
     match body[first] {
         b'[' => prometheus::decode(&ctx, text),
         b'{' => alertmanager::decode_object(&ctx, text),
@@ -79,6 +113,10 @@ pub(crate) struct Ctx<'l> {
     detail: RefCell<Option<Detail>>,
     /// Innermost segment first; filled only while an error propagates.
     path: RefCell<Vec<Seg>>,
+    /// Decoded bytes still allowed (see [`decode_within`]).
+    budget: Cell<usize>,
+    /// The budget the decode started with (for the message).
+    budget_start: Cell<usize>,
 }
 
 /// Longest key kept in an error path.
@@ -91,7 +129,28 @@ impl<'l> Ctx<'l> {
             received_at_us,
             detail: RefCell::new(None),
             path: RefCell::new(Vec::new()),
+            budget: Cell::new(usize::MAX),
+            budget_start: Cell::new(usize::MAX),
         }
+    }
+
+    fn set_budget(&self, bytes: usize) {
+        self.budget.set(bytes);
+        self.budget_start.set(bytes);
+    }
+
+    /// Take `bytes` from the decode's budget; a serde error when it runs out.
+    pub fn charge<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
+        let left = self.budget.get();
+        if bytes > left {
+            let max = self.budget_start.get();
+            return Err(self.fail(
+                Reason::DecodedTooLarge,
+                format!("decoded, this body takes more than {max} bytes"),
+            ));
+        }
+        self.budget.set(left - bytes);
+        Ok(())
     }
 
     /// Record a semantic failure; the returned error carries no information itself.

@@ -798,3 +798,50 @@ fn canonical_json_matches_serde_json() {
     }
     assert_eq!(b.nul_replaced, 1);
 }
+
+#[test]
+fn a_decode_budget_stops_the_decoder_before_the_body_is_decoded_whole() {
+    // Many short labels: the decoded batch holds far more than its JSON.
+    let mut body = String::from("[");
+    for i in 0..2_000 {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            r#"{{"labels":{{"alertname":"A{i}","a":"1","b":"2","c":"3"}}}}"#
+        ));
+    }
+    body.push(']');
+    let limits = Limits::default();
+    let whole = crate::decode(body.as_bytes(), &limits, 0).unwrap();
+    let held = whole.decoded_bytes();
+    assert!(held > 4 * body.len(), "{held} vs {}", body.len());
+    // Exactly enough passes, one byte less is refused, and so is a budget far below.
+    let again = crate::decode_within(body.as_bytes(), &limits, 0, held).unwrap();
+    assert_eq!(again, whole);
+    let err = crate::decode_within(body.as_bytes(), &limits, 0, held - 1).unwrap_err();
+    assert_eq!(err.reason, Reason::DecodedTooLarge);
+    let err = crate::decode_within(body.as_bytes(), &limits, 0, body.len()).unwrap_err();
+    assert_eq!(err.reason, Reason::DecodedTooLarge);
+    // Stopped early: the path points at the alert that went over, well before the end.
+    let path = err.path.expect("a path");
+    let index: usize = path
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .unwrap();
+    assert!(index < 1_000, "{path}");
+    // Other formats: an Alertmanager notification and one generic alert.
+    let am = format!(
+        r#"{{"version":"4","receiver":"r","groupKey":"g","status":"firing","alerts":{}}}"#,
+        body.replace(
+            r#"{"labels""#,
+            r#"{"status":"firing","startsAt":"2026-01-01T00:00:00Z","labels""#
+        )
+    );
+    let err = crate::decode_within(am.as_bytes(), &limits, 0, am.len()).unwrap_err();
+    assert_eq!(err.reason, Reason::DecodedTooLarge);
+    let one = br#"{"labels":{"alertname":"x"}}"#;
+    let err = crate::decode_within(one, &limits, 0, 10).unwrap_err();
+    assert_eq!(err.reason, Reason::DecodedTooLarge);
+}
