@@ -156,6 +156,28 @@ def test_records_waiting_at_kill_9_or_stop_are_replayed_after_the_restart(
     wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 10)
 
 
+def test_ack_enqueue_keeps_what_it_acknowledged_through_an_outage_and_a_stop(
+    server_factory: ServerFactory, pg_url: str, database_down: PostgresServer, tmp_path: Path
+) -> None:
+    """--ack enqueue answers before the commit: while the database is down those batches move to
+    the spool, and a stop that comes first spools what is still in memory."""
+    server = spool_server(
+        server_factory, pg_url, tmp_path, "--ack", "enqueue", WEBHOOKFAST_SHUTDOWN_FLUSH_TIMEOUT_S="1"
+    )
+    database_down.stop()
+    answers = [post(server, notification(i)) for i in range(40)]
+    assert {status for status, _ in answers} == {200}
+    assert {body["status"] for _, body in answers} <= {"queued", "spooled"}
+    assert server.stop() == 0  # right away: some may still be in memory
+    server.proc = None
+    server.start()
+    database_down.start()
+    wait_until(lambda: len(deliveries(pg_url)) == 80, 30, message=lambda: str(len(deliveries(pg_url))))
+    assert set(deliveries(pg_url).values()) == {("firing", 1)}
+    assert events(pg_url) == 80
+    wait_until(lambda: segment_bytes(tmp_path / "spool") == 0, 10)
+
+
 def test_kill_9_in_the_middle_of_a_replay_counts_every_delivery_once(
     server_factory: ServerFactory, pg_url: str, database_down: PostgresServer, tmp_path: Path
 ) -> None:

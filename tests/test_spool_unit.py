@@ -197,3 +197,63 @@ def test_an_outage_is_not_mistaken_for_a_refused_record(tmp_path: Path, monkeypa
         await spool.close()
 
     asyncio.run(run())
+
+
+def test_ack_enqueue_moves_acknowledged_batches_to_the_spool_on_failure_and_at_shutdown(tmp_path: Path) -> None:
+    """With --ack enqueue the answer came before the commit: a failed flush and a shutdown that
+    comes first must put those batches on disk, not drop them with the process."""
+    from webhookfast._core import decode
+    from webhookfast.batcher import Batcher
+
+    class Hanging(Store):
+        async def write(
+            self, batches: Sequence[Batch], *, spool_mark: tuple[str, int, int] | None = None
+        ) -> WriteResult:
+            if spool_mark is None:  # the batcher's own flush: the database hangs
+                await asyncio.sleep(3600)
+            return await super().write(batches, spool_mark=spool_mark)
+
+    async def run() -> None:
+        # 1. The flush fails: the acknowledged batches go to the spool, and what follows them too.
+        down = Store()
+        down.fail = 10**9
+        spool = Spool(tmp_path / "a", down, max_bytes=1 << 20)
+        await spool.open()
+        batcher = Batcher(down, ack_enqueue=True, spool=spool, retry_backoff_s=0.01, flush_concurrency=1)  # type: ignore[arg-type]
+        batcher.start()
+        for i in range(5):
+            assert await batcher.submit(decode(body(i)), f"r{i}", body(i)) is False  # queued
+        for _ in range(500):
+            if spool.backlog and batcher.queued_alerts == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert batcher.queued_alerts == 0 and batcher.queued_bytes == 0
+        assert await batcher.submit(decode(body(5)), "r5", body(5)) is True  # behind them, in the spool
+        await batcher.close(1.0)
+        await spool.close()
+        up = Store()
+        again = Spool(tmp_path / "a", up, max_bytes=1 << 20)
+        await again.open()
+        await drained(again)
+        assert up.written == [str(i) for i in range(6)]
+        await again.close()
+
+        # 2. Shutdown comes while the flush hangs: what it held and what waited are spooled.
+        hanging = Hanging()
+        spool = Spool(tmp_path / "b", hanging, max_bytes=1 << 20)
+        await spool.open()
+        batcher = Batcher(hanging, ack_enqueue=True, spool=spool, flush_concurrency=1)  # type: ignore[arg-type]
+        batcher.start()
+        for i in range(10, 14):
+            await batcher.submit(decode(body(i)), f"r{i}", body(i))
+        await asyncio.sleep(0.05)
+        await batcher.close(0.2)
+        await spool.close()
+        up = Store()
+        again = Spool(tmp_path / "b", up, max_bytes=1 << 20)
+        await again.open()
+        await drained(again)
+        assert sorted(up.written) == [str(i) for i in range(10, 14)]
+        await again.close()
+
+    asyncio.run(run())

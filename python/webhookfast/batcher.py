@@ -49,10 +49,20 @@ def _fail_late(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("alerts", "batch", "future", "nbytes", "outcome", "request_id", "settled")
+    __slots__ = ("alerts", "batch", "body", "future", "nbytes", "outcome", "request_id", "settled")
 
-    def __init__(self, batch: Batch, future: asyncio.Future[None] | None, nbytes: int, request_id: str) -> None:
+    def __init__(
+        self,
+        batch: Batch,
+        future: asyncio.Future[None] | None,
+        nbytes: int,
+        request_id: str,
+        body: bytes | None = None,
+    ) -> None:
         self.batch = batch
+        # Kept for an acknowledged batch (ack=enqueue) while a spool exists: if its flush fails
+        # or shutdown comes first, it goes to the spool instead of being lost.
+        self.body = body
         self.future = future
         self.alerts = len(batch)
         # What the decoded batch holds (Batch.decoded_bytes), not its body: many short labels
@@ -134,7 +144,12 @@ class Batcher:
         ) and self.queued_alerts > 0:
             raise QueueFull("ingest queue is full")
         if self.ack_enqueue:
-            self._enqueue(_Pending(batch, None, nbytes, request_id))
+            kept = body if spool is not None else None
+            if kept is not None:
+                nbytes += len(kept)
+                if self.queued_bytes + nbytes > self.max_queue_bytes and self.queued_alerts > 0:
+                    raise QueueFull("ingest queue is full")
+            self._enqueue(_Pending(batch, None, nbytes, request_id, kept))
             return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         item = _Pending(batch, future, nbytes, request_id)
@@ -224,6 +239,12 @@ class Batcher:
                 exc = StoreUnavailable(str(exc))
             self._report(requests, alerts, elapsed, None)
             if self.ack_enqueue:
+                if self.spool is not None:
+                    # Already acknowledged: durable on local disk beats retrying from memory (the
+                    # replayer commits them once the database answers; new requests follow them).
+                    taken[:] = await self._spool_acknowledged(taken)
+                    if not taken:
+                        return
                 # Already acknowledged: keep the batches and try again after a pause. They go back
                 # only after it, so that another flusher does not retry them at once.
                 log.warning("flush of %d alerts failed, retrying: %s", sum(i.alerts for i in taken), exc)
@@ -262,6 +283,30 @@ class Batcher:
 
         await split(list(taken), exc)
         return WriteResult(*totals)
+
+    async def _spool_acknowledged(self, items: list[_Pending]) -> list[_Pending]:
+        """Append the acknowledged batches of ``items`` to the spool (in their order, one group
+        fsync) and release them; return the items that stay in memory (no body, or refused)."""
+        spool = self.spool
+        assert spool is not None
+        todo = [item for item in items if item.future is None and item.body is not None]
+        if not todo:
+            return items
+        results = await asyncio.gather(
+            *(spool.append(item.body, item.batch.received_at_us, item.alerts) for item in todo if item.body),
+            return_exceptions=True,
+        )
+        spooled = set()
+        for item, result in zip(todo, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("acknowledged request %s stays queued in memory: %s", item.request_id or "-", result)
+                continue
+            spooled.add(id(item))
+            self._release(item)
+            item.settle(False)
+        if spooled:
+            log.warning("moved %d acknowledged requests from memory to the spool", len(spooled))
+        return [item for item in items if id(item) not in spooled]
 
     def _settle(self, taken: list[_Pending], items: list[_Pending]) -> None:
         """``items`` (of ``taken``) are committed: release them and answer their requests."""
@@ -334,6 +379,8 @@ class Batcher:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+            if left and self.spool is not None:
+                left = await self._spool_acknowledged(left)
             if left:
                 lost = sum(item.alerts for item in left if item.future is None)
                 log.error(
