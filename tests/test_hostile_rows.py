@@ -145,6 +145,20 @@ def test_long_receiver_and_group_key_are_stored_once(server_factory: Any, store_
     (event,) = episode["timeline"]
     assert event["receiver"] == receiver and event["group_key"] == group_key
 
+    # A page stops once its rows hold 32 MiB (each row shows the 7 MiB receiver): fewer rows than
+    # asked for, and a cursor that goes on from there.
+    first = server.get("/api/v1/alerts?limit=20").json()
+    shown = [a["fingerprint"] for a in first["alerts"]]  # type: ignore[index]
+    assert 1 <= len(shown) < 20 and first["next_cursor"], len(shown)  # type: ignore[index]
+    second = server.get(f"/api/v1/alerts?limit=20&cursor={quote(first['next_cursor'])}").json()  # type: ignore[index]
+    more = [a["fingerprint"] for a in second["alerts"]]  # type: ignore[index]
+    assert more and not set(more) & set(shown)
+    # Alertmanager's read API (no paging) says how many it holds.
+    am = server.get("/api/v2/alerts")
+    assert am.status == 200
+    assert 1 <= len(am.json()) < 20  # type: ignore[arg-type]
+    assert am.headers["x-webhookfast-truncated"] == str(len(am.json()))  # type: ignore[arg-type]
+
 
 def test_rows_written_before_the_groups_table_keep_their_receiver(store_url: str) -> None:
     """Rows from before migration 0006 carry their receiver inline (group_id NULL): readers fall

@@ -182,18 +182,28 @@ def firing_now(d: Dialect, q: AmQuery, now: int, limit: int) -> Query:
             conds.append(f"wf_regexp({P}, {receiver})")
             params.append(q.receiver)
     params.append(limit + 1)
+    # Receiver and group key (stored once, possibly megabytes) are looked up only in the outermost
+    # select, which does not sort: a sort would hold them for every row of up to 10,001 before the
+    # reader's byte budget could stop the answer (#11).
     sql = f"""
-SELECT k.fingerprint, {d.us("k.starts_at")}, {d.us("k.ends_at")}, {d.us("k.last_seen")}, k.receiver, k.labels,
-       {d.json("e.annotations")}, e.generator_url, {GROUP_KEY.format(row="e")}
+SELECT j.fingerprint, j.starts_at, j.ends_at, j.last_seen, {RECEIVER.format(row="j")}, j.labels,
+       j.annotations, j.generator_url, {GROUP_KEY.format(row="j").replace("j.group_id", "j.e_group_id")}
 FROM (
-    SELECT a.fingerprint, a.starts_at, a.ends_at, a.last_seen, {receiver} AS receiver, {d.json("ls.labels")} AS labels
-    FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
-    WHERE {" AND ".join(conds)}
-    ORDER BY a.fingerprint < 0, a.fingerprint
-    LIMIT {P}
-) k
-LEFT JOIN alert_events e ON e.fingerprint = k.fingerprint AND e.starts_at = k.starts_at AND e.status = 'firing'
-ORDER BY k.fingerprint < 0, k.fingerprint"""
+    SELECT k.fingerprint, {d.us("k.starts_at")} AS starts_at, {d.us("k.ends_at")} AS ends_at,
+           {d.us("k.last_seen")} AS last_seen, k.group_id, k.receiver, k.labels,
+           {d.json("e.annotations")} AS annotations, e.generator_url, e.group_id AS e_group_id,
+           e.group_key
+    FROM (
+        SELECT a.fingerprint, a.starts_at, a.ends_at, a.last_seen, a.group_id, a.receiver,
+               {d.json("ls.labels")} AS labels
+        FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
+        WHERE {" AND ".join(conds)}
+        ORDER BY a.fingerprint < 0, a.fingerprint
+        LIMIT {P}
+    ) k
+    LEFT JOIN alert_events e ON e.fingerprint = k.fingerprint AND e.starts_at = k.starts_at AND e.status = 'firing'
+    ORDER BY k.fingerprint < 0, k.fingerprint
+) j"""
     return sql, params
 
 
@@ -261,9 +271,11 @@ class AlertmanagerApi:
     async def _firing(self, q: AmQuery) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]] | None]:
         if not q.active:  # every alert webhookfast knows is active
             return [], None
-        (rows,) = await self.reader.many([firing_now(self.reader.dialect, q, self.clock(), self.max_alerts)])
-        if len(rows) > self.max_alerts:
-            return rows[: self.max_alerts], [(TRUNCATED_HEADER, str(self.max_alerts))]
+        query = firing_now(self.reader.dialect, q, self.clock(), self.max_alerts)
+        rows, cut = await self.reader.page(query, self.max_alerts + 1)
+        if len(rows) > self.max_alerts or cut:
+            rows = rows[: self.max_alerts]
+            return rows, [(TRUNCATED_HEADER, str(len(rows)))]
         return rows, None
 
     async def list_alerts(self, ctx: Context) -> Response:

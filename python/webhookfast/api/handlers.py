@@ -213,8 +213,8 @@ class HistoryApi:
                 after = decode_cursor(p.cursor, kind, len(q.SORT_KEYS[p.sort]))
             except ValueError as exc:
                 raise bad("cursor", str(exc)) from None
-        (rows,) = await self.reader.many([q.list_alerts(self.d, p, after)])
-        more = len(rows) > p.limit
+        rows, cut = await self.reader.page(q.list_alerts(self.d, p, after), p.limit + 1)
+        more = len(rows) > p.limit or cut
         rows = rows[: p.limit]
         next_cursor = None
         if more and rows:

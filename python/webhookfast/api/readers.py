@@ -30,6 +30,24 @@ from webhookfast.errors import query_timeout, unavailable
 
 Rows = list[tuple[Any, ...]]
 
+# Most bytes of rows one answer reads (#11): receiver and group key are stored once per
+# notification but shown in every row, so a page of rows could be its page size times one
+# request's largest string. A page stops early past this (at least one row, so it progresses).
+ANSWER_MAX_BYTES = 32 << 20
+
+
+def row_bytes(row: tuple[Any, ...]) -> int:
+    """About what a fetched row holds: its strings' and byte strings' lengths (+16 per value)."""
+    return sum(len(v) + 16 if isinstance(v, (str, bytes)) else 16 for v in row)
+
+
+def _page_batch(taken: int, max_rows: int, used: int, max_bytes: int) -> int:
+    """How many rows to fetch next: one at first, then as many as the rows seen so far say fit."""
+    if taken == 0:
+        return 1
+    per_row = max(1, used // taken)
+    return max(1, min(max_rows - taken, (max_bytes - used) // per_row, 100))
+
 
 class Reader(Protocol):
     dialect: Dialect
@@ -37,6 +55,11 @@ class Reader(Protocol):
     async def open(self) -> None: ...
 
     async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]: ...
+
+    async def page(self, query: Query, max_rows: int, max_bytes: int = ANSWER_MAX_BYTES) -> tuple[Rows, bool]:
+        """Up to ``max_rows`` rows of ``query``, stopping once they hold more than ``max_bytes``
+        (``row_bytes``); True when it stopped for the bytes (there may be more rows)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -126,12 +149,39 @@ class SQLiteReader:
     async def open(self) -> None:
         """Nothing to open ahead: a thread's connection costs well under a millisecond."""
 
+    def _page_sync(self, query: Query, max_rows: int, max_bytes: int) -> tuple[Rows, bool]:
+        conn, deadline = self._conn()
+        deadline.at = time.monotonic() + self.query_timeout_s
+        rows: Rows = []
+        used = 0
+        try:
+            cur = conn.execute(*query)
+            while len(rows) < max_rows:
+                if used > max_bytes:
+                    return rows, True
+                batch = cur.fetchmany(_page_batch(len(rows), max_rows, used, max_bytes))
+                if not batch:
+                    break
+                rows.extend(batch)
+                used += sum(row_bytes(r) for r in batch)
+            return rows, False
+        finally:
+            deadline.at = math.inf
+
     async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]:
         # ``binary`` is PostgreSQL's result format; SQLite returns Python values either way.
+        rows: list[Rows] = await self._run_sync(self._many_sync, queries)
+        return rows
+
+    async def page(self, query: Query, max_rows: int, max_bytes: int = ANSWER_MAX_BYTES) -> tuple[Rows, bool]:
+        page: tuple[Rows, bool] = await self._run_sync(self._page_sync, query, max_rows, max_bytes)
+        return page
+
+    async def _run_sync(self, fn: Any, *args: Any) -> Any:
         if self._closed:
             raise unavailable(1, "history reader is closed")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, self._many_sync, queries)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except sqlite3.OperationalError as exc:
             if str(exc) == "interrupted":
                 raise query_timeout() from exc
@@ -212,27 +262,63 @@ class PostgresReader:
         connect, authentication and configure round trips (#14's first-load budget)."""
         await self._get_pool()
 
+    async def page(self, query: Query, max_rows: int, max_bytes: int = ANSWER_MAX_BYTES) -> tuple[Rows, bool]:
+        from psycopg.rows import tuple_row
+
+        async def run(conn: Any) -> tuple[Rows, bool]:
+            # A server-side cursor: rows come in as asked for, so a page of huge rows is cut
+            # without ever holding the rest.
+            async with conn.transaction():
+                cur = conn.cursor(name="webhookfast_page", row_factory=tuple_row)
+                try:
+                    await cur.execute(*query)
+                    rows: Rows = []
+                    used = 0
+                    while len(rows) < max_rows:
+                        if used > max_bytes:
+                            return rows, True
+                        batch = await cur.fetchmany(_page_batch(len(rows), max_rows, used, max_bytes))
+                        if not batch:
+                            break
+                        rows.extend(batch)
+                        used += sum(row_bytes(r) for r in batch)
+                    return rows, False
+                finally:
+                    await cur.close()
+
+        result: tuple[Rows, bool] = await self._with_connection(run)
+        return result
+
     async def many(self, queries: Sequence[Query], binary: bool = False) -> list[Rows]:
+        from psycopg.rows import tuple_row
+
+        async def run(conn: Any) -> list[Rows]:
+            cur = conn.cursor(row_factory=tuple_row, binary=binary)
+            if len(queries) == 1:
+                await cur.execute(*queries[0])
+                return [await cur.fetchall()]
+            async with conn.transaction():
+                # One snapshot for every query of the answer.
+                await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                out = []
+                for sql, params in queries:
+                    await cur.execute(sql, params)
+                    out.append(await cur.fetchall())
+                return out
+
+        result: list[Rows] = await self._with_connection(run)
+        return result
+
+    async def _with_connection(self, run: Any) -> Any:
+        """``run(conn)`` on a pooled connection, its database errors mapped to HTTP answers."""
         import psycopg
         from psycopg import errors as pg_errors
-        from psycopg.rows import tuple_row
         from psycopg_pool import PoolTimeout
 
         try:
             pool = await self._get_pool()
             async with pool.connection() as conn:
-                cur = conn.cursor(row_factory=tuple_row, binary=binary)
-                if len(queries) == 1:
-                    await cur.execute(*queries[0])
-                    return [await cur.fetchall()]
-                async with conn.transaction():
-                    # One snapshot for every query of the answer.
-                    await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    out = []
-                    for sql, params in queries:
-                        await cur.execute(sql, params)
-                        out.append(await cur.fetchall())
-                    return out
+                return await run(conn)
         except pg_errors.InvalidRegularExpression as exc:
             raise bad("match", f"invalid regex: {str(exc)[:120]}") from exc
         except pg_errors.QueryCanceled as exc:
