@@ -190,21 +190,28 @@ def list_alerts(d: Dialect, p: ListParams, after: list[int] | None) -> Query:
     inner_order = ", ".join(f"a.{c}{direction}" for c in cols)
     params.append(p.limit + 1)
     # The page is chosen first (index order + LIMIT); only its rows then fetch their annotations.
+    # The receiver (stored once, possibly megabytes) is looked up in the outermost select only,
+    # which does not sort: a sort would hold it for every row of the page (#11).
     sql = f"""
-SELECT k.fingerprint, {d.us("k.starts_at")}, k.status, {d.us("k.ends_at")}, {d.us("k.first_seen")},
-       {d.us("k.last_seen")}, k.notifications, {RECEIVER.format(row="k")}, k.labels,
-       (SELECT {d.json("e.annotations")} FROM alert_events e
-         WHERE e.fingerprint = k.fingerprint AND e.starts_at = k.starts_at
-         ORDER BY e.status DESC LIMIT 1)
+SELECT j.fingerprint, j.starts_at, j.status, j.ends_at, j.first_seen, j.last_seen, j.notifications,
+       {RECEIVER.format(row="j")}, j.labels, j.annotations
 FROM (
-    SELECT a.fingerprint, a.starts_at, a.status, a.ends_at, a.first_seen, a.last_seen,
-           a.notifications, a.receiver, a.group_id, {d.json("ls.labels")} AS labels
-    FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
-    {_where(conds)}
-    ORDER BY {inner_order}
-    LIMIT {P}
-) k
-ORDER BY {order}"""
+    SELECT k.fingerprint, {d.us("k.starts_at")} AS starts_at, k.status, {d.us("k.ends_at")} AS ends_at,
+           {d.us("k.first_seen")} AS first_seen, {d.us("k.last_seen")} AS last_seen, k.notifications,
+           k.receiver, k.group_id, k.labels,
+           (SELECT {d.json("e.annotations")} FROM alert_events e
+             WHERE e.fingerprint = k.fingerprint AND e.starts_at = k.starts_at
+             ORDER BY e.status DESC LIMIT 1) AS annotations
+    FROM (
+        SELECT a.fingerprint, a.starts_at, a.status, a.ends_at, a.first_seen, a.last_seen,
+               a.notifications, a.receiver, a.group_id, {d.json("ls.labels")} AS labels
+        FROM alerts a JOIN label_sets ls ON ls.fingerprint = a.fingerprint
+        {_where(conds)}
+        ORDER BY {inner_order}
+        LIMIT {P}
+    ) k
+    ORDER BY {order}
+) j"""
     return sql, params
 
 
