@@ -2,8 +2,8 @@
 //! `{labels, annotations?, status?, startsAt?, endsAt?, generatorURL?, receiver?}`.
 
 use super::alert::{build, Alerts, Mode, RawAlert};
-use super::alertmanager::{opt_str, sub, Top};
 use super::fields::{MapKind, Opt, StatusSeed, StrMap, Time, ValueStr};
+use super::object::{opt_str, sub, Top};
 use super::{make_batch, Ctx};
 use crate::error::{PayloadError, Reason};
 use crate::model::{Batch, Format};

@@ -11,6 +11,7 @@ mod alertmanager;
 pub mod depth;
 mod fields;
 mod generic;
+mod object;
 mod prometheus;
 
 use std::cell::{Cell, RefCell};
@@ -79,7 +80,7 @@ fn decode_body(
     ctx.set_budget(max_decoded_bytes);
     match body[first] {
         b'[' => prometheus::decode(&ctx, text),
-        b'{' => alertmanager::decode_object(&ctx, text),
+        b'{' => decode_object(&ctx, text),
         _ => match serde_json::from_str::<de::IgnoredAny>(text) {
             Ok(_) => Err(PayloadError::new(
                 Reason::UnknownFormat,
@@ -88,6 +89,30 @@ fn decode_body(
             .at(first)),
             Err(e) => Err(ctx.to_payload_error(e, text, 0)),
         },
+    }
+}
+
+/// A top-level object: the Alertmanager webhook (v4) when it has `alerts`, else the generic single
+/// alert when it has `labels`, else an unknown format.
+fn decode_object(ctx: &Ctx<'_>, text: &str) -> Result<Batch, PayloadError> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let seed = object::TopSeed {
+        ctx,
+        capacity: alert::capacity_hint(text.len()),
+    };
+    let top = seed
+        .deserialize(&mut de)
+        .and_then(|t| de.end().map(|_| t))
+        .map_err(|e| ctx.to_payload_error(e, text, 0))?;
+    match top.alerts {
+        Some(_) => alertmanager::finish(ctx, text, top),
+        None if top.get("labels").is_some() => generic::finish(ctx, text, &top),
+        None => Err(PayloadError::new(
+            Reason::UnknownFormat,
+            "not an alert payload: an object needs \"alerts\" (Alertmanager) or \"labels\" (generic)",
+        )
+        .at(0)),
     }
 }
 
