@@ -433,54 +433,50 @@ fn window_stats(
     top: usize,
     flap_min_changes: u64,
 ) -> PyResult<(Vec<TopFiringRow>, Vec<FlappingRow>, Vec<ResolveRow>)> {
-    use core::pgarray::{INT8_OID, TIMESTAMPTZ_OID};
     let names = names.get();
-    let fetched: Vec<(i64, &str)> = fetched.iter().map(|(fp, name)| (*fp, &**name)).collect();
-    let compute = || {
-        let started = int8s(started, INT8_OID)?;
-        let fps = int8s(fingerprints, INT8_OID)?;
-        let starts = int8s(starts, TIMESTAMPTZ_OID)?;
-        let ends = int8s(ends, TIMESTAMPTZ_OID)?;
-        if starts.len() != fps.len() || ends.len() != fps.len() {
-            return Err(PyValueError::new_err(
-                "the resolved instances' columns differ in length",
-            ));
-        }
-        let started = core::stats::counts(&started);
-        let top_firing = core::stats::top_firing(&started, top)
-            .into_iter()
-            .map(|f| (f.fingerprint, f.firings))
-            .collect();
-        let flapping = core::stats::flapping(&started, &fps, flap_min_changes, top)
-            .into_iter()
-            .map(|f| (f.fingerprint, f.changes, f.firing))
-            .collect();
-        let known = names.read();
-        let extra: HashMap<i64, &str> = fetched.into_iter().collect();
-        let named = (0..fps.len()).filter_map(|i| {
-            let name = known.get(fps[i]).or_else(|| extra.get(&fps[i]).copied())?;
-            Some((name, ends[i].saturating_sub(starts[i])))
-        });
-        let ttr = core::stats::time_to_resolve(named, top)
-            .into_iter()
-            .map(|r| {
-                (
-                    r.alertname.to_owned(),
-                    r.resolved,
-                    r.p50_us,
-                    r.p90_us,
-                    r.max_us,
-                )
-            })
-            .collect();
-        Ok((top_firing, flapping, ttr))
+    let fetched: HashMap<i64, &str> = fetched.iter().map(|(fp, name)| (*fp, &**name)).collect();
+    let arrays = core::stats::WindowArrays {
+        started,
+        fingerprints,
+        starts,
+        ends,
     };
-    let size: usize = [started, fingerprints, starts, ends]
-        .iter()
-        .flatten()
-        .map(|b| b.len())
-        .sum();
-    if size >= DETACH_STATS_BYTES {
+    let compute = || {
+        let known = names.read();
+        let window = core::stats::window(
+            arrays,
+            |fp| known.get(fp).or_else(|| fetched.get(&fp).copied()),
+            top,
+            flap_min_changes,
+        )
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok((
+            window
+                .top_firing
+                .into_iter()
+                .map(|f| (f.fingerprint, f.firings))
+                .collect(),
+            window
+                .flapping
+                .into_iter()
+                .map(|f| (f.fingerprint, f.changes, f.firing))
+                .collect(),
+            window
+                .time_to_resolve
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.alertname.to_owned(),
+                        r.resolved,
+                        r.p50_us,
+                        r.p90_us,
+                        r.max_us,
+                    )
+                })
+                .collect(),
+        ))
+    };
+    if arrays.len() >= DETACH_STATS_BYTES {
         py.detach(compute)
     } else {
         compute()

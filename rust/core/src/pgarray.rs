@@ -110,7 +110,7 @@ pub fn int8s(buf: &[u8], element_oid: u32) -> Result<Vec<i64>, ArrayError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// What `array_send` writes for a one-dimensional array without NULLs.

@@ -23,6 +23,8 @@
 
 use foldhash::{HashMap, HashMapExt};
 
+use crate::pgarray::{int8s, ArrayError, INT8_OID, TIMESTAMPTZ_OID};
+
 /// A label set and how many of its instances started in the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Firing {
@@ -46,6 +48,71 @@ pub struct Resolve<'a> {
     pub p50_us: i64,
     pub p90_us: i64,
     pub max_us: i64,
+}
+
+/// The window's rows as PostgreSQL sends them: binary arrays of the started instances'
+/// fingerprints and of the resolved instances' fingerprints, starts and ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowArrays<'b> {
+    pub started: Option<&'b [u8]>,
+    pub fingerprints: Option<&'b [u8]>,
+    pub starts: Option<&'b [u8]>,
+    pub ends: Option<&'b [u8]>,
+}
+
+impl WindowArrays<'_> {
+    /// Bytes of all four arrays (what decides whether to compute without the GIL).
+    pub fn len(&self) -> usize {
+        [self.started, self.fingerprints, self.starts, self.ends]
+            .iter()
+            .flatten()
+            .map(|b| b.len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The three aggregates of one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window<'a> {
+    pub top_firing: Vec<Firing>,
+    pub flapping: Vec<Flapping>,
+    pub time_to_resolve: Vec<Resolve<'a>>,
+}
+
+/// [`top_firing`], [`flapping`] and [`time_to_resolve`] of one window from its arrays; a resolved
+/// instance whose fingerprint `alertname_of` cannot name is left out of time to resolve (as the
+/// SQL's join with `label_sets` leaves it out). An error for a malformed array or resolved
+/// columns of different lengths.
+pub fn window<'a>(
+    arrays: WindowArrays<'_>,
+    alertname_of: impl Fn(i64) -> Option<&'a str>,
+    top: usize,
+    flap_min_changes: u64,
+) -> Result<Window<'a>, ArrayError> {
+    let column = |buf: Option<&[u8]>, oid| buf.map_or(Ok(Vec::new()), |b| int8s(b, oid));
+    let started = column(arrays.started, INT8_OID)?;
+    let fps = column(arrays.fingerprints, INT8_OID)?;
+    let starts = column(arrays.starts, TIMESTAMPTZ_OID)?;
+    let ends = column(arrays.ends, TIMESTAMPTZ_OID)?;
+    if starts.len() != fps.len() || ends.len() != fps.len() {
+        return Err(ArrayError(
+            "the resolved instances' columns differ in length".to_owned(),
+        ));
+    }
+    let started = counts(&started);
+    let named = (0..fps.len()).filter_map(|i| {
+        let name = alertname_of(fps[i])?;
+        Some((name, ends[i].saturating_sub(starts[i])))
+    });
+    Ok(Window {
+        top_firing: top_firing(&started, top),
+        flapping: flapping(&started, &fps, flap_min_changes, top),
+        time_to_resolve: time_to_resolve(named, top),
+    })
 }
 
 /// Instances per fingerprint: what [`top_firing`] ranks and [`flapping`] adds resolutions to.
@@ -253,5 +320,68 @@ mod tests {
             two.iter().map(|x| x.alertname).collect::<Vec<_>>(),
             ["Z", "a"]
         );
+    }
+
+    fn int8_array(oid: u32, values: &[i64]) -> Vec<u8> {
+        let elems: Vec<[u8; 8]> = values.iter().map(|v| v.to_be_bytes()).collect();
+        let refs: Vec<&[u8]> = elems.iter().map(|e| &e[..]).collect();
+        crate::pgarray::tests::encode(oid, &refs)
+    }
+
+    #[test]
+    fn window_aggregates_the_arrays_and_leaves_out_unnamed_fingerprints() {
+        let started = int8_array(INT8_OID, &[7, 7, 7, 3, 3, 9]);
+        let fps = int8_array(INT8_OID, &[7, 3, 5]);
+        let starts = int8_array(TIMESTAMPTZ_OID, &[0, 0, 0]);
+        let ends = int8_array(TIMESTAMPTZ_OID, &[10, 30, 99]);
+        let arrays = WindowArrays {
+            started: Some(&started),
+            fingerprints: Some(&fps),
+            starts: Some(&starts),
+            ends: Some(&ends),
+        };
+        assert_eq!(
+            arrays.len(),
+            started.len() + fps.len() + starts.len() + ends.len()
+        );
+        let name = |fp: i64| match fp {
+            7 => Some("Seven"),
+            3 => Some("Three"),
+            _ => None, // 5 has no name: left out of time to resolve
+        };
+        let w = window(arrays, name, 10, 3).unwrap();
+        assert_eq!(
+            w.top_firing
+                .iter()
+                .map(|f| (f.fingerprint, f.firings))
+                .collect::<Vec<_>>(),
+            vec![(7, 3), (3, 2), (9, 1)]
+        );
+        assert_eq!(
+            w.flapping
+                .iter()
+                .map(|f| (f.fingerprint, f.changes))
+                .collect::<Vec<_>>(),
+            vec![(7, 4), (3, 3)]
+        );
+        let names: Vec<_> = w
+            .time_to_resolve
+            .iter()
+            .map(|r| (r.alertname, r.max_us))
+            .collect();
+        assert_eq!(names, vec![("Three", 30), ("Seven", 10)]);
+        // Columns of different lengths are refused; so is a malformed array.
+        let short = int8_array(TIMESTAMPTZ_OID, &[0]);
+        let bad = WindowArrays {
+            starts: Some(&short),
+            ..arrays
+        };
+        assert!(window(bad, name, 10, 3).is_err());
+        let broken = WindowArrays {
+            started: Some(&started[..5]),
+            ..arrays
+        };
+        assert!(window(broken, name, 10, 3).is_err());
+        assert!(WindowArrays::default().is_empty());
     }
 }
