@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
-use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyMapping, PyString, PyTuple};
 
 use webhookfast_core as core;
 
@@ -763,6 +763,16 @@ fn add_row_aliases<'py>(m: &Bound<'py, PyModule>) -> PyResult<()> {
 fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("WINDOW_STATS_DETACH_BYTES", DETACH_STATS_BYTES)?;
+    // The error codes of PayloadError, defined once (here) for the HTTP layer and its docs.
+    let reasons = core::Reason::ALL;
+    let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+    m.add("PAYLOAD_REASONS", PyTuple::new(m.py(), &names)?)?;
+    let syntax: Vec<&str> = reasons
+        .iter()
+        .filter(|r| r.is_syntax())
+        .map(|r| r.as_str())
+        .collect();
+    m.add("SYNTAX_REASONS", PyFrozenSet::new(m.py(), &syntax)?)?;
     m.add_class::<Limits>()?;
     m.add("PayloadError", m.py().get_type::<PayloadError>())?;
     m.add_class::<Batch>()?;

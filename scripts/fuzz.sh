@@ -37,18 +37,22 @@ if [[ $TARGET == promregex ]]; then
     printf '\x14%s' '(?i)[[:alpha:]]{2,300}\bxKK' >"$CORPUS/seed-classes"
     printf '\x0c%s' 'a{,3}|\pL+$a{,3}' >"$CORPUS/seed-braces"
 fi
+# decode and rows both start from request bodies: the same seeds and dictionary.
+BODIES=0
+[[ $TARGET == decode || $TARGET == rows ]] && BODIES=1
 # Seed the corpus with the captured payloads (and a few hand-made edge cases) on every run.
 for f in tests/fixtures/payloads/*.json; do
-    [[ $TARGET == decode ]] || break
+    ((BODIES)) || break
     case $f in *.headers.json) continue ;; esac
     cp -f "$f" "$CORPUS/seed-$(basename "$f")"
 done
-[[ $TARGET == decode ]] && printf '%s' '{"labels":{"alertname":"x"}}' >"$CORPUS/seed-generic"
-[[ $TARGET == decode ]] && printf '%s' '[{"labels":{"a":"b"},"startsAt":"2026-01-01T00:00:00.123456789+05:30","endsAt":"0001-01-01T00:00:00Z"}]' >"$CORPUS/seed-prom"
-[[ $TARGET == decode ]] && printf '%s' '{"version":"4","alerts":[{"status":"resolved","labels":{"a":"\u0000"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"0123456789abcdef"}]}' >"$CORPUS/seed-nul"
+((BODIES)) && printf '%s' '{"labels":{"alertname":"x"}}' >"$CORPUS/seed-generic"
+((BODIES)) && printf '%s' '[{"labels":{"a":"b"},"startsAt":"2026-01-01T00:00:00.123456789+05:30","endsAt":"0001-01-01T00:00:00Z"}]' >"$CORPUS/seed-prom"
+((BODIES)) && printf '%s' '{"version":"4","alerts":[{"status":"resolved","labels":{"a":"\u0000"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"0123456789abcdef"}]}' >"$CORPUS/seed-nul"
 
 # A dictionary of the tokens the decoder cares about speeds up the search a lot.
 DICT=$FUZZ_DIR/$TARGET.dict
+((BODIES)) && DICT=$FUZZ_DIR/decode.dict
 
 build_env=()
 if [[ $SANITIZER != none ]]; then

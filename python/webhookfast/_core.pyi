@@ -13,6 +13,10 @@ from typing import Any, Final, Literal, final
 __version__: Final[str]
 #: Statistics arrays of at least this many bytes are aggregated by window_stats without the GIL.
 WINDOW_STATS_DETACH_BYTES: Final[int]
+PAYLOAD_REASONS: tuple[str, ...]
+"""Every ``PayloadError.reason``, in the core's order."""
+SYNTAX_REASONS: frozenset[str]
+"""The reasons for a body that is not well-formed (400); the others are about its content (422)."""
 
 @final
 class Limits:

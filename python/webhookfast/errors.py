@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import orjson
 
-# Status for each PayloadError reason from the Rust core: syntax → 400, meaning → 422.
-SYNTAX_REASONS = frozenset({"empty_body", "invalid_json", "invalid_utf8", "duplicate_key", "too_deep"})
+from webhookfast._core import PAYLOAD_REASONS, SYNTAX_REASONS
+
+# The decoder's reasons, defined in the Rust core: syntax → 400, content → 422. decoded_too_large
+# is not the body's fault alone: ingest answers it as 413 or 503 (see Ingest).
+DECODED_TOO_LARGE = "decoded_too_large"
+CONTENT_REASONS = tuple(r for r in PAYLOAD_REASONS if r not in SYNTAX_REASONS and r != DECODED_TOO_LARGE)
 
 
 class HTTPError(Exception):

@@ -13,7 +13,7 @@ from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
 from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull, SpoolRefused
 from webhookfast.deadlines import DeadlineQueue
-from webhookfast.errors import HTTPError, overloaded, payload_status, unavailable, unstorable
+from webhookfast.errors import DECODED_TOO_LARGE, HTTPError, overloaded, payload_status, unavailable, unstorable
 from webhookfast.http import Context, Response
 from webhookfast.storage.base import StoreRejected, StoreUnavailable
 
@@ -194,7 +194,7 @@ class Ingest:
         try:
             batch = decode(body, self.limits, None, budget)
         except PayloadError as err:
-            if err.reason == "decoded_too_large":
+            if err.reason == DECODED_TOO_LARGE:
                 raise self._decoded_too_large(err, alone) from None
             metrics.payload_errors.labels(err.reason).inc()
             raise HTTPError(

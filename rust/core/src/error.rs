@@ -50,6 +50,19 @@ impl Reason {
         Reason::DecodedTooLarge,
     ];
 
+    /// The body is not well-formed (empty, not UTF-8, not JSON, too deep, a duplicate key), as
+    /// opposed to well-formed but not an acceptable alert payload: HTTP's 400 against 422.
+    pub fn is_syntax(self) -> bool {
+        matches!(
+            self,
+            Reason::EmptyBody
+                | Reason::InvalidUtf8
+                | Reason::InvalidJson
+                | Reason::TooDeep
+                | Reason::DuplicateKey
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::EmptyBody => "empty_body",
