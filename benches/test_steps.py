@@ -6,7 +6,7 @@
 - response building: what ingest and ``App.__rsgi__`` do after the commit (the JSON answer, the
   Response, the header list, ``proto.response_bytes``), mirrored here step by step;
 - row encoding for a flush of 1, 100 and 5,000 alerts (5,000 = the default ``flush_max_alerts``,
-  as 50 batches of 100): ``RowEncoder(reuse_buffers=True/False).pg_copy`` and ``.sqlite_rows``.
+  as 50 batches of 100): ``RowEncoder(reuse_buffers=True/False).pg_copy`` and ``.row_tuples``.
 """
 
 from __future__ import annotations
@@ -83,10 +83,10 @@ def test_pg_copy(benchmark: Any, alerts: int, reuse: bool, per_call: Any) -> Non
 
 @pytest.mark.parametrize("alerts", list(FLUSHES))
 @pytest.mark.parametrize("reuse", [True, False], ids=["reuse", "fresh"])
-def test_sqlite_rows(benchmark: Any, alerts: int, reuse: bool, per_call: Any) -> None:
+def test_row_tuples(benchmark: Any, alerts: int, reuse: bool, per_call: Any) -> None:
     per_call(requests=1, alerts=alerts)
     batches = _batches(alerts)
     encoder = RowEncoder(reuse_buffers=reuse)
-    groups, label_sets, events, current = benchmark(encoder.sqlite_rows, batches)
+    groups, label_sets, events, current = benchmark(encoder.row_tuples, batches)
     assert len(events) == alerts
     assert len(groups) >= 1 and len(current) >= 1 and len(label_sets) >= 1

@@ -603,14 +603,14 @@ impl RowEncoder {
         })
     }
 
-    fn sqlite_rows<'py>(
+    fn row_tuples<'py>(
         &self,
         py: Python<'py>,
         batches: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let owned = extract_batches(batches)?;
         let refs = batch_refs(&owned);
-        let rows = self.inner.sqlite_rows(&refs).map_err(out_of_memory)?;
+        let rows = self.inner.row_tuples(&refs).map_err(out_of_memory)?;
         let groups = PyList::new(py, rows.groups)?;
         let label_sets = PyList::new(py, rows.label_sets)?;
         let events = PyList::new(py, rows.events)?;
@@ -703,61 +703,6 @@ fn spool_read<'py>(
     Ok((records, quarantined))
 }
 
-/// The stub's row type aliases, also available at run time (`tuple[int, str, str, str]`, …).
-fn add_row_aliases<'py>(m: &Bound<'py, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    let builtins = py.import("builtins")?;
-    let int = builtins.getattr("int")?;
-    let str_ = builtins.getattr("str")?;
-    let tuple = builtins.getattr("tuple")?;
-    let opt_int = py
-        .import("operator")?
-        .getattr("or_")?
-        .call1((&int, py.None().bind(py).get_type()))?;
-    let alias = |items: Vec<Bound<'py, PyAny>>| -> PyResult<Bound<'py, PyAny>> {
-        tuple.call_method1("__class_getitem__", (PyTuple::new(py, items)?,))
-    };
-    let bool_ = builtins.getattr("bool")?;
-    let (i, s, o, b) = (&int, &str_, &opt_int, &bool_);
-    m.add(
-        "SqliteGroupRow",
-        alias(vec![i.clone(), s.clone(), s.clone(), i.clone()])?,
-    )?;
-    m.add(
-        "SqliteLabelSetRow",
-        alias(vec![i.clone(), s.clone(), s.clone(), s.clone()])?,
-    )?;
-    m.add(
-        "SqliteEventRow",
-        alias(vec![
-            i.clone(),
-            i.clone(),
-            s.clone(),
-            o.clone(),
-            i.clone(),
-            i.clone(),
-            s.clone(),
-            s.clone(),
-            s.clone(),
-        ])?,
-    )?;
-    m.add(
-        "SqliteAlertRow",
-        alias(vec![
-            i.clone(),
-            i.clone(),
-            s.clone(),
-            o.clone(),
-            i.clone(),
-            i.clone(),
-            i.clone(),
-            i.clone(),
-            b.clone(),
-        ])?,
-    )?;
-    Ok(())
-}
-
 #[pymodule]
 #[pyo3(name = "_core")]
 fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -790,10 +735,5 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_time, m)?)?;
     m.add_function(wrap_pyfunction!(alert_page, m)?)?;
     m.add_function(wrap_pyfunction!(window_stats, m)?)?;
-    add_row_aliases(m)?;
-    // `add` keeps an `__all__`; the stub (checked by stubtest) has none.
-    if m.hasattr("__all__")? {
-        m.delattr("__all__")?;
-    }
     Ok(())
 }

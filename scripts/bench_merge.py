@@ -4,7 +4,7 @@
   staging  binary COPY (encoded by Rust) into per-connection temp tables, then one multi-statement
            INSERT ... SELECT ... ON CONFLICT  (PostgresStore(merge="copy"));
   unnest   one INSERT ... SELECT FROM unnest(%s::bigint[], ...) ON CONFLICT per table, the column
-           arrays built from RowEncoder.sqlite_rows (same dedup and order), sent in one pipeline
+           arrays built from RowEncoder.row_tuples (same dedup and order), sent in one pipeline
            (BEGIN, lock, 3 inserts, COMMIT in one round trip; prepared after 5 runs)
            (PostgresStore(merge="unnest")).
 Both are timed through PostgresStore.write itself, i.e. the production code paths; the store's

@@ -408,7 +408,7 @@ def test_nul_replacement_never_duplicates_a_label_name() -> None:
         assert len(names) == len(set(names)), f"duplicate names in a stored object: {names}"
         return dict(pairs)
 
-    _, label_sets, _, _ = RowEncoder().sqlite_rows([batch])
+    _, label_sets, _, _ = RowEncoder().row_tuples([batch])
     for row in label_sets:
         json.loads(row[1], object_pairs_hook=no_duplicates)
     (alert,) = batch.to_dicts()

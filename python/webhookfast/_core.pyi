@@ -188,10 +188,10 @@ class PgCopy:
     @property
     def alert_rows(self) -> int: ...
 
-SqliteGroupRow = tuple[int, str, str, int]
-SqliteLabelSetRow = tuple[int, str, str, str]
-SqliteEventRow = tuple[int, int, str, int | None, int, int, str, str, str]
-SqliteAlertRow = tuple[int, int, str, int | None, int, int, int, int, bool]
+GroupRow = tuple[int, str, str, int]
+LabelSetRow = tuple[int, str, str, str]
+EventRow = tuple[int, int, str, int | None, int, int, str, str, str]
+AlertRow = tuple[int, int, str, int | None, int, int, int, int, bool]
 
 @final
 class RowEncoder:
@@ -207,9 +207,9 @@ class RowEncoder:
 
     def __new__(cls, reuse_buffers: bool = True) -> RowEncoder: ...
     def pg_copy(self, batches: Sequence[Batch]) -> PgCopy: ...
-    def sqlite_rows(
+    def row_tuples(
         self, batches: Sequence[Batch]
-    ) -> tuple[list[SqliteGroupRow], list[SqliteLabelSetRow], list[SqliteEventRow], list[SqliteAlertRow]]: ...
+    ) -> tuple[list[GroupRow], list[LabelSetRow], list[EventRow], list[AlertRow]]: ...
 
 @final
 class SpoolWriter:

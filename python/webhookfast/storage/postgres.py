@@ -38,7 +38,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from webhookfast._core import Batch, RowEncoder
-from webhookfast.storage import migrations
+from webhookfast.storage import migrations, rows
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, POSTGRES_ALERTS_CONFLICT
 
@@ -56,14 +56,11 @@ WRITE_ATTEMPTS = 3
 UNNEST_MAX_ALERTS = 32
 PRUNE_CHUNK = 1000
 
-GROUP_COLUMNS = "id, receiver, group_key, last_used"
-LABEL_SET_COLUMNS = "fingerprint, labels, alertname, severity"
-# receiver and group_key live in notification_groups (migration 0006): the rows' own columns keep
-# their default '' and only hold what was written before it.
-EVENT_COLUMNS = "fingerprint, starts_at, status, ends_at, received_at, group_id, source, generator_url, annotations"
-ALERT_COLUMNS = (
-    "fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, group_id, status_from_ends"
-)
+# The columns of each table's rows, as the Rust encoder writes them (storage/rows.py).
+GROUP_COLUMNS = rows.names(rows.GROUP_COLUMNS)
+LABEL_SET_COLUMNS = rows.names(rows.LABEL_SET_COLUMNS)
+EVENT_COLUMNS = rows.names(rows.EVENT_COLUMNS)
+ALERT_COLUMNS = rows.names(rows.ALERT_COLUMNS)
 
 STAGE_GROUPS = "webhookfast_stage_groups"
 STAGE_LABEL_SETS = "webhookfast_stage_label_sets"
@@ -122,7 +119,7 @@ SELECT {ALERT_COLUMNS} FROM {STAGE_ALERTS} ORDER BY fingerprint, starts_at
 
 # The other merge, for small flushes: no staging, one INSERT ... SELECT FROM unnest(arrays) per
 # table, all sent in one pipeline (BEGIN, lock, the inserts, COMMIT: one round trip instead of
-# a dozen). Arrays come from RowEncoder.sqlite_rows (same collapse and order as pg_copy); times travel
+# a dozen). Arrays come from RowEncoder.row_tuples (same collapse and order as pg_copy); times travel
 # as bigint microseconds and are converted exactly (whole seconds and the remainder separately, so
 # no floating point rounding even in year 0001 or 9999).
 def _ts(col: str) -> str:
@@ -335,7 +332,7 @@ class PostgresStore(Store):
         try:
             merge: Callable[[psycopg.AsyncConnection], Awaitable[None]]
             if self._use_unnest(sum(len(b) for b in batches)):
-                groups, label_sets, events, alerts = encoder.sqlite_rows(batches)
+                groups, label_sets, events, alerts = encoder.row_tuples(batches)
                 result = WriteResult(len(label_sets), len(events), len(alerts))
                 params = (_columns(groups, 4), _columns(label_sets, 4), _columns(events, 9), _columns(alerts, 9))
                 merge = partial(_merge_unnest, params=params, mark=spool_mark)

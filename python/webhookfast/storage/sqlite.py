@@ -14,26 +14,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from webhookfast._core import Batch, RowEncoder
-from webhookfast.storage import migrations
+from webhookfast.storage import migrations, rows
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, SQLITE_ALERTS_CONFLICT
 
 SLACK_US = GROUP_LAST_USED_SLACK_S * 1_000_000
 # A group's last_used only moves forward, by more than the slack (storage/upsert.py).
-INSERT_GROUPS = f"""INSERT INTO notification_groups (id, receiver, group_key, last_used) VALUES (?, ?, ?, ?)
+INSERT_GROUPS = f"""INSERT INTO notification_groups ({rows.names(rows.GROUP_COLUMNS)})
+VALUES ({rows.placeholders(rows.GROUP_COLUMNS)})
 ON CONFLICT (id) DO UPDATE SET last_used = excluded.last_used
 WHERE notification_groups.last_used < excluded.last_used - {SLACK_US}"""
-INSERT_LABEL_SETS = "INSERT INTO label_sets VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-# receiver and group_key are kept in notification_groups (migration 0006); the row's own columns
-# only hold what was written before it.
+INSERT_LABEL_SETS = (
+    f"INSERT INTO label_sets ({rows.names(rows.LABEL_SET_COLUMNS)}) "
+    f"VALUES ({rows.placeholders(rows.LABEL_SET_COLUMNS)}) ON CONFLICT DO NOTHING"
+)
+# SQLite's tables keep their legacy receiver/group_key columns NOT NULL without a default (a
+# column's default cannot be changed there): the rows fill them with ''.
 INSERT_EVENTS = (
-    "INSERT INTO alert_events (fingerprint, starts_at, status, ends_at, received_at, group_id, source, "
-    "generator_url, annotations, receiver, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', '') "
-    "ON CONFLICT DO NOTHING"
+    f"INSERT INTO alert_events ({rows.names(rows.EVENT_COLUMNS)}, receiver, group_key) "
+    f"VALUES ({rows.placeholders(rows.EVENT_COLUMNS)}, '', '') ON CONFLICT DO NOTHING"
 )
 UPSERT_ALERTS = (
-    "INSERT INTO alerts AS a (fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, "
-    f"group_id, status_from_ends, receiver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')\n{SQLITE_ALERTS_CONFLICT}"
+    f"INSERT INTO alerts AS a ({rows.names(rows.ALERT_COLUMNS)}, receiver) "
+    f"VALUES ({rows.placeholders(rows.ALERT_COLUMNS)}, '')\n{SQLITE_ALERTS_CONFLICT}"
 )
 # Retention deletes rows by starts_at; a group last used a slack before the cutoff has no row left.
 DELETE_UNUSED_GROUPS = f"DELETE FROM notification_groups WHERE last_used < ? - {SLACK_US}"
@@ -99,7 +102,7 @@ class SQLiteStore(Store):
             raise StoreUnavailable("store is closed")
         loop = asyncio.get_running_loop()
         async with self._lock:
-            groups, label_sets, events, alerts = self._encoder.sqlite_rows(batches)
+            groups, label_sets, events, alerts = self._encoder.row_tuples(batches)
             try:
                 await loop.run_in_executor(self._thread, conn.execute, "BEGIN IMMEDIATE")
                 try:

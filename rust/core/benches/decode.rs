@@ -66,7 +66,7 @@ fn main() {
     bench("pg_copy 10 x 40 alerts, reuse_buffers=false", 0, || {
         black_box(fresh.pg_copy(black_box(&batches)).unwrap());
     });
-    bench("sqlite_rows 10 x 40 alerts", 0, || {
-        black_box(reuse.sqlite_rows(black_box(&batches)).unwrap());
+    bench("row_tuples 10 x 40 alerts", 0, || {
+        black_box(reuse.row_tuples(black_box(&batches)).unwrap());
     });
 }

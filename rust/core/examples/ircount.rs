@@ -88,7 +88,7 @@ fn main() {
                 });
             } else {
                 measure(n, || {
-                    black_box(enc.sqlite_rows(black_box(&refs)).unwrap());
+                    black_box(enc.row_tuples(black_box(&refs)).unwrap());
                 });
             }
         }

@@ -30,6 +30,5 @@ pub use limits::Limits;
 pub use model::{Alert, Batch, Format, Status};
 
 pub use rows::{
-    OutOfMemory, PgCopy, RowEncoder, SqliteAlertRow, SqliteEventRow, SqliteGroupRow,
-    SqliteLabelSetRow, SqliteRows,
+    AlertTuple, EventTuple, GroupTuple, LabelSetTuple, OutOfMemory, PgCopy, RowEncoder, RowTuples,
 };

@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let bound = 4 * 21 + 3 * ROW_OVERHEAD * (alerts + 1) + 4 * data.len();
     assert!(total <= bound, "rows of {total} bytes for a {} byte body ({alerts} alerts)", data.len());
 
-    let rows = encoder.sqlite_rows(&batches).expect("a fuzz input fits in memory");
+    let rows = encoder.row_tuples(&batches).expect("a fuzz input fits in memory");
     assert_eq!(rows.groups.len(), copy.group_rows);
     assert_eq!(rows.label_sets.len(), copy.label_set_rows);
     assert_eq!(rows.events.len(), copy.event_rows);

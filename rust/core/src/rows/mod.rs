@@ -1,12 +1,12 @@
 //! Storage rows for one flush: [`RowEncoder`] collapses the batches ([`collapse`]) and encodes the
-//! rows as PostgreSQL binary COPY streams ([`pgcopy`]) or SQLite tuples ([`sqlite`]).
+//! rows as PostgreSQL binary COPY streams ([`pgcopy`]) or plain tuples for SQLite and unnest arrays ([`tuples`]).
 
 pub mod collapse;
 pub mod pgcopy;
-pub mod sqlite;
+pub mod tuples;
 
 pub use collapse::{collapse, merge, AlertRow, Collapsed, EventRow, GroupRow, LabelSetRow, State};
-pub use sqlite::{SqliteAlertRow, SqliteEventRow, SqliteGroupRow, SqliteLabelSetRow, SqliteRows};
+pub use tuples::{AlertTuple, EventTuple, GroupTuple, LabelSetTuple, RowTuples};
 
 use std::collections::TryReserveError;
 use std::fmt;
@@ -92,9 +92,9 @@ impl RowEncoder {
         Ok(&self.out)
     }
 
-    /// The same rows as tuples for SQLite.
-    pub fn sqlite_rows<'a>(&self, batches: &[&'a Batch]) -> Result<SqliteRows<'a>, OutOfMemory> {
-        Ok(sqlite::sqlite_rows(&collapse(batches))?)
+    /// The same rows as tuples (SQLite inserts them; PostgreSQL sends small flushes as arrays).
+    pub fn row_tuples<'a>(&self, batches: &[&'a Batch]) -> Result<RowTuples<'a>, OutOfMemory> {
+        Ok(tuples::row_tuples(&collapse(batches))?)
     }
 }
 
@@ -145,10 +145,10 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_rows_match_collapse() {
+    fn row_tuples_match_collapse() {
         let b = fixture_batch("prometheus_firing_repeated_in_batch.json");
         let enc = RowEncoder::new(true);
-        let rows = enc.sqlite_rows(&[&b, &b]).unwrap();
+        let rows = enc.row_tuples(&[&b, &b]).unwrap();
         let c = collapse(&[&b, &b]);
         assert_eq!(rows.label_sets.len(), c.label_sets.len());
         assert!(rows.events.len() < b.len());

@@ -1,4 +1,5 @@
-//! SQLite rows: the same columns as the PostgreSQL tables, as plain tuples. Timestamps are
+//! Rows as plain tuples, the same columns as the tables: what SQLite inserts and PostgreSQL
+//! sends as unnest arrays for small flushes. Timestamps are
 //! µs since the Unix epoch, `None` for a NULL `ends_at`, JSON as text.
 
 use std::collections::TryReserveError;
@@ -6,12 +7,12 @@ use std::collections::TryReserveError;
 use super::collapse::Collapsed;
 
 /// `(id, receiver, group_key, last_used)`.
-pub type SqliteGroupRow<'a> = (i64, &'a str, &'a str, i64);
+pub type GroupTuple<'a> = (i64, &'a str, &'a str, i64);
 /// `(fingerprint, labels, alertname, severity)`.
-pub type SqliteLabelSetRow<'a> = (i64, &'a str, &'a str, &'a str);
+pub type LabelSetTuple<'a> = (i64, &'a str, &'a str, &'a str);
 /// `(fingerprint, starts_at, status, ends_at, received_at, group_id, source, generator_url,
 /// annotations)`.
-pub type SqliteEventRow<'a> = (
+pub type EventTuple<'a> = (
     i64,
     i64,
     &'static str,
@@ -24,7 +25,7 @@ pub type SqliteEventRow<'a> = (
 );
 /// `(fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications, group_id,
 /// status_from_ends)`.
-pub type SqliteAlertRow = (
+pub type AlertTuple = (
     i64,
     i64,
     &'static str,
@@ -37,11 +38,11 @@ pub type SqliteAlertRow = (
 );
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SqliteRows<'a> {
-    pub groups: Vec<SqliteGroupRow<'a>>,
-    pub label_sets: Vec<SqliteLabelSetRow<'a>>,
-    pub events: Vec<SqliteEventRow<'a>>,
-    pub alerts: Vec<SqliteAlertRow>,
+pub struct RowTuples<'a> {
+    pub groups: Vec<GroupTuple<'a>>,
+    pub label_sets: Vec<LabelSetTuple<'a>>,
+    pub events: Vec<EventTuple<'a>>,
+    pub alerts: Vec<AlertTuple>,
 }
 
 /// Collect `f` of every row into a vector reserved up front (fallibly: its size comes from the
@@ -53,8 +54,8 @@ fn rows<T, U>(from: &[T], f: impl Fn(&T) -> U) -> Result<Vec<U>, TryReserveError
     Ok(out)
 }
 
-pub fn sqlite_rows<'a>(c: &Collapsed<'a>) -> Result<SqliteRows<'a>, TryReserveError> {
-    Ok(SqliteRows {
+pub fn row_tuples<'a>(c: &Collapsed<'a>) -> Result<RowTuples<'a>, TryReserveError> {
+    Ok(RowTuples {
         groups: rows(&c.groups, |r| {
             (r.id, r.receiver, r.group_key, r.last_used_us)
         })?,
@@ -100,7 +101,7 @@ mod tests {
     fn tuples_follow_the_column_order() {
         let body = r#"{"receiver":"rx","groupKey":"gk","alerts":[{"status":"resolved","labels":{"alertname":"A","severity":"warning"},"annotations":{"s":"x"},"startsAt":"1970-01-01T00:00:01Z","endsAt":"1970-01-01T00:00:02Z","generatorURL":"http://g"}]}"#;
         let b = crate::decode(body.as_bytes(), &Limits::default(), 5_000_000).unwrap();
-        let rows = sqlite_rows(&collapse(&[&b])).unwrap();
+        let rows = row_tuples(&collapse(&[&b])).unwrap();
         let gid = crate::model::notification_group_id("rx", "gk");
         assert_eq!(rows.groups, vec![(gid, "rx", "gk", 5_000_000)]);
         let fp = crate::fingerprint::fingerprint_to_int(b.alerts[0].fingerprint);
