@@ -32,10 +32,10 @@ import pytest
 from webhookfast._core import AlertNames, decode, fingerprint
 from webhookfast.api import HistoryApi, handlers
 from webhookfast.api.params import DEFAULT_STATS_WINDOW_US, StatsParams, parse_params, to_us
-from webhookfast.api.readers import SQLiteReader
 from webhookfast.errors import HTTPError
 from webhookfast.http import Context
 from webhookfast.storage import open_store
+from webhookfast.storage.readers import SQLiteReader
 from webhookfast.storage.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.timeout(120)

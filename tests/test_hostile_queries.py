@@ -331,17 +331,18 @@ def test_a_pattern_is_compiled_once_while_in_use_and_few_are_kept() -> None:
     per row with the pattern text, finds that object instead of compiling again. Callers that pass
     only the text on (pg_anchored) reuse the last few compiled; no more are kept."""
     from webhookfast.api import params
-    from webhookfast.api.readers import _regexp
     from webhookfast.api.sql import pg_anchored
+    from webhookfast.storage import readers as params_store
+    from webhookfast.storage.readers import _regexp
 
     (m,) = params.parse_selector('{a=~"held+ by (a )?query"}')
     assert m.regex is not None
     assert params.compile_regex(m.value) is m.regex
     assert _regexp(m.value, "held by query") == 1 and _regexp(m.value, "held by") == 0
     assert pg_anchored("only (the )?text") == params.compile_regex("only (the )?text").postgres
-    for i in range(3 * params._RECENT_MAX):
+    for i in range(3 * params_store._RECENT_MAX):
         params.compile_regex(f"pattern-{i}")
-    assert len(params._RECENT_REGEXES) == params._RECENT_MAX
+    assert len(params_store._RECENT_REGEXES) == params_store._RECENT_MAX
     assert params.compile_regex(m.value) is m.regex  # still held by the matcher
     del m
-    assert "held+ by (a )?query" not in params._LIVE_REGEXES
+    assert "held+ by (a )?query" not in params_store._LIVE_REGEXES

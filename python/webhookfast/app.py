@@ -16,7 +16,7 @@ from webhookfast.api import HistoryApi
 from webhookfast.api.alertmanager_v2 import AlertmanagerApi
 from webhookfast.batcher import Batcher
 from webhookfast.connections import bound_writes_once_listening
-from webhookfast.errors import HTTPError, internal_error, method_not_allowed, not_found
+from webhookfast.errors import HTTPError, internal_error, method_not_allowed, not_found, read_errors
 from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
 from webhookfast.ingest import BodyReader, ByteBudget, Ingest
 from webhookfast.middleware import AccessLog, Auth, RateLimit, build_chain
@@ -89,7 +89,13 @@ class App:
         am = AlertmanagerApi(self.history.reader)
         # The ingest routes are the only ones whose handler reads (and so can verify) a signed body.
         self._add("webhook", "/webhook", {"POST": ingest}, protected=True, signable=True)
-        self._add("alerts_v2", "/api/v2/alerts", {"POST": ingest, "GET": am.list_alerts}, protected=True, signable=True)
+        self._add(
+            "alerts_v2",
+            "/api/v2/alerts",
+            {"POST": ingest, "GET": read_errors(am.list_alerts)},
+            protected=True,
+            signable=True,
+        )
         for name, path in (("healthz", "/healthz"), ("am_healthy", "/-/healthy")):
             self._add(name, path, {"GET": self.healthz}, protected=settings.protect_health)
         for name, path in (("readyz", "/readyz"), ("am_ready", "/-/ready")):

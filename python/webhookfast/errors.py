@@ -6,6 +6,10 @@ more than a few bytes of the request, because Alertmanager copies error bodies i
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar
+
 import orjson
 
 from webhookfast._core import PAYLOAD_REASONS, SYNTAX_REASONS
@@ -85,3 +89,25 @@ def unstorable(message: str = "the database refused this request's alerts; detai
     """The database refused the request's content on its own (it was written apart from the rest
     of its flush, which is committed): retrying it unchanged fails the same way, so a 4xx."""
     return HTTPError(422, "unstorable", message)
+
+
+_H = TypeVar("_H", bound=Callable[..., Awaitable[Any]])
+
+
+def read_errors(handler: _H) -> _H:
+    """A read route's handler whose store errors become answers: the history readers raise store
+    errors (storage/base.py), as the write path does, and the HTTP layer chooses the status."""
+    from webhookfast.storage.base import QueryRefused, QueryTimeout, StoreUnavailable
+
+    @wraps(handler)
+    async def answered(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await handler(*args, **kwargs)
+        except QueryTimeout as exc:
+            raise query_timeout(1, str(exc) or "history query took too long") from None
+        except QueryRefused as exc:
+            raise HTTPError(400, "invalid_parameter", str(exc), path=exc.field) from None
+        except StoreUnavailable:
+            raise unavailable(1) from None
+
+    return answered  # type: ignore[return-value]

@@ -31,9 +31,10 @@ import orjson
 from webhookfast._core import __version__
 from webhookfast._core import fingerprint_from_int as format_fingerprint
 from webhookfast.api.params import MAX_MATCHERS, Matcher, MatcherSyntaxError, bad, parse_selector
-from webhookfast.api.readers import Reader
-from webhookfast.api.sql import GROUP_KEY, RECEIVER, Dialect, Query, pg_anchored
+from webhookfast.api.sql import GROUP_KEY, RECEIVER, Dialect, Query, dialect_of, pg_anchored
+from webhookfast.errors import read_errors
 from webhookfast.http import Context, Response
+from webhookfast.storage.readers import Reader
 
 ALERTS_PATH = "/api/v2/alerts"
 GROUPS_PATH = "/api/v2/alerts/groups"
@@ -263,7 +264,7 @@ class AlertmanagerApi:
         """``(name, path, {method: handler})`` for ``App._add``; ``GET /api/v2/alerts`` shares its
         path with the ingest route, so the app adds ``self.list_alerts`` to that route itself."""
         return [
-            ("am_alert_groups", GROUPS_PATH, {"GET": self.alert_groups}),
+            ("am_alert_groups", GROUPS_PATH, {"GET": read_errors(self.alert_groups)}),
             ("am_silences", SILENCES_PATH, {"GET": self.silences}),
             ("am_status", STATUS_PATH, {"GET": self.status}),
         ]
@@ -271,7 +272,7 @@ class AlertmanagerApi:
     async def _firing(self, q: AmQuery) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]] | None]:
         if not q.active:  # every alert webhookfast knows is active
             return [], None
-        query = firing_now(self.reader.dialect, q, self.clock(), self.max_alerts)
+        query = firing_now(dialect_of(self.reader.dialect), q, self.clock(), self.max_alerts)
         rows, cut = await self.reader.page(query, self.max_alerts + 1)
         if len(rows) > self.max_alerts or cut:
             rows = rows[: self.max_alerts]

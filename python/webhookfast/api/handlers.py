@@ -1,6 +1,6 @@
 """HTTP handlers of the alert-history API (``/api/v1/alerts``, ``/api/v1/alerts/{fingerprint}``,
 ``/api/v1/stats``). They parse parameters, run the queries of :mod:`webhookfast.api.sql` through a
-read-only :mod:`reader <webhookfast.api.readers>` and shape JSON; see docs/api.md."""
+read-only :mod:`reader <webhookfast.storage.readers>` and shape JSON; see docs/api.md."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from webhookfast.api.params import (
     parse_params,
     window_us,
 )
-from webhookfast.api.readers import Reader, Rows, reader_for
-from webhookfast.errors import not_found
+from webhookfast.errors import not_found, read_errors
 from webhookfast.http import Context, Response, Route
+from webhookfast.storage.readers import Reader, Rows, reader_for
 
 ALERTS_PATH = "/api/v1/alerts"
 ALERT_PREFIX = "/api/v1/alerts/"
@@ -168,21 +168,22 @@ class HistoryApi:
     ) -> None:
         self.store = store
         self.reader = reader if reader is not None else reader_for(store, pg_max_size=pg_pool_size)
-        self.d = self.reader.dialect
+        self.d = q.dialect_of(self.reader.dialect)
         self.clock = clock
         self.stats_cache = AnswerCache(stats_cache_s)
         self.alertnames = AlertNames()  # fingerprint → alertname, for the statistics on PostgreSQL
         self._aggregator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhookfast-stats")
         self._alert_route_args = ("alert", ALERT_PREFIX + "{fingerprint}")
+        self._get_alert = read_errors(self.get_alert)
 
     # -- routing -------------------------------------------------------------------------------
 
     def routes(self) -> list[tuple[str, str, dict[str, Any]]]:
         """``(name, path, {method: handler})`` of the fixed paths, for ``App._add``."""
         return [
-            ("alerts_list", ALERTS_PATH, {"GET": self.list_alerts}),
-            ("stats", STATS_PATH, {"GET": self.stats}),
-            ("histogram", HISTOGRAM_PATH, {"GET": Histogram(self.reader, self.clock).handle}),
+            ("alerts_list", ALERTS_PATH, {"GET": read_errors(self.list_alerts)}),
+            ("stats", STATS_PATH, {"GET": read_errors(self.stats)}),
+            ("histogram", HISTOGRAM_PATH, {"GET": read_errors(Histogram(self.reader, self.clock).handle)}),
         ]
 
     def match(self, path: str) -> Route | None:
@@ -192,7 +193,7 @@ class HistoryApi:
         fp = path[len(ALERT_PREFIX) :]
         if not fp or "/" in fp or len(fp) > 64:
             return None
-        return Route("alert", ALERT_PREFIX + "{fingerprint}", {"GET": partial(self.get_alert, fingerprint=fp)}, True)
+        return Route("alert", ALERT_PREFIX + "{fingerprint}", {"GET": partial(self._get_alert, fingerprint=fp)}, True)
 
     async def open(self) -> None:
         await self.reader.open()

@@ -18,9 +18,9 @@ from webhookfast.api.params import (
     parse_params,
     window_us,
 )
-from webhookfast.api.readers import Reader
-from webhookfast.api.sql import Dialect, Query
+from webhookfast.api.sql import Dialect, Query, dialect_of
 from webhookfast.http import Context, Response
+from webhookfast.storage.readers import Reader
 
 HISTOGRAM_PATH = "/api/v1/histogram"
 DEFAULT_BUCKETS = 60
@@ -77,7 +77,7 @@ class Histogram:
         p: HistogramParams = parse_params(HistogramParams, ctx.scope.query_string, now)
         since, until = window_us(p.since, p.until, now)
         width = bucket_width_us(since, until, p.buckets)
-        d = self.reader.dialect
+        d = dialect_of(self.reader.dialect)
         started, firing = await self.reader.many(
             [
                 histogram_query(d, p.match, since, until, width),

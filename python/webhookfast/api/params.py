@@ -9,9 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from webhookfast._core import PromRegex
 from webhookfast.durations import MAX_DURATION_US, parse_duration_us
 from webhookfast.errors import HTTPError
+from webhookfast.storage.readers import compile_regex
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ONE_US = timedelta(microseconds=1)
@@ -137,30 +135,6 @@ class Matcher:
         v = labels.get(self.name, "")
         hit = (self.regex or compile_regex(self.value)).fullmatch(v) if self.is_regex else v == self.value
         return hit != self.negated
-
-
-# The regexes of the queries being answered, by pattern: SQLite's wf_regexp() finds the one its
-# query compiled instead of compiling it again per row or per statement. An entry goes when the
-# last query holding it does, and when it is not among the few compiled last (kept for callers
-# that pass only the pattern text on, and for a dashboard repeating its question).
-_LIVE_REGEXES: weakref.WeakValueDictionary[str, PromRegex] = weakref.WeakValueDictionary()
-_RECENT_REGEXES: OrderedDict[str, PromRegex] = OrderedDict()
-_RECENT_MAX = 8
-_RECENT_LOCK = threading.Lock()
-
-
-def compile_regex(pattern: str) -> PromRegex:
-    """Prometheus' ``^(?s:pattern)$`` (RE2 syntax, linear-time matching; ``_core.PromRegex``), the
-    same object while a query holding it runs. ValueError names what Prometheus would refuse."""
-    regex = _LIVE_REGEXES.get(pattern)
-    if regex is None:
-        regex = _LIVE_REGEXES.setdefault(pattern, PromRegex(pattern))
-        with _RECENT_LOCK:
-            _RECENT_REGEXES[pattern] = regex
-            _RECENT_REGEXES.move_to_end(pattern)
-            while len(_RECENT_REGEXES) > _RECENT_MAX:
-                _RECENT_REGEXES.popitem(last=False)
-    return regex
 
 
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

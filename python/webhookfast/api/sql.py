@@ -14,12 +14,14 @@ regex matching), so one text per query keeps the two stores' answers identical b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
-from webhookfast.api.params import ListParams, Matcher, StatsParams, compile_regex
+from webhookfast.api.params import ListParams, Matcher, StatsParams
+from webhookfast.storage.postgres_time import timestamptz
+from webhookfast.storage.readers import compile_regex
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -31,21 +33,6 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 def ascii_lower(s: str) -> str:
     return s.translate(_ASCII_LOWER)
-
-
-# 400 Gregorian years: the calendar (leap days included) repeats after them.
-_CYCLE_US = 146_097 * 86_400_000_000
-_Y2000_US = 946_684_800_000_000
-
-
-def _pg_timestamp_text(us: int) -> str:
-    """PostgreSQL's text form of a UTC instant outside Python's years 1-9999 (times before years
-    0001 or after 9999 in UTC, stored before they were refused), computed in a 400-year cycle."""
-    cycles = (us - _Y2000_US) // _CYCLE_US
-    t = EPOCH + timedelta(microseconds=us - cycles * _CYCLE_US)
-    year = t.year + 400 * cycles
-    rest = t.strftime("%m-%d %H:%M:%S.%f+00")
-    return f"{year:04d}-{rest}" if year >= 1 else f"{1 - year:04d}-{rest} BC"
 
 
 @dataclass(frozen=True)
@@ -68,12 +55,7 @@ class Dialect:
     def t(self, us: int) -> Any:
         """A µs time as a parameter compared with a time column (exactly: a cursor must continue
         right after its row, wherever the row lies)."""
-        if not self.pg:
-            return us
-        try:
-            return EPOCH + timedelta(microseconds=us)
-        except OverflowError:
-            return _pg_timestamp_text(us)
+        return timestamptz(us) if self.pg else us
 
     def us_interval(self, col: str) -> str:
         """A duration (PostgreSQL interval, SQLite µs) as integer µs."""
@@ -130,6 +112,11 @@ def pg_anchored(pattern: str) -> str:
 
 SQLITE = Dialect("sqlite")
 POSTGRES = Dialect("postgresql")
+
+
+def dialect_of(name: str) -> Dialect:
+    """The dialect of a store or reader, by the name they give themselves."""
+    return POSTGRES if name == POSTGRES.name else SQLITE
 
 
 def _where(conds: list[str]) -> str:

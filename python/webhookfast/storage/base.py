@@ -22,6 +22,19 @@ class StoreRejected(Exception):
     from instead of retrying the flush."""
 
 
+class QueryTimeout(Exception):
+    """A read ran past its time limit (the history API answers 503 query_timeout)."""
+
+
+class QueryRefused(ValueError):
+    """The database refused a read for its parameters (a regex its engine rejects): ``field``
+    names the parameter (the history API answers 400 invalid_parameter)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class WriteResult:
     label_sets: int  # rows offered (after collapsing duplicates inside the flush)

@@ -29,7 +29,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta, timezone
 from functools import partial
 
 import psycopg
@@ -40,6 +39,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations, rows
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
+from webhookfast.storage.postgres_time import timestamptz
 from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, POSTGRES_ALERTS_CONFLICT
 
 log = logging.getLogger("webhookfast.storage.postgres")
@@ -199,18 +199,6 @@ DELETE FROM label_sets l
 WHERE l.fingerprint = ANY(%s)
   AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.fingerprint = l.fingerprint)
 """
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MIN_TS = datetime(1, 1, 1, tzinfo=timezone.utc)
-MAX_TS = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
-
-
-def datetime_from_us(us: int) -> datetime:
-    """Microseconds since the Unix epoch as an aware UTC datetime (clamped to datetime's range)."""
-    try:
-        return EPOCH + timedelta(microseconds=us)
-    except OverflowError:
-        return MIN_TS if us < 0 else MAX_TS
 
 
 class PostgresStore(Store):
@@ -402,7 +390,7 @@ class PostgresStore(Store):
 
     # -- retention ----------------------------------------------------------------------------
     async def prune(self, older_than_us: int) -> int:
-        cutoff = datetime_from_us(older_than_us)
+        cutoff = timestamptz(older_than_us)
         pool = self._require_pool()
         deleted = 0
         try:

@@ -58,9 +58,15 @@ def path_from_url(url: str) -> str:
     return path
 
 
-def connect(path: str, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+def connect(path: str, busy_timeout_ms: int = 5000, *, reader: bool = False) -> sqlite3.Connection:
+    """A connection as webhookfast uses them: the writer's (WAL, fsync on every commit, a 64 MiB
+    page cache) or, with ``reader``, a history reader's (read-only, a 16 MiB cache each)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if reader:
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA cache_size = -16384")
+        return conn
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA cache_size = -65536")

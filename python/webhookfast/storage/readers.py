@@ -1,4 +1,6 @@
-"""Read-only database access for the history API, kept apart from the write path.
+"""Read-only database access for the history API, kept apart from the write path. Readers raise
+store errors (``StoreUnavailable``, ``QueryTimeout``, ``QueryRefused``); the HTTP layer answers
+them (``errors.read_errors``), as ingest answers the write path's.
 
 * SQLite: a small pool of threads, each with its own connection (``PRAGMA query_only``). In WAL
   mode readers never wait for the writer's thread or lock, and the writer never waits for them.
@@ -20,15 +22,42 @@ import math
 import sqlite3
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from webhookfast.api.params import bad, compile_regex
-from webhookfast.api.sql import POSTGRES, SQLITE, Dialect, Query
-from webhookfast.errors import query_timeout, unavailable
+from webhookfast._core import PromRegex
+from webhookfast.storage import sqlite as sqlite_store
+from webhookfast.storage.base import QueryRefused, QueryTimeout, StoreUnavailable
 
 Rows = list[tuple[Any, ...]]
+Query = tuple[str, list[Any]]  # SQL text and its parameters (history/sql.py writes them)
+
+# The regexes of the queries being answered, by pattern: SQLite's wf_regexp() finds the one its
+# query compiled instead of compiling it again per row or per statement. An entry goes when the
+# last query holding it does, and when it is not among the few compiled last (kept for callers
+# that pass only the pattern text on, and for a dashboard repeating its question).
+_LIVE_REGEXES: weakref.WeakValueDictionary[str, PromRegex] = weakref.WeakValueDictionary()
+_RECENT_REGEXES: OrderedDict[str, PromRegex] = OrderedDict()
+_RECENT_MAX = 8
+_RECENT_LOCK = threading.Lock()
+
+
+def compile_regex(pattern: str) -> PromRegex:
+    """Prometheus' ``^(?s:pattern)$`` (RE2 syntax, linear-time matching; ``_core.PromRegex``), the
+    same object while a query holding it runs. ValueError names what Prometheus would refuse."""
+    regex = _LIVE_REGEXES.get(pattern)
+    if regex is None:
+        regex = _LIVE_REGEXES.setdefault(pattern, PromRegex(pattern))
+        with _RECENT_LOCK:
+            _RECENT_REGEXES[pattern] = regex
+            _RECENT_REGEXES.move_to_end(pattern)
+            while len(_RECENT_REGEXES) > _RECENT_MAX:
+                _RECENT_REGEXES.popitem(last=False)
+    return regex
+
 
 # Most bytes of rows one answer reads (#11): receiver and group key are stored once per
 # notification but shown in every row, so a page of rows could be its page size times one
@@ -50,7 +79,7 @@ def _page_batch(taken: int, max_rows: int, used: int, max_bytes: int) -> int:
 
 
 class Reader(Protocol):
-    dialect: Dialect
+    dialect: str  # "sqlite" or "postgresql", as the stores name themselves
 
     async def open(self) -> None: ...
 
@@ -86,7 +115,7 @@ PROGRESS_OPS = 10_000
 
 
 class SQLiteReader:
-    dialect = SQLITE
+    dialect = "sqlite"
 
     def __init__(
         self,
@@ -107,10 +136,7 @@ class SQLiteReader:
     def _conn(self) -> tuple[sqlite3.Connection, _Deadline]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            conn.execute("PRAGMA query_only = ON")
-            conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per reader
+            conn = sqlite_store.connect(self.path, self.busy_timeout_ms, reader=True)
             deadline = _Deadline()
 
             def regexp(pattern: str, value: str | None) -> int:
@@ -179,13 +205,13 @@ class SQLiteReader:
 
     async def _run_sync(self, fn: Any, *args: Any) -> Any:
         if self._closed:
-            raise unavailable(1, "history reader is closed")
+            raise StoreUnavailable("history reader is closed")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except sqlite3.OperationalError as exc:
             if str(exc) == "interrupted":
-                raise query_timeout() from exc
-            raise unavailable(1, f"database busy or unavailable: {str(exc)[:80]}") from exc
+                raise QueryTimeout("history query took too long") from exc
+            raise StoreUnavailable(f"database busy or unavailable: {str(exc)[:80]}") from exc
 
     async def close(self) -> None:
         self._closed = True
@@ -197,7 +223,7 @@ class SQLiteReader:
 
 
 class PostgresReader:
-    dialect = POSTGRES
+    dialect = "postgresql"
 
     def __init__(
         self,
@@ -310,7 +336,7 @@ class PostgresReader:
         return result
 
     async def _with_connection(self, run: Any) -> Any:
-        """``run(conn)`` on a pooled connection, its database errors mapped to HTTP answers."""
+        """``run(conn)`` on a pooled connection, its database errors as store errors."""
         import psycopg
         from psycopg import errors as pg_errors
         from psycopg_pool import PoolTimeout
@@ -320,11 +346,11 @@ class PostgresReader:
             async with pool.connection() as conn:
                 return await run(conn)
         except pg_errors.InvalidRegularExpression as exc:
-            raise bad("match", f"invalid regex: {str(exc)[:120]}") from exc
+            raise QueryRefused("match", f"invalid regex: {str(exc)[:120]}") from exc
         except pg_errors.QueryCanceled as exc:
-            raise query_timeout() from exc
+            raise QueryTimeout("history query took too long") from exc
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise unavailable(1) from exc
+            raise StoreUnavailable("database unavailable") from exc
 
     async def close(self) -> None:
         if self._own and self._pool is not None:

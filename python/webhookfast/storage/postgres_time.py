@@ -1,0 +1,30 @@
+"""Microseconds since the Unix epoch as a PostgreSQL ``timestamptz`` parameter, exactly, for every
+value a column can hold: one conversion for the writer (retention's cutoff) and the history
+queries (a cursor must continue right after its row, wherever the row lies)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# 400 Gregorian years: the calendar (leap days included) repeats after them.
+_CYCLE_US = 146_097 * 86_400_000_000
+_Y2000_US = 946_684_800_000_000
+
+
+def timestamptz(us: int) -> datetime | str:
+    """An aware UTC datetime; outside Python's years 1-9999 (times stored before they were
+    refused), PostgreSQL's own text form of the instant, which it parses exactly."""
+    try:
+        return EPOCH + timedelta(microseconds=us)
+    except OverflowError:
+        return _text(us)
+
+
+def _text(us: int) -> str:
+    # Computed within a 400-year cycle that Python can represent, then the cycles put back.
+    cycles = (us - _Y2000_US) // _CYCLE_US
+    t = EPOCH + timedelta(microseconds=us - cycles * _CYCLE_US)
+    year = t.year + 400 * cycles
+    rest = t.strftime("%m-%d %H:%M:%S.%f+00")
+    return f"{year:04d}-{rest}" if year >= 1 else f"{1 - year:04d}-{rest} BC"
