@@ -96,6 +96,11 @@ def cases(s: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+def percentile(sorted_times: list[float], p: float) -> float:
+    """The p-quantile (0 ≤ p ≤ 1) of already sorted times: the one at index ⌊p·n⌋, or the last."""
+    return sorted_times[min(len(sorted_times) - 1, int(p * len(sorted_times)))]
+
+
 async def bench(url: str, requests: int, explain: bool, pool_size: int, only: str | None = None) -> None:
     store = open_store(url)
     api = HistoryApi(store, pg_pool_size=pool_size)
@@ -117,8 +122,9 @@ async def bench(url: str, requests: int, explain: bool, pool_size: int, only: st
                 times.append((time.perf_counter() - t) * 1000)
                 assert status == 200, (name, body[:300])
             times.sort()
-            pct = lambda p: times[min(len(times) - 1, int(p * len(times)))]  # noqa: E731
-            rows.append((name, statistics.median(times), pct(0.90), pct(0.99), times[-1], len(body)))
+            rows.append(
+                (name, statistics.median(times), percentile(times, 0.90), percentile(times, 0.99), times[-1], len(body))
+            )
         kind = "PostgreSQL" if store.dialect == "postgresql" else "SQLite"
         print(f"\n{kind}, {requests} requests per case, one at a time (ms)\n")
         print(f"| {'case':<30} | {'p50':>6} | {'p90':>6} | {'p99':>6} | {'max':>6} | {'bytes':>7} |")

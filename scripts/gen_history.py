@@ -150,7 +150,7 @@ def generate(rows: int, n_sets: int, days: float, now_us: int, seed: int):
     target_instances = rows * 2 // 3 + 1  # some are skipped (overlaps): aim high, stop at rows
     events, alerts = [], []
     n_events = 0
-    for (fp, labels_json, name, severity), w in zip(label_sets, weights):
+    for (fp, labels_json, name, _severity), w in zip(label_sets, weights, strict=True):
         if n_events >= rows:
             break
         k = max(1, min(round(target_instances * w / total_w), span // (120 * US)))

@@ -51,11 +51,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(ROOT / "scripts" / "load"))
 
-from payloads import alert as bench_alert
-from payloads import payload as bench_payload
-from pgtemp import TempPostgres, free_port
-from run import Server as LoadServer
-from run import group_pids, rss_mb
+# benches/ and scripts/load/ are on sys.path only from here.
+from payloads import alert as bench_alert  # noqa: E402
+from payloads import payload as bench_payload  # noqa: E402
+from pgtemp import TempPostgres, free_port  # noqa: E402
+from run import Server as LoadServer  # noqa: E402
+from run import group_pids, rss_mb  # noqa: E402
 
 SENDER_ALERTNAME = "SoakWellBehaved"
 RESERVED_FDS = 128  # webhookfast.connections.RESERVED_FDS: descriptors besides connections

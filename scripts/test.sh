@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The one test command of webhookfast: installs what the tests need (only when missing), builds the
-# extension, and runs every suite. Safe to run twice; works from any directory; CI=true runs it
-# non-interactively (.ci/run calls it).
+# extension, runs the linters and every suite. Safe to run twice; works from any directory; CI=true
+# runs it non-interactively (.ci/run calls it).
 #
 #   ./scripts/test.sh                 everything
-#   WEBHOOKFAST_SKIP_INSTALL=1 ...    skip apt-get and pip (use what is there)
+#   WEBHOOKFAST_SKIP_INSTALL=1 ...    skip apt-get, pip and rustup (use what is there)
 #   WEBHOOKFAST_SKIP_BENCH=1 ...      skip the codspeed benchmarks
 #   extra arguments are passed to `pytest tests` (e.g. ./scripts/test.sh -k e2e -x)
 set -euo pipefail
@@ -103,6 +103,40 @@ else
     "$PYTHON" -m pip install "${pip_args[@]}" -e '.[test]'
 fi
 "$PYTHON" -c 'import webhookfast._core as c; print("webhookfast._core", c.__version__, "from", c.__file__)'
+
+# --------------------------------------------------------------------------------------------------
+section "Lint (ruff check, ruff format --check, mypy, cargo fmt --check, cargo clippy -D warnings)"
+# Configured in pyproject.toml ([tool.ruff], [tool.mypy]: strict, with the pydantic plugin); ruff and
+# mypy come with the test extra. All five run, then any failure fails the script.
+rust_lints_present() { cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1; }
+if ! rust_lints_present; then
+    if [[ ${WEBHOOKFAST_SKIP_INSTALL:-} != 1 ]] && command -v rustup >/dev/null 2>&1; then
+        echo "installing: rustup component add clippy rustfmt"
+        rustup component add clippy rustfmt || true # the check below says what is still missing
+    fi
+    if ! rust_lints_present; then
+        echo "test.sh: the lint step needs cargo clippy and cargo fmt, and they are missing." \
+            "Install them with 'rustup component add clippy rustfmt' (without rustup: the packages" \
+            "of cargo's toolchain, e.g. Debian's rust-clippy and rustfmt)." >&2
+        exit 1
+    fi
+fi
+lint_failed=()
+lint() {
+    echo "+ $*"
+    if ! "$@"; then
+        lint_failed+=("$*")
+    fi
+}
+lint "$PYTHON" -m ruff check .
+lint "$PYTHON" -m ruff format --check .
+lint "$PYTHON" -m mypy
+lint cargo fmt --check
+lint cargo clippy --workspace --all-targets --quiet -- -D warnings
+if ((${#lint_failed[@]})); then
+    printf 'test.sh: lint failed: %s\n' "${lint_failed[@]}" >&2
+    exit 1
+fi
 
 # --------------------------------------------------------------------------------------------------
 section "Rust unit tests (cargo test -p webhookfast-core)"

@@ -20,7 +20,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 from support.net import LOGS_KEY, tail  # noqa: E402
-from support.net import free_port as _free_port
+from support.net import free_port as _free_port  # noqa: E402
 
 pytest_plugins = ["support.postgres", "support.servers", "support.alertmanager"]
 

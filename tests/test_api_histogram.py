@@ -7,12 +7,15 @@ from typing import Any
 
 import jsonschema
 import pytest
-
-# `env`: test_api_history's fixture (the same hand-checked history, filled once per store).
-from test_api_history import CLOCK, Env, H, T, env, iso  # noqa: F401
+import test_api_history
+from test_api_history import CLOCK, Env, H, T, iso
 from webhookfast.api.openapi import PATHS, SCHEMAS
 
 pytestmark = pytest.mark.timeout(120)
+
+# test_api_history's fixture (the same hand-checked history, filled once per store), bound to a
+# module-level name so that pytest collects it for this module too.
+env = test_api_history.env
 
 PATH = "/api/v1/histogram"
 

@@ -623,7 +623,7 @@ def test_statistics_agree_on_generated_history(tmp_path: Any, pg_url: str, monke
             loop.run_until_complete(store.close())
             loop.close()
     lite, pg = answers
-    for query, a, b in zip(STATS_REQUESTS, lite, pg):
+    for query, a, b in zip(STATS_REQUESTS, lite, pg, strict=True):
         assert a == b, query
     first = orjson.loads(pg[0])
     # The data set exercises every part (not a comparison of empty lists).

@@ -114,7 +114,7 @@ ALERT_COLUMNS = "fingerprint, starts_at, status, ends_at, first_seen, last_seen,
 
 def _rows_to_dicts(columns: str, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     names = [c.strip() for c in columns.split(",")]
-    return [{k: _norm(v) for k, v in zip(names, row)} for row in rows]
+    return [{k: _norm(v) for k, v in zip(names, row, strict=True)} for row in rows]
 
 
 def read_store(database_url: str) -> Stored:

@@ -168,13 +168,15 @@ def _handshake_refused(server: ServerProcess, ctx: ssl.SSLContext) -> BaseExcept
     certificate, so the server's refusal (alert "certificate required") can surface at the first read.
     """
     try:
-        with socket.create_connection((server.host, server.port), timeout=10) as raw:
-            with ctx.wrap_socket(raw, server_hostname=server.host) as tls:
-                tls.sendall(f"GET /healthz HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n\r\n".encode())
-                data = tls.recv(65536)
-                if not data:
-                    return ConnectionAbortedError("closed without an answer")
-                return None
+        with (
+            socket.create_connection((server.host, server.port), timeout=10) as raw,
+            ctx.wrap_socket(raw, server_hostname=server.host) as tls,
+        ):
+            tls.sendall(f"GET /healthz HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n\r\n".encode())
+            data = tls.recv(65536)
+            if not data:
+                return ConnectionAbortedError("closed without an answer")
+            return None
     except (ssl.SSLError, ConnectionError) as exc:
         return exc
 

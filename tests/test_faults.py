@@ -135,10 +135,7 @@ def test_postgres_stops_during_load(server_factory, postgres_server, pg_url: str
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_kill_9_loses_no_acknowledged_alert(server_factory, tmp_path: Path, store: str, request) -> None:  # type: ignore[no-untyped-def]
-    if store == "postgres":
-        url = request.getfixturevalue("pg_url")
-    else:
-        url = f"sqlite:///{tmp_path}/kill.db"
+    url = request.getfixturevalue("pg_url") if store == "postgres" else f"sqlite:///{tmp_path}/kill.db"
     # "acknowledged" = committed here; the spool's kill -9 tests are in tests/test_spool.py.
     server = server_factory(url, extra_args=["--no-spool"] if store == "postgres" else [])
     with Load(server.url) as load:

@@ -12,6 +12,7 @@ not have grown much and nothing may have been stored. Requests that never reach 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import select
 import socket
@@ -166,10 +167,8 @@ def connect(server: ServerProcess) -> socket.socket:
 def exchange(server: ServerProcess, data: bytes, timeout: float = 15.0) -> Raw:
     """Send ``data`` (tolerating an early answer that closes the connection), read one answer."""
     with connect(server) as sock:
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         return read_response(sock, timeout)
 
 

@@ -204,7 +204,7 @@ def test_several_poison_requests_in_one_flush(store_case: tuple[str, Callable[[]
 
     results = asyncio.run(main())
     assert [isinstance(r, StoreRejected) for r in results] == [n == POISON for n in names_in]
-    assert all(r is False for r, n in zip(results, names_in) if n != POISON)
+    assert all(r is False for r, n in zip(results, names_in, strict=True) if n != POISON)
     names, _ = stored(url)
     assert names == set(names_in) - {POISON}
 
@@ -237,7 +237,7 @@ def test_server_commit_answers_422_to_the_poison_request_only(server_factory: Se
     install_poison(database)
     server = server_factory(database)
     responses = post_all(server, [payload(n) for n in NAMES])
-    for name, resp in zip(NAMES, responses):
+    for name, resp in zip(NAMES, responses, strict=True):
         if name == POISON:
             assert resp.status == 422, resp.text
             err = resp.json()["error"]  # type: ignore[index]

@@ -334,7 +334,7 @@ def test_round_trip_alertmanager(specs: list[dict], ascii_: bool, receiver: str)
     assert batch.fingerprint_mismatches == 0
     got = batch.to_dicts()
     assert len(got) == len(specs)
-    for g, s in zip(got, specs):
+    for g, s in zip(got, specs, strict=True):
         check_alert(g, s, s["status"])
 
 
@@ -346,7 +346,7 @@ def test_round_trip_prometheus(specs: list[dict]) -> None:
     assert batch.format == "prometheus"
     got = batch.to_dicts()
     assert len(got) == len(specs)
-    for g, s in zip(got, specs):
+    for g, s in zip(got, specs, strict=True):
         resolved = s["ends_us"] is not None and s["ends_us"] <= NOW_US
         check_alert(g, s, "resolved" if resolved else "firing")
 
@@ -461,16 +461,16 @@ def test_alert_page_is_what_orjson_gives_for_the_dicts(rows: list[tuple], cursor
 
     stored = []
     expected = []
-    for fp, starts, status, ends, first, last, n, receiver, labels, annotations, ascii_ in rows:
+    for fp, starts, status, ends, first, last, n, receiver, labels, ann, ascii_ in rows:
         # Stored JSON text in any key order and either escaping style (SQLite keeps what was written).
         labels_text = json.dumps(dict(reversed(list(labels.items()))), ensure_ascii=ascii_)
-        ann_text = None if annotations is None else json.dumps(annotations, ensure_ascii=ascii_)
+        ann_text = None if ann is None else json.dumps(ann, ensure_ascii=ascii_)
         stored.append((fp, starts, status, ends, first, last, n, receiver, labels_text, ann_text))
         expected.append(
             {
                 "fingerprint": format(fp & 0xFFFF_FFFF_FFFF_FFFF, "016x"),
                 "labels": labels,
-                "annotations": {} if annotations is None else annotations,
+                "annotations": {} if ann is None else ann,
                 "status": status,
                 "starts_at": format_time(starts),
                 "ends_at": format_time(ends),
@@ -519,12 +519,15 @@ def _window_stats_reference(
     for _, fp, starts, ends in resolved:
         if fp != unnamed:
             by_name[named[fp]].append(ends - starts)
+
+    def rank(p: int, n: int) -> int:
+        return math.ceil(p * n / 100)  # nearest rank, in exact arithmetic
+
     ttr = []
     for name, durations in by_name.items():
         durations.sort()
         n = len(durations)
-        rank = lambda p: math.ceil(p * n / 100)  # noqa: E731 - nearest rank, in exact arithmetic
-        ttr.append((name, n, durations[rank(50) - 1], durations[rank(90) - 1], durations[-1]))
+        ttr.append((name, n, durations[rank(50, n) - 1], durations[rank(90, n) - 1], durations[-1]))
     ttr.sort(key=lambda r: (-r[3], r[0].encode()))
     return top_firing, flaps[:top], ttr[:top]
 

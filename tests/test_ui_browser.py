@@ -432,7 +432,9 @@ def test_hostile_label_and_annotation_values_render_as_inert_text(browser: Brows
     assert browser.js("return arguments[0].getBoundingClientRect().width", values["big"]) < 600
     browser.get(f"{server.url}/alerts/{fingerprint(HOSTILE)}")
     browser.wait_css("#timeline")
-    dds = {dt.text: dd for dt, dd in zip(browser.css("dl.annotations dt"), browser.css("dl.annotations dd"))}
+    dds = {
+        dt.text: dd for dt, dd in zip(browser.css("dl.annotations dt"), browser.css("dl.annotations dd"), strict=True)
+    }
     assert dds["runbook_url"].text == HOSTILE_ANNOTATIONS["runbook_url"]
     assert dds["description"].text == HOSTILE_ANNOTATIONS["description"]
     assert not dds["runbook_url"].find_elements("css selector", "a") and not dds["data"].find_elements(

@@ -294,7 +294,7 @@ class Spool:
                     continue
                 metrics.spool_write_seconds.observe(time.perf_counter() - started)
             # In-doubt records are registered before the replayer can see them.
-            for item, end in zip(group, ends):
+            for item, end in zip(group, ends, strict=True):
                 if item.pending is not None and item.pending.outcome is None:
                     self._in_doubt[(seq, end)] = item.pending
             self._segments[seq] = ends[-1]

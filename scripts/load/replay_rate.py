@@ -21,14 +21,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+from webhookfast._core import SpoolWriter
+
 ROOT = Path(__file__).resolve().parents[2]
 LOAD_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(LOAD_DIR))
 
-import payloads
-from pgtemp import TempPostgres, free_port
-from webhookfast._core import SpoolWriter
+# benches/ and scripts/load/ are on sys.path only from here.
+import payloads  # noqa: E402
+from pgtemp import TempPostgres, free_port  # noqa: E402
 
 
 def metric(port: int, name: str) -> float:

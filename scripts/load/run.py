@@ -43,6 +43,7 @@ missing unless ``--no-install``. Servers run in their own process groups and are
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -218,18 +219,14 @@ class Server:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             log(f"{self.name} did not stop in 20 s: SIGKILL")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=10)
         self._log.close()
 
@@ -542,11 +539,11 @@ def print_table(rows: list[Row], header: str) -> None:
     widths = [max(len(c), *(len(d[i]) for d in data)) if data else len(c) for i, c in enumerate(cols)]
     print()
     print(header)
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
     print(line)
     print("-" * len(line))
     for d in data:
-        print("  ".join(v.ljust(w) for v, w in zip(d, widths)))
+        print("  ".join(v.ljust(w) for v, w in zip(d, widths, strict=True)))
     print()
 
 
@@ -946,7 +943,7 @@ class Runner:
         b_rps = statistics.median(x.rps for x in beside)
         # Each round's two runs are adjacent (AB or BA): their ratio cancels the slow drift of a
         # growing database and a noisy machine better than the ratio of the medians.
-        ratios = sorted(b.rps / a.rps for a, b in zip(alone, beside) if a.rps)
+        ratios = sorted(b.rps / a.rps for a, b in zip(alone, beside, strict=True) if a.rps)
         ratio = statistics.median(ratios) if ratios else 0.0
         reads = ReadStats.merged(reads_all)
         spread = f"{(ratios[0] - 1) * 100:+.1f}%..{(ratios[-1] - 1) * 100:+.1f}%" if ratios else "-"

@@ -18,6 +18,7 @@ end of the test. Without the binary the tests that use it are skipped, unless
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -242,10 +243,8 @@ class Alertmanager:
                 self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(10)
             except ProcessLookupError:
                 pass

@@ -254,7 +254,7 @@ class HistoryApi:
         more = len(eps) > p.limit
         eps = eps[: p.limit]
         timelines: dict[int, list[dict[str, Any]]] = {}
-        for starts, status, ends, received, receiver, group_key, source, url, annotations in evs:
+        for starts, status, ends, received, receiver, group_key, source, url, annotations_json in evs:
             timelines.setdefault(starts, []).append(
                 {
                     "status": status,
@@ -264,7 +264,7 @@ class HistoryApi:
                     "group_key": group_key,
                     "source": source,
                     "generator_url": url,
-                    "annotations": _loads(annotations),
+                    "annotations": _loads(annotations_json),
                 }
             )
         episodes = []

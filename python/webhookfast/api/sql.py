@@ -171,7 +171,7 @@ def list_alerts(d: Dialect, p: ListParams, after: list[int] | None) -> Query:
         lhs = ", ".join(f"a.{c}" for c in cols)
         rhs = ", ".join([P] * len(cols))
         conds.append(f"({lhs}) {cmp} ({rhs})")
-        params.extend(d.t(v) if c != "fingerprint" else v for c, v in zip(cols, after))
+        params.extend(d.t(v) if c != "fingerprint" else v for c, v in zip(cols, after, strict=True))
     direction = " DESC" if p.order == "desc" else ""
     order = ", ".join(f"k.{c}{direction}" for c in cols)
     inner_order = ", ".join(f"a.{c}{direction}" for c in cols)

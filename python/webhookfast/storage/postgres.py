@@ -476,7 +476,7 @@ def refused_content(exc: psycopg.Error) -> bool:
 
 def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-arg]
     """Row tuples → one list per column (the unnest arrays)."""
-    return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 async def _merge_unnest(
