@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from webhookfast.api import HistoryApi  # noqa: E402
-from webhookfast.api import sql as q  # noqa: E402
-from webhookfast.api.params import ListParams, StatsParams, parse_params  # noqa: E402
+from webhookfast.history import HistoryApi  # noqa: E402
+from webhookfast.history import sql as q  # noqa: E402
+from webhookfast.history.params import ListParams, StatsParams, parse_params  # noqa: E402
 from webhookfast.http import Context  # noqa: E402
 from webhookfast.storage import open_store  # noqa: E402
 
@@ -184,7 +184,7 @@ async def print_plans(api: HistoryApi, s: dict[str, Any]) -> None:
 
 
 def _cursor_key(cursor: str) -> list[int]:
-    from webhookfast.api.params import decode_cursor
+    from webhookfast.history.params import decode_cursor
 
     return decode_cursor(cursor, "alerts:starts_at:desc", 2)
 

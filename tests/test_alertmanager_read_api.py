@@ -400,7 +400,7 @@ def test_signatures_do_not_open_the_read_route(server_factory: Any, tmp_path: Pa
 def test_answer_is_bounded(server: ServerProcess, store_url: str) -> None:
     """At most ``max_alerts`` (the lowest fingerprints) and a header saying so; the same reader the
     server uses, over the rows the server stored."""
-    from webhookfast.api.alertmanager_v2 import TRUNCATED_HEADER, AlertmanagerApi
+    from webhookfast.history.alertmanager_v2 import TRUNCATED_HEADER, AlertmanagerApi
     from webhookfast.storage.readers import PostgresReader, SQLiteReader
 
     post(

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import test_api_history
 from test_api_history import CLOCK, Env, H, T, iso
-from webhookfast.api.openapi import PATHS, SCHEMAS
+from webhookfast.openapi.history import PATHS, SCHEMAS
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,4 +1,4 @@
-"""The alert-history API (webhookfast.api) on both stores.
+"""The alert-history API (webhookfast.history) on both stores.
 
 Every test runs on SQLite and on PostgreSQL; the stores are filled through the real write path
 (``_core.decode`` → ``store.write``) with one small, hand-checked history, and the handlers are
@@ -30,9 +30,9 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 from webhookfast._core import AlertNames, decode, fingerprint
-from webhookfast.api import HistoryApi, handlers
-from webhookfast.api.params import DEFAULT_STATS_WINDOW_US, StatsParams, parse_params, to_us
 from webhookfast.errors import HTTPError
+from webhookfast.history import HistoryApi, handlers
+from webhookfast.history.params import DEFAULT_STATS_WINDOW_US, StatsParams, parse_params, to_us
 from webhookfast.http import Context
 from webhookfast.storage import open_store
 from webhookfast.storage.readers import SQLiteReader
@@ -728,7 +728,7 @@ def test_stats_answers_are_cached_per_query(tmp_path: Any) -> None:
     """WEBHOOKFAST_STATS_CACHE_S: the same query string within the TTL is answered from memory
     (even once new alerts have arrived), another query string is not, and after the TTL the
     statistics are computed again."""
-    from webhookfast.api.handlers import AnswerCache
+    from webhookfast.history.handlers import AnswerCache
 
     e = Env(_sqlite_url(tmp_path))
     try:
@@ -759,7 +759,7 @@ def test_stats_answers_are_cached_per_query(tmp_path: Any) -> None:
 
 
 def test_answer_cache_computes_once_for_concurrent_requests() -> None:
-    from webhookfast.api.handlers import AnswerCache
+    from webhookfast.history.handlers import AnswerCache
 
     async def scenario() -> None:
         cache = AnswerCache(5.0)

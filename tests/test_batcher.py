@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 from webhookfast._core import Batch, decode
-from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull
+from webhookfast.ingest.batcher import Batcher, DeadlineExceeded, QueueFull
 from webhookfast.storage.base import StoreUnavailable, WriteResult
 from webhookfast.storage.sqlite import SQLiteStore
 

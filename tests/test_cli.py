@@ -42,7 +42,7 @@ def test_parse_duration_refuses(text: str) -> None:
 
 def test_cli_and_api_share_one_duration_parser() -> None:
     """`prune --older-than 1h30m` means what `since=1h30m` means in the history API."""
-    from webhookfast.api.params import parse_time_us
+    from webhookfast.history.params import parse_time_us
 
     now = 10**15
     assert now - parse_time_us("1h30m", now) == cli.parse_duration("1h30m") * 1_000_000

@@ -119,7 +119,7 @@ def _rows_to_dicts(columns: str, rows: list[tuple[Any, ...]]) -> list[dict[str, 
 
 def read_store(database_url: str) -> Stored:
     # receiver and group_key as the history API reads them (stored once, in notification_groups).
-    from webhookfast.api.sql import GROUP_KEY, RECEIVER
+    from webhookfast.history.sql import GROUP_KEY, RECEIVER
 
     events = EVENT_COLUMNS.replace(", receiver, group_key,", f", {RECEIVER}, {GROUP_KEY},").format(row="e")
     alerts = ALERT_COLUMNS.replace(", receiver", f", {RECEIVER}").format(row="a")

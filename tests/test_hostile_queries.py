@@ -28,7 +28,7 @@ from psycopg import sql
 from support.postgres import database_url
 from support.servers import ServerProcess
 from webhookfast._core import PromRegex
-from webhookfast.api.handlers import AnswerCache
+from webhookfast.history.handlers import AnswerCache
 
 STARTS = "2026-11-01T10:00:00Z"
 SLOW_VALUE = "a" * 16  # (.*.*)*# on 16 characters: 24 s of Python's re
@@ -330,8 +330,8 @@ def test_a_pattern_is_compiled_once_while_in_use_and_few_are_kept() -> None:
     """A query's matchers hold their compiled regexes; SQLite's wf_regexp(pattern, value), called
     per row with the pattern text, finds that object instead of compiling again. Callers that pass
     only the text on (pg_anchored) reuse the last few compiled; no more are kept."""
-    from webhookfast.api import params
-    from webhookfast.api.sql import pg_anchored
+    from webhookfast.history import params
+    from webhookfast.history.sql import pg_anchored
     from webhookfast.storage import readers as params_store
     from webhookfast.storage.readers import _regexp
 

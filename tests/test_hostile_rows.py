@@ -21,7 +21,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from webhookfast._core import Batch, Limits, PayloadError, decode, fingerprint, fingerprint_to_int
-from webhookfast.batcher import Batcher, QueueFull
+from webhookfast.ingest.batcher import Batcher, QueueFull
 from webhookfast.storage import open_store
 from webhookfast.storage.sqlite import SQLiteStore
 
@@ -213,7 +213,7 @@ def test_rows_written_before_the_groups_table_keep_their_receiver(store_url: str
 
 def _read_history(url: str, fpi: int) -> tuple[list[Any], list[Any]]:
     """The episode and event rows of the history API's queries for one fingerprint."""
-    from webhookfast.api import sql as q
+    from webhookfast.history import sql as q
 
     if url.startswith("sqlite:"):
         d = q.SQLITE
@@ -280,7 +280,7 @@ def test_a_body_is_decoded_only_as_far_as_the_queue_has_room(tmp_path: Path) -> 
     adversarial body near the cap could take 10-15x its size before the bound said no."""
     from webhookfast.errors import HTTPError
     from webhookfast.http import Context
-    from webhookfast.ingest import BodyReader, Ingest
+    from webhookfast.ingest.handler import BodyReader, Ingest
 
     small = many_short_labels(n_alerts=20)
     big = many_short_labels(n_alerts=400)

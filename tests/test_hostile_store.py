@@ -27,9 +27,9 @@ import pytest
 from support.net import Response
 from support.servers import ServerFactory
 from webhookfast._core import Batch, decode
-from webhookfast.api.params import ListParams, parse_params
-from webhookfast.api.sql import POSTGRES, list_alerts
-from webhookfast.batcher import Batcher
+from webhookfast.history.params import ListParams, parse_params
+from webhookfast.history.sql import POSTGRES, list_alerts
+from webhookfast.ingest.batcher import Batcher
 from webhookfast.storage import Store, StoreRejected, WriteResult
 from webhookfast.storage.postgres import PostgresStore
 from webhookfast.storage.sqlite import SQLiteStore

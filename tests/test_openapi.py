@@ -1,4 +1,4 @@
-"""The OpenAPI document (python/webhookfast/openapi.py): a valid OpenAPI 3.1 document that
+"""The OpenAPI document (python/webhookfast/openapi/): a valid OpenAPI 3.1 document that
 describes every route of the app and the README's error contract, served at GET /openapi.json."""
 
 from __future__ import annotations

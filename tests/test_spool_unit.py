@@ -10,9 +10,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from webhookfast import spool as spool_module
 from webhookfast._core import Batch
-from webhookfast.spool import Spool, SpoolFull
+from webhookfast.ingest import spool as spool_module
+from webhookfast.ingest.spool import Spool, SpoolFull
 from webhookfast.storage.base import StoreRejected, StoreUnavailable, WriteResult
 
 
@@ -80,7 +80,7 @@ def test_replays_in_arrival_order_across_segments_and_deletes_them(tmp_path: Pat
         assert store.written == [str(i) for i in range(200)]
         assert store.transactions >= 200 // 7
         for _ in range(500):  # the replayer deletes drained segments just after its last commit
-            if len(list(spool.directory.glob("*.wfs"))) == 1:
+            if [p.stat().st_size for p in spool.directory.glob("*.wfs")] == [0]:
                 break
             await asyncio.sleep(0.01)
         assert [p.stat().st_size for p in spool.directory.glob("*.wfs")] == [0]  # rotated, old ones gone
@@ -203,7 +203,7 @@ def test_ack_enqueue_moves_acknowledged_batches_to_the_spool_on_failure_and_at_s
     """With --ack enqueue the answer came before the commit: a failed flush and a shutdown that
     comes first must put those batches on disk, not drop them with the process."""
     from webhookfast._core import decode
-    from webhookfast.batcher import Batcher
+    from webhookfast.ingest.batcher import Batcher
 
     class Hanging(Store):
         async def write(

@@ -12,17 +12,17 @@ import orjson
 
 from webhookfast import metrics
 from webhookfast._core import Limits
-from webhookfast.api import HistoryApi
-from webhookfast.api.alertmanager_v2 import AlertmanagerApi
-from webhookfast.batcher import Batcher
 from webhookfast.connections import bound_writes_once_listening
 from webhookfast.errors import HTTPError, internal_error, method_not_allowed, not_found, read_errors
+from webhookfast.history import HistoryApi
+from webhookfast.history.alertmanager_v2 import AlertmanagerApi
 from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
-from webhookfast.ingest import BodyReader, ByteBudget, Ingest
+from webhookfast.ingest.batcher import Batcher
+from webhookfast.ingest.handler import BodyReader, ByteBudget, Ingest
+from webhookfast.ingest.spool import spool_for
 from webhookfast.middleware import AccessLog, Auth, RateLimit, build_chain
 from webhookfast.middleware.recovery import error_response
 from webhookfast.settings import NO_LIMIT, AckMode, Settings
-from webhookfast.spool import spool_for
 from webhookfast.storage import Store, WriteResult, open_store
 from webhookfast.ui import WebUI
 
@@ -239,12 +239,9 @@ class App:
 
     async def openapi(self, ctx: Context) -> Response:
         if self._openapi is None:
-            from webhookfast.api.openapi import AM_PATHS, AM_SCHEMAS, PATHS, SCHEMAS
-            from webhookfast.openapi import document
+            from webhookfast.openapi import served_document
 
-            self._openapi = orjson.dumps(
-                document(extra_paths={**PATHS, **AM_PATHS}, extra_schemas={**SCHEMAS, **AM_SCHEMAS})
-            )
+            self._openapi = orjson.dumps(served_document())
         return Response(200, self._openapi)
 
     async def metrics(self, ctx: Context) -> Response:

@@ -75,7 +75,7 @@ store_up = Gauge(
     "webhookfast_store_up", "Whether the database answered the last readiness check.", multiprocess_mode="min"
 )
 
-# The durable local spool (webhookfast.spool).
+# The durable local spool (webhookfast.ingest.spool).
 spool_appended_alerts = Counter("webhookfast_spool_appended_alerts", "Alerts written to the local spool.")
 spool_refused = Counter(
     "webhookfast_spool_refused", "Requests the spool could not take (full, or the disk refused): answered 503."

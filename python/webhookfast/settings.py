@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     shutdown_flush_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, longest wait for the last flushes")
     retry_after_s: int = Field(1, ge=0, description="the `Retry-After` of a 503")
 
-    # Durable local spool (PostgreSQL only; webhookfast.spool): a batch not committed within
+    # Durable local spool (PostgreSQL only; webhookfast.ingest.spool): a batch not committed within
     # spool_after_s (or refused by a database that is down) is fsynced here and answered 200.
     spool: bool = Field(
         True,

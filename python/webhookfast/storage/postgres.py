@@ -161,7 +161,7 @@ ORDER BY f, sa
 {POSTGRES_ALERTS_CONFLICT}
 """
 
-# Spool replay (webhookfast.spool): the mark moves in the same transaction as the alerts it covers.
+# Spool replay (webhookfast.ingest.spool): the mark moves in the same transaction as the alerts it covers.
 SpoolMark = tuple[str, int, int]  # (spool id, segment, position)
 UPSERT_SPOOL_MARK = """
 INSERT INTO spool_marks (spool_id, segment, position) VALUES (%s, %s, %s)
@@ -314,7 +314,7 @@ class PostgresStore(Store):
     # -- writes -------------------------------------------------------------------------------
     async def write(self, batches: Sequence[Batch], *, spool_mark: SpoolMark | None = None) -> WriteResult:
         """``spool_mark`` (spool id, segment, position): record in the same transaction how far
-        that spool has been replayed (webhookfast.spool)."""
+        that spool has been replayed (webhookfast.ingest.spool)."""
         pool = self._require_pool()
         encoder = self._encoders.pop() if self._encoders else RowEncoder()
         try:

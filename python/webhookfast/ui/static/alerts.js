@@ -12,7 +12,7 @@ const SORTS = [
   ["last_seen:asc", "Last seen, oldest first"],
 ];
 const RANGE_LABELS = { "1h": "Last hour", "6h": "Last 6 hours", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", all: "All time", custom: "Custom…" };
-// The API takes matcher values up to 4 KB (api/params.py MAX_VALUE_LEN); a longer label value
+// The API takes matcher values up to 4 KB (history/params.py MAX_VALUE_LEN); a longer label value
 // cannot be a filter, and would not fit in a URL either.
 const MAX_MATCHER_VALUE = 4096;
 const FIELD_OF_PARAM = { match: "match", q: "q", since: "range", until: "range", status: "status", fingerprint: "match" };

@@ -10,15 +10,15 @@ import orjson
 from pydantic import Field
 
 from webhookfast._core import format_time
-from webhookfast.api import sql as q
-from webhookfast.api.params import (
+from webhookfast.history import sql as q
+from webhookfast.history.params import (
     Matcher,
     StatsParams,
     _Params,
     parse_params,
     window_us,
 )
-from webhookfast.api.sql import Dialect, Query, dialect_of
+from webhookfast.history.sql import Dialect, Query, dialect_of
 from webhookfast.http import Context, Response
 from webhookfast.storage.readers import Reader
 

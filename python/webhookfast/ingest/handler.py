@@ -11,10 +11,10 @@ from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from webhookfast import metrics
 from webhookfast._core import Limits, PayloadError, decode
-from webhookfast.batcher import Batcher, DeadlineExceeded, QueueFull, SpoolRefused
 from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import DECODED_TOO_LARGE, HTTPError, overloaded, payload_status, unavailable, unstorable
 from webhookfast.http import Context, Response
+from webhookfast.ingest.batcher import Batcher, DeadlineExceeded, QueueFull, SpoolRefused
 from webhookfast.storage.base import StoreRejected, StoreUnavailable
 
 

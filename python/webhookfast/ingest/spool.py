@@ -41,7 +41,7 @@ from webhookfast.storage.base import StoreRejected, WriteResult
 if TYPE_CHECKING:
     from webhookfast.settings import Settings
 
-log = logging.getLogger("webhookfast.spool")
+log = logging.getLogger("webhookfast.ingest.spool")
 
 # Bodies were validated when they arrived; a later, stricter configuration must not refuse them.
 REPLAY_LIMITS = Limits(

@@ -1,5 +1,5 @@
 """HTTP handlers of the alert-history API (``/api/v1/alerts``, ``/api/v1/alerts/{fingerprint}``,
-``/api/v1/stats``). They parse parameters, run the queries of :mod:`webhookfast.api.sql` through a
+``/api/v1/stats``). They parse parameters, run the queries of :mod:`webhookfast.history.sql` through a
 read-only :mod:`reader <webhookfast.storage.readers>` and shape JSON; see docs/api.md."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import orjson
 
 from webhookfast._core import WINDOW_STATS_DETACH_BYTES, AlertNames, alert_page, format_time, window_stats
 from webhookfast._core import fingerprint_from_int as format_fingerprint
-from webhookfast.api import sql as q
-from webhookfast.api.histogram import HISTOGRAM_PATH, Histogram
-from webhookfast.api.params import (
+from webhookfast.errors import not_found, read_errors
+from webhookfast.history import sql as q
+from webhookfast.history.histogram import HISTOGRAM_PATH, Histogram
+from webhookfast.history.params import (
     AlertParams,
     ListParams,
     StatsParams,
@@ -28,7 +29,6 @@ from webhookfast.api.params import (
     parse_params,
     window_us,
 )
-from webhookfast.errors import not_found, read_errors
 from webhookfast.http import Context, Response, Route
 from webhookfast.storage.readers import Reader, Rows, reader_for
 

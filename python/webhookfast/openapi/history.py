@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhookfast.api.histogram import DEFAULT_BUCKETS, MAX_BUCKETS
-from webhookfast.api.params import DEFAULT_LIMIT, MAX_LIMIT
+from webhookfast.history.histogram import DEFAULT_BUCKETS, MAX_BUCKETS
+from webhookfast.history.params import DEFAULT_LIMIT, MAX_LIMIT
 
 _REF = "#/components/schemas/"
 _TIME = {"type": "string", "format": "date-time", "examples": ["2024-05-01T10:00:00.000000Z"]}
 _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _FP = {"type": "string", "pattern": "^[0-9a-f]{16}$", "examples": ["5a3c1e9b0f2d4c77"]}
 _STRMAP = {"type": "object", "additionalProperties": {"type": "string"}}
-_ERROR = {"$ref": _REF + "Error"}
 
 
 def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -34,19 +33,11 @@ _LIMIT = _q(
     {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
 )
 _CURSOR = _q("cursor", "Opaque `next_cursor` of the previous page (same other parameters).", {"type": "string"})
-_RESPONSES_4XX = {
-    "400": {
-        "description": "Bad parameter; `error.path` names it.",
-        "content": {"application/json": {"schema": _ERROR}},
-    },
-    "401": {"description": "Authentication required.", "content": {"application/json": {"schema": _ERROR}}},
-    "503": {
-        "description": "Database unavailable or query timed out (Retry-After).",
-        "content": {"application/json": {"schema": _ERROR}},
-    },
-}
+# The contract's shared error responses (each with its codes, X-Request-ID and, for 503,
+# Retry-After): #/components/responses/E<status>, defined once in contract.py.
+_RESPONSES_4XX = {str(status): {"$ref": f"#/components/responses/E{status}"} for status in (400, 401, 503)}
 
-# "Error" is the contract's own schema (webhookfast.openapi), referenced, never redefined here.
+# "Error" is the contract's own schema (openapi/contract.py), referenced, never redefined here.
 SCHEMAS: dict[str, Any] = {
     "AlertInstance": {
         "type": "object",
@@ -239,7 +230,7 @@ PATHS: dict[str, Any] = {
                     "description": "The alert's history.",
                     "content": {"application/json": {"schema": {"$ref": _REF + "AlertHistory"}}},
                 },
-                "404": {"description": "Unknown fingerprint.", "content": {"application/json": {"schema": _ERROR}}},
+                "404": {"$ref": "#/components/responses/E404"},
                 **_RESPONSES_4XX,
             },
         }
@@ -324,7 +315,7 @@ SCHEMAS["Histogram"] = {
 }
 
 
-# -- Alertmanager's read API (webhookfast.api.alertmanager_v2) ------------------------------------
+# -- Alertmanager's read API (webhookfast.history.alertmanager_v2) ------------------------------------
 
 _AM_TIME = {"type": "string", "format": "date-time", "examples": ["2024-05-01T10:00:00.123Z"]}
 _AM_FILTER = {

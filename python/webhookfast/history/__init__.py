@@ -4,6 +4,6 @@
 ``GET /api/v1/stats`` from either store; ``openapi.PATHS`` describes them. See docs/api.md.
 """
 
-from webhookfast.api.handlers import HistoryApi
+from webhookfast.history.handlers import HistoryApi
 
 __all__ = ["HistoryApi"]

@@ -30,9 +30,9 @@ import orjson
 
 from webhookfast._core import __version__
 from webhookfast._core import fingerprint_from_int as format_fingerprint
-from webhookfast.api.params import MAX_MATCHERS, Matcher, MatcherSyntaxError, bad, parse_selector
-from webhookfast.api.sql import GROUP_KEY, RECEIVER, Dialect, Query, dialect_of, pg_anchored
 from webhookfast.errors import read_errors
+from webhookfast.history.params import MAX_MATCHERS, Matcher, MatcherSyntaxError, bad, parse_selector
+from webhookfast.history.sql import GROUP_KEY, RECEIVER, Dialect, Query, dialect_of, pg_anchored
 from webhookfast.http import Context, Response
 from webhookfast.storage.readers import Reader
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from webhookfast.api.params import ListParams, Matcher, StatsParams
+from webhookfast.history.params import ListParams, Matcher, StatsParams
 from webhookfast.storage.postgres_time import timestamptz
 from webhookfast.storage.readers import compile_regex
 

@@ -25,10 +25,10 @@ from collections.abc import Callable
 
 from webhookfast._core import Batch
 from webhookfast.deadlines import DeadlineQueue
-from webhookfast.spool import Spool, SpoolFull
+from webhookfast.ingest.spool import Spool, SpoolFull
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult
 
-log = logging.getLogger("webhookfast.batcher")
+log = logging.getLogger("webhookfast.ingest.batcher")
 
 
 class QueueFull(Exception):
