@@ -31,8 +31,15 @@ one per line; the ring size is printed and a note says when a run sent more requ
 holds) so that the database does real inserts; ``--repeated`` sends one body over and over, which
 the store collapses to one row per alert (upserts). The ``mode`` column says which was used.
 
+On PostgreSQL, ``max`` also measures the plain-Python reference receiver (``../shared/reference``,
+run from there with ack after commit, writing to a database of its own on the same server) between
+the bare app and webhookfast (``--no-reference`` to skip it).
+
 Output: one table (scenario, target, alerts per request, mode, req/s, alerts/s, p50/p99/p99.9 ms,
-errors = non-2xx answers + socket errors, RSS per worker process, ratio to the bare app).
+errors = non-2xx answers + socket errors, RSS per worker process, CPU per request of the whole
+server and of its busiest thread — from /proc/PID/task/*/stat before and after each wrk run; the
+busiest thread of a Granian worker is its event loop's — and the ratios to the bare app and the
+reference).
 ``--json FILE`` also writes every row.
 
 Tools: wrk (``apt-get install -y wrk``) and oha (``cargo install oha --locked``) are installed when
@@ -199,6 +206,25 @@ class Server:
             return 0.0
         return sum(cpu_ticks(pid) for pid in group_pids(self.proc.pid)) / os.sysconf("SC_CLK_TCK")
 
+    def thread_ticks(self) -> dict[tuple[int, int], int]:
+        """utime + stime of every thread of every process of the server's group, by (pid, tid)."""
+        out: dict[tuple[int, int], int] = {}
+        if self.proc is None:
+            return out
+        for pid in group_pids(self.proc.pid):
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                        fields = fh.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                out[(pid, int(tid))] = int(fields[11]) + int(fields[12])
+        return out
+
     def settle(self, max_wait_s: float = 60.0, idle_share: float = 0.1) -> float:
         """Wait until the server is idle (it may still be working through requests a load generator
         left behind, e.g. big bodies queued at the end of a wrk run). Returns the seconds waited."""
@@ -351,6 +377,10 @@ class Result:
     p999_ms: float | None = None
     errors: int = 0
     detail: dict[str, Any] = field(default_factory=dict)
+    # CPU per completed request during the run (µs): the server's whole process group, and its
+    # busiest thread (the event loop's, for Granian's Python workers).
+    cpu_us: float | None = None
+    thread_us: float | None = None
 
 
 class Tools:
@@ -383,7 +413,9 @@ class Tools:
             str(script),
             f"http://127.0.0.1:{port}/webhook",
         ]
+        before = server.thread_ticks()
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        after = server.thread_ticks()
         m = re.search(r"^WRKJSON (\{.*\})$", out.stdout, re.M)
         if m is None:
             raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
@@ -395,6 +427,12 @@ class Tools:
         def ms(us: int) -> float | None:
             return us / 1000 if done else None
 
+        cpu_us = thread_us = None
+        if done:
+            tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+            used = {k: v - before.get(k, 0) for k, v in after.items()}
+            cpu_us = sum(used.values()) * tick_us / j["requests"]
+            thread_us = max(used.values(), default=0) * tick_us / j["requests"]
         return Result(
             j["requests"],
             secs,
@@ -404,6 +442,8 @@ class Tools:
             ms(j["p999"]),
             j["status"] + socket_errors,
             {"non_2xx": j["status"], "socket_errors": socket_errors, "max_ms": j["max"] / 1000},
+            cpu_us,
+            thread_us,
         )
 
     def oha_run(self, server: Server, ps: PayloadSet, rate: float, seconds: float, settle: bool = True) -> Result:
@@ -492,6 +532,8 @@ class Row:
     rss_mb: float
     ratio: str = ""
     note: str = ""
+    cpu_us: float | None = None
+    thread_us: float | None = None
 
     @property
     def alerts_s(self) -> float:
@@ -515,6 +557,8 @@ def print_table(rows: list[Row], header: str) -> None:
         "p99.9 ms",
         "errors",
         "RSS MB/worker",
+        "CPU µs/req",
+        "thread µs/req",
         "vs bare",
         "note",
     ]
@@ -531,6 +575,8 @@ def print_table(rows: list[Row], header: str) -> None:
             fmt_ms(r.p999_ms),
             str(r.errors),
             f"{r.rss_mb:.0f}" if r.rss_mb else "-",
+            "-" if r.cpu_us is None else f"{r.cpu_us:.0f}",
+            "-" if r.thread_us is None else f"{r.thread_us:.0f}",
             r.ratio,
             r.note,
         ]
@@ -559,11 +605,13 @@ class Runner:
         wf: Server,
         bare: Server | None,
         sets: dict[tuple[int, bool], PayloadSet],
+        reference: Server | None = None,
     ) -> None:
         self.a = args
         self.tools = tools
         self.wf = wf
         self.bare = bare
+        self.reference = reference
         self.sets = sets
         self.rows: list[Row] = []
         self.knee: float | None = None
@@ -603,6 +651,30 @@ class Runner:
                         b.errors,
                         self.bare.worker_rss_mb(),
                         note="wrk: latency not CO-corrected",
+                        cpu_us=b.cpu_us,
+                        thread_us=b.thread_us,
+                    )
+                )
+            ref_rps = None
+            if self.reference is not None:
+                f = self.tools.wrk_run(self.reference, ps, self.a.duration)
+                ref_rps = f.rps
+                self.add(
+                    Row(
+                        "max",
+                        "reference",
+                        n,
+                        self._mode(ps),
+                        f.rps,
+                        f.p50_ms,
+                        f.p99_ms,
+                        f.p999_ms,
+                        f.errors,
+                        self.reference.worker_rss_mb(),
+                        f"{f.rps / bare_rps:.2f}x req/s" if bare_rps else "",
+                        "../shared/reference c_batch, ack after commit",
+                        cpu_us=f.cpu_us,
+                        thread_us=f.thread_us,
                     )
                 )
             r = self.tools.wrk_run(self.wf, ps, self.a.duration)
@@ -611,6 +683,8 @@ class Runner:
             if r.requests == 0:
                 wrapped = f"no request completed in {self.a.duration:g} s (raise -d or lower -c)"
             ratio = f"{r.rps / bare_rps:.2f}x req/s" if bare_rps else ""
+            if ref_rps:
+                ratio = "; ".join(x for x in [ratio, f"{r.rps / ref_rps:.2f}x reference"] if x)
             self.add(
                 Row(
                     "max",
@@ -625,6 +699,8 @@ class Runner:
                     self.wf.worker_rss_mb(),
                     ratio,
                     "; ".join(x for x in ["wrk: not CO-corrected", wrapped] if x),
+                    cpu_us=r.cpu_us,
+                    thread_us=r.thread_us,
                 )
             )
 
@@ -971,6 +1047,55 @@ class Runner:
 # ------------------------------------------------------------------------------------------------
 
 
+REFERENCE_DIR = ROOT.parent / "shared" / "reference"
+
+
+def reference_server(
+    a: argparse.Namespace, db_url: str, pin: list[str], env: dict[str, str], tmp: Path
+) -> Server | None:
+    """The plain-Python reference receiver (``../shared/reference``, run from there, never copied):
+    ack after commit, flushing as soon as its flusher is free, into its one table (created here)."""
+    directory = a.reference_dir
+    if not (directory / "c_batch.py").is_file():
+        log(f"no reference receiver at {directory}: column left out")
+        return None
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    # Its own database on the same server: its one table is also named "alerts".
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'webhookfast_reference'").fetchone() is None:
+            conn.execute("CREATE DATABASE webhookfast_reference")
+    ref_dsn = make_conninfo(db_url, dbname="webhookfast_reference")
+    with psycopg.connect(ref_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS alerts (fingerprint text, alertname text, status text, labels jsonb, "
+            "annotations jsonb, starts_at timestamptz, ends_at timestamptz, received_at timestamptz DEFAULT now())"
+        )
+    port = free_port()
+    ref_env = {**env, "ANCHOR_ACK": "commit", "ANCHOR_BATCH_MS": "0", "ANCHOR_DSN": ref_dsn}
+    argv = [
+        *pin,
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "rsgi",
+        "--runtime-mode",
+        "st",
+        "--workers",
+        str(a.workers),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--working-dir",
+        str(directory),
+        "c_batch:app",
+    ]
+    return Server("reference receiver", argv, port, "/stats", tmp / "reference.log", ref_env)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url", help="default: SQLite in a temp dir; or postgresql://...")
@@ -1019,6 +1144,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for webhookfast serve")
     p.add_argument("--no-bare", action="store_true", help="skip the bare Granian reference")
+    p.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="on PostgreSQL, also measure the plain-Python reference receiver in max (default: on)",
+    )
+    p.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR, help="where the reference receiver lives")
     p.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
     p.add_argument("--quick", action="store_true", help="short everything (checks that the script works)")
     p.add_argument("--no-install", action="store_true", help="never install wrk/oha")
@@ -1139,12 +1271,17 @@ def main(argv: list[str] | None = None) -> int:
                 tmp / "bare.log",
                 env,
             )
-        for s in [wf, bare]:
+        reference = None
+        if a.reference and db_url.startswith("postgres"):
+            reference = reference_server(a, db_url, pin, env, tmp)
+        elif a.reference:
+            log("no reference receiver: it writes to PostgreSQL only (use --postgres-temp or --database-url)")
+        for s in [wf, bare, reference]:
             if s is not None:
                 servers.append(s)
                 s.start()
 
-        runner = Runner(a, tools, wf, bare, sets)
+        runner = Runner(a, tools, wf, bare, sets, reference)
         started = time.monotonic()
         for name in ["max", "steady", "stress", "spike", "soak", "reads"]:
             if name in a.scenario_list:

@@ -6,8 +6,9 @@ request is written at once, and under load each transaction carries many request
 
 The queue is bounded in alerts and bytes (``QueueFull`` → 503 at once) and counts a batch until its
 flush ends, so memory stays bounded even while the database is slow. In ``commit`` mode a request
-waits at most ``deadline_s``; in ``enqueue`` mode it is answered as soon as it is queued, and failed
-flushes are retried until they succeed or the process stops.
+waits at most ``deadline_s``; in ``enqueue`` mode it is answered as soon as it is queued; a failed
+flush's batches then go to the spool when there is one (and what shutdown leaves too), else they are
+retried from memory until they succeed or the process stops.
 
 A flush the database refuses for its content (``StoreRejected``: a data or integrity error) is not
 retried whole: its requests are written apart, halving the refused part until each refused request
