@@ -183,7 +183,17 @@ class Conn:
             lines += [f"Content-Length: {len(body)}", "Content-Type: application/json"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        await self.writer.drain()
+        try:
+            await self.writer.drain()
+        except ConnectionError as write_error:
+            # The server may answer before it reads the body (413 from Content-Length alone) and
+            # close: the answer is already here. Read it, as Go's transport (Alertmanager) does.
+            try:
+                status, data, _ = await read_answer(self.reader)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                raise write_error from None
+            self.close()
+            return Answer(status, data, time.monotonic() - started)
         status, data, keep = await read_answer(self.reader)
         if not keep:
             self.close()

@@ -309,6 +309,23 @@ def oversized_by_length(server: ServerProcess) -> Raw:
         return read_response(sock, timeout=5)
 
 
+def oversized_sent_whole(server: ServerProcess) -> Raw:
+    """Content-Length just above the cap and the body sent anyway, as Go's client (Alertmanager)
+    does: the sender must read the 413, not a connection reset (the server drops the body)."""
+    body = b"[" + b" " * (MAX_BODY - 1) + b"]"
+    with connect(server) as sock:
+        sock.sendall(
+            http(
+                "POST",
+                "/webhook",
+                None,
+                {"Authorization": AUTH, "Content-Type": "application/json", "Content-Length": str(len(body))},
+            )
+            + body
+        )
+        return read_response(sock, timeout=10)
+
+
 def expect_continue_oversized(server: ServerProcess) -> Raw:
     with connect(server) as sock:
         sock.sendall(
@@ -461,6 +478,7 @@ CASES: list[Case] = [
     ),
     # sizes and framing
     Case("oversized-content-length", 413, "payload_too_large", oversized_by_length),
+    Case("oversized-sent-whole", 413, "payload_too_large", oversized_sent_whole),
     Case("oversized-chunked", 413, "payload_too_large", oversized_chunked),
     Case("oversized-expect-continue", 413, "payload_too_large", expect_continue_oversized),
     # An unparseable Content-Length never reaches the app: Granian (hyper) answers an empty 400 itself.

@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         128 * 1024 * 1024,
         ge=1,
-        description="larger bodies get 413 before they are read (chunked ones as soon as they pass it)",
+        description=(
+            "larger bodies get 413, judged from Content-Length (a body sent anyway is read and dropped, up to twice "
+            "this, so that the sender sees the 413) or, chunked, as soon as they pass it"
+        ),
     )
     body_timeout_s: float = Field(10.0, gt=0, description="a body not received in time gets 408")
     # Connections (see connections.py). Granian has one timer for a request head: from a connection's

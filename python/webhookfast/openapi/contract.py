@@ -38,7 +38,7 @@ _ERROR_DESCRIPTIONS = {
     404: "No such route.",
     405: "The route exists but not with this method.",
     408: "The request body was not received in time.",
-    413: "The body is larger than the configured limit (refused before it is read), or decoded it would hold more memory than the queue's byte bound (WEBHOOKFAST_QUEUE_MAX_BYTES).",
+    413: "The body is larger than the configured limit (judged from Content-Length; a body sent anyway is dropped, never stored), or decoded it would hold more memory than the queue's byte bound (WEBHOOKFAST_QUEUE_MAX_BYTES).",
     415: "The body is not `application/json` (or `application/*+json`).",
     422: "Valid JSON, but not an acceptable alert payload (`unstorable`: one whose rows the database refuses).",
     500: "An unexpected error (details only in the server log, under the request id).",
