@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from webhookfast._core import Limits
+
 #: A per-field request limit of 0 means none; the decoder is given this instead.
 NO_LIMIT = 2**62
 
@@ -79,7 +81,9 @@ class Settings(BaseSettings):
     max_annotations: int = Field(0, ge=0, description="annotations per alert (0: no limit)")
     max_name_bytes: int = Field(0, ge=0, description="bytes per label or annotation name (0: no limit)")
     max_value_bytes: int = Field(0, ge=0, description="bytes per label or annotation value (0: no limit)")
-    max_depth: int = Field(32, ge=4, description="JSON nesting depth, unknown keys included")
+    # The core's own default (Limits.DEFAULT in Rust): the other limits are off by default here (#13:
+    # what real senders send must pass), depth keeps the decoder's stack bounded.
+    max_depth: int = Field(Limits().max_depth, ge=4, description="JSON nesting depth, unknown keys included")
 
     # Batching and backpressure.
     ack: AckMode = Field(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -129,12 +128,6 @@ class Matcher:
 
     # The compiled regex of =~ and !~, kept while the query that parsed it runs (compile_regex).
     regex: PromRegex | None = field(default=None, compare=False, repr=False)
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Prometheus semantics: a missing label is the empty string; regexes are fully anchored."""
-        v = labels.get(self.name, "")
-        hit = (self.regex or compile_regex(self.value)).fullmatch(v) if self.is_regex else v == self.value
-        return hit != self.negated
 
 
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

@@ -30,6 +30,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -201,6 +202,51 @@ WHERE l.fingerprint = ANY(%s)
 """
 
 
+def connection_kwargs(name: str, connect_timeout_s: float) -> dict[str, Any]:
+    """How every webhookfast connection to PostgreSQL is made (pools and one-off connections)."""
+    return {
+        "autocommit": True,
+        # libpq takes whole seconds (and treats 1 as 2).
+        "connect_timeout": max(1, round(connect_timeout_s)),
+        "application_name": name,
+        # Notice a dead peer (host down, network cut) in seconds, not after the kernel's hours.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+    }
+
+
+def new_pool(
+    url: str,
+    *,
+    name: str,
+    min_size: int,
+    max_size: int,
+    connect_timeout_s: float,
+    timeout_s: float,
+    configure: Callable[[psycopg.AsyncConnection], Awaitable[None]],
+) -> AsyncConnectionPool:
+    """A connection pool as webhookfast opens them (the writer's and the history API's): autocommit,
+    named connections, dead peers noticed in seconds, quick reconnection attempts. Not opened."""
+    return AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        kwargs=connection_kwargs(name, connect_timeout_s),
+        configure=configure,
+        check=AsyncConnectionPool.check_connection,
+        name=name,
+        timeout=timeout_s,
+        # Give up a reconnection attempt quickly: psycopg_pool's back-off doubles up to
+        # reconnect_timeout, so a long value means minutes between attempts after a long outage.
+        # Once given up, the next request that needs a connection starts a fresh attempt at once,
+        # so recovery follows the database within a second or two.
+        reconnect_timeout=max(5.0, 2 * connect_timeout_s),
+    )
+
+
 class PostgresStore(Store):
     dialect = "postgresql"
     # Two flushes in flight hide one flush's commit (fsync) latency behind the other's work.
@@ -231,18 +277,8 @@ class PostgresStore(Store):
         self._partitions_due = 0.0  # monotonic time of the next webhookfast_ensure_partitions
 
     # -- connection handling ----------------------------------------------------------------
-    def _connect_kwargs(self) -> dict[str, object]:
-        return {
-            "autocommit": True,
-            # libpq takes whole seconds (and treats 1 as 2).
-            "connect_timeout": max(1, round(self.connect_timeout_s)),
-            "application_name": "webhookfast",
-            # Notice a dead peer (host down, network cut) in seconds, not after the kernel's hours.
-            "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 3,
-        }
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return connection_kwargs("webhookfast", self.connect_timeout_s)
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
         # A statement that runs past the write deadline has already been answered with a 503:
@@ -252,21 +288,14 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         if self._pool is None:
-            self._pool = AsyncConnectionPool(
+            self._pool = new_pool(
                 self.url,
+                name="webhookfast",
                 min_size=self.pool_min_size,
                 max_size=self.pool_max_size,
-                open=False,
-                kwargs=self._connect_kwargs(),
+                connect_timeout_s=self.connect_timeout_s,
+                timeout_s=self.write_deadline_s,
                 configure=self._configure,
-                check=AsyncConnectionPool.check_connection,
-                name="webhookfast",
-                timeout=self.write_deadline_s,
-                # Give up a reconnection attempt quickly: psycopg_pool's back-off doubles up to
-                # reconnect_timeout, so a long value means minutes between attempts after a long
-                # outage. Once given up, the next request that needs a connection starts a fresh
-                # attempt at once, so recovery follows the database within a second or two.
-                reconnect_timeout=max(5.0, 2 * self.connect_timeout_s),
             )
         # Never wait for the database here: serve must start while it is down.
         await self._pool.open(wait=False)
@@ -382,7 +411,7 @@ class PostgresStore(Store):
 
     # -- migrations ---------------------------------------------------------------------------
     def migrate(self) -> list[str]:
-        with psycopg.connect(self.url, **self._connect_kwargs()) as conn:  # type: ignore[arg-type]
+        with psycopg.connect(self.url, **self._connect_kwargs()) as conn:
             applied = apply_migrations(conn)
             with conn.transaction():
                 conn.execute("SELECT webhookfast_ensure_partitions(%s)", (PARTITION_MONTHS_AHEAD,))

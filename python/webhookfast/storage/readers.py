@@ -260,23 +260,16 @@ class PostgresReader:
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._pool is None:
-                from psycopg_pool import AsyncConnectionPool
+                from webhookfast.storage.postgres import new_pool
 
-                pool = AsyncConnectionPool(
+                pool = new_pool(
                     self.url,
+                    name="webhookfast-api",
                     min_size=1,
                     max_size=self.max_size,
-                    open=False,
-                    kwargs={
-                        "autocommit": True,
-                        "connect_timeout": max(1, round(self.connect_timeout_s)),
-                        "application_name": "webhookfast-api",
-                    },
+                    connect_timeout_s=self.connect_timeout_s,
+                    timeout_s=max(1.0, self.connect_timeout_s),
                     configure=self._configure,
-                    check=AsyncConnectionPool.check_connection,
-                    name="webhookfast-api",
-                    timeout=max(1.0, self.connect_timeout_s),
-                    reconnect_timeout=max(5.0, 2 * self.connect_timeout_s),
                 )
                 await pool.open(wait=False)
                 self._pool = pool
