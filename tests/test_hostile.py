@@ -326,7 +326,7 @@ def oversized_sent_whole(server: ServerProcess) -> Raw:
         return read_response(sock, timeout=10)
 
 
-def expect_continue_oversized(server: ServerProcess) -> Raw:
+def expect_continue_oversized(server: ServerProcess, length: int = 10 * MAX_BODY) -> Raw:
     with connect(server) as sock:
         sock.sendall(
             http(
@@ -336,7 +336,7 @@ def expect_continue_oversized(server: ServerProcess) -> Raw:
                 {
                     "Authorization": AUTH,
                     "Content-Type": "application/json",
-                    "Content-Length": str(10 * MAX_BODY),
+                    "Content-Length": str(length),
                     "Expect": "100-continue",
                 },
             )
@@ -481,6 +481,13 @@ CASES: list[Case] = [
     Case("oversized-sent-whole", 413, "payload_too_large", oversized_sent_whole),
     Case("oversized-chunked", 413, "payload_too_large", oversized_chunked),
     Case("oversized-expect-continue", 413, "payload_too_large", expect_continue_oversized),
+    # Just over the cap (a body the server would otherwise read and drop): no 100 Continue either.
+    Case(
+        "oversized-expect-continue-near-cap",
+        413,
+        "payload_too_large",
+        lambda server: expect_continue_oversized(server, MAX_BODY + 1),
+    ),
     # An unparseable Content-Length never reaches the app: Granian (hyper) answers an empty 400 itself.
     Case("content-length-not-a-number", 400, None, post(SINGLE, {"Content-Length": "12abc"})),
     Case("content-length-negative", 400, None, post(SINGLE, {"Content-Length": "-1"})),

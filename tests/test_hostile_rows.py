@@ -327,6 +327,19 @@ def test_a_body_is_decoded_only_as_far_as_the_queue_has_room(tmp_path: Path) -> 
         queued = batcher.queued_bytes
         assert await post(ingest, small) == (503, "overloaded")
         assert batcher.queued_bytes == queued
+        # A notification of no alerts never reaches the queue: 200 even when the queue is past
+        # its bound (the first batch always enters; here a bound of one byte).
+        full = Batcher(store, ack_enqueue=True, max_queue_bytes=1)
+        full.start()
+        tiny = Ingest(full, Limits(), BodyReader(len(big), 5.0), 1, durable=False)
+        assert await post(tiny, small) == (200, "queued")
+        assert full.queued_bytes > full.max_queue_bytes
+        assert await post(tiny, b'{"receiver":"r","alerts":[]}') == (200, "queued")
+        assert await post(tiny, b"[]") == (200, "queued")
+        for task in full._flushers:
+            task.cancel()
+        await asyncio.gather(*full._flushers, return_exceptions=True)
+        tiny.reader.close()
         for task in batcher._flushers:
             task.cancel()
         await asyncio.gather(*batcher._flushers, return_exceptions=True)
@@ -710,3 +723,28 @@ def test_upgrade_to_0006_keeps_old_rows_readable(unmigrated_url: str, monkeypatc
     assert [e[6] for e in eps] == ["rx-before"] and [(e[4], e[5]) for e in evs] == [("rx-before", "gk-before")]
     eps, evs = _read_history(url, fingerprint_to_int(fingerprint({"alertname": "After"})))
     assert [e[6] for e in eps] == ["rx-after"] and [(e[4], e[5]) for e in evs] == [("rx-after", "gk-after")]
+
+
+def test_a_page_passes_its_byte_bound_by_one_row_at_most_on_sqlite(tmp_path: Path) -> None:
+    """Small rows first, then large ones: the reader must not fetch a run of large rows at once
+    because the first rows were small (100 rows of 1 MiB against a 4 MiB bound before)."""
+    from webhookfast.storage.readers import SQLiteReader, row_bytes
+
+    path = tmp_path / "page.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (i INTEGER, s TEXT)")
+        conn.execute("INSERT INTO t VALUES (0, 'x')")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "y" * (1 << 20)) for i in range(1, 200)])
+
+    async def main() -> None:
+        reader = SQLiteReader(str(path), threads=1)
+        try:
+            rows, cut = await reader.page(("SELECT i, s FROM t ORDER BY i", []), 1000, 4 << 20)
+        finally:
+            await reader.close()
+        assert cut
+        held = sum(row_bytes(r) for r in rows)
+        assert 4 << 20 < held <= (4 << 20) + (1 << 20) + 64, (len(rows), held)
+        assert [r[0] for r in rows] == list(range(len(rows)))
+
+    asyncio.run(main())

@@ -50,7 +50,7 @@ def _fail_late(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("alerts", "batch", "body", "future", "nbytes", "outcome", "request_id", "settled")
+    __slots__ = ("alerts", "batch", "body", "future", "nbytes", "outcome", "request_id", "settled", "spooling")
 
     def __init__(
         self,
@@ -73,6 +73,7 @@ class _Pending:
         # How its flush ended (True: committed), for a spooled batch whose flush was still running.
         self.outcome: bool | None = None
         self.settled: asyncio.Event | None = None
+        self.spooling = False  # being appended to the spool after a failed flush
 
     def settle(self, committed: bool) -> None:
         self.outcome = committed
@@ -243,7 +244,18 @@ class Batcher:
                 if self.spool is not None:
                     # Already acknowledged: durable on local disk beats retrying from memory (the
                     # replayer commits them once the database answers; new requests follow them).
-                    taken[:] = await self._spool_acknowledged(taken)
+                    # What waits behind them goes too, so that arrival order is kept (a later batch
+                    # committed before an earlier one would undo "the latest group wins").
+                    waiting = [item for item in self._waiting if item.future is None]
+                    if waiting:
+                        gone = {id(item) for item in waiting}
+                        remaining = [item for item in self._waiting if id(item) not in gone]
+                        self._waiting.clear()
+                        self._waiting.extend(remaining)
+                    kept = await self._spool_acknowledged([*taken, *waiting])
+                    in_taken = {id(item) for item in taken}
+                    self._waiting.extendleft(reversed([item for item in kept if id(item) not in in_taken]))
+                    taken[:] = [item for item in kept if id(item) in in_taken]
                     if not taken:
                         return
                 # Already acknowledged: keep the batches and try again after a pause. They go back
@@ -290,9 +302,11 @@ class Batcher:
         fsync) and release them; return the items that stay in memory (no body, or refused)."""
         spool = self.spool
         assert spool is not None
-        todo = [item for item in items if item.future is None and item.body is not None]
+        todo = [item for item in items if item.future is None and item.body is not None and not item.spooling]
         if not todo:
             return items
+        for item in todo:
+            item.spooling = True  # shutdown must not spool it a second time
         results = await asyncio.gather(
             *(spool.append(item.body, item.batch.received_at_us, item.alerts) for item in todo if item.body),
             return_exceptions=True,
@@ -300,6 +314,7 @@ class Batcher:
         spooled = set()
         for item, result in zip(todo, results, strict=True):
             if isinstance(result, BaseException):
+                item.spooling = False
                 log.warning("acknowledged request %s stays queued in memory: %s", item.request_id or "-", result)
                 continue
             spooled.add(id(item))
@@ -374,7 +389,12 @@ class Batcher:
         if self._flushers:
             _, pending = await asyncio.wait(self._flushers, timeout=timeout_s)
             # Collected before the cancelled flushers unwind and forget what they held.
-            left = [item for items in self._in_flight.values() for item in items] + list(self._waiting)
+            # (Items a failed flush is moving to the spool are on their way there already.)
+            left = [
+                item
+                for item in [*(i for items in self._in_flight.values() for i in items), *self._waiting]
+                if not item.spooling
+            ]
             self._waiting.clear()
             for task in pending:
                 task.cancel()

@@ -36,6 +36,9 @@ class BudgetExceeded(Exception):
     """The bytes of unverified bodies in flight would pass their budget."""
 
 
+# More than a batch of no alerts holds (its structs and a receiver and group key of a few KB).
+EMPTY_BATCH_BYTES = 16 * 1024
+
 # How long a refused body may pause before its 413 goes out without the rest of it.
 DISCARD_PAUSE_S = 0.5
 
@@ -103,7 +106,8 @@ class BodyReader:
                 # connection reset instead of the 413 if the server closes with the body unread:
                 # read and drop a body up to twice the cap (as long as a legitimate one costs, in
                 # chunks, under the body deadline); a bigger one is refused at once.
-                if int(length) > 2 * self.max_bytes:
+                # A sender that waits for "100 Continue" must get the 413 instead of an invitation.
+                if int(length) > 2 * self.max_bytes or "100-continue" in scope.headers.get("expect", "").lower():
                     raise self.too_large()
                 over = True
             elif hold is not None:
@@ -212,7 +216,10 @@ class Ingest:
         # the queue can take (the queue's own rule: the first batch always enters).
         batcher = self.batcher
         alone = batcher.queued_alerts == 0
-        budget = self.lone_decode_bytes if alone else max(0, batcher.max_queue_bytes - batcher.queued_bytes)
+        # (At least what a batch of no alerts takes: such a request never reaches the queue.)
+        budget = (
+            self.lone_decode_bytes if alone else max(EMPTY_BATCH_BYTES, batcher.max_queue_bytes - batcher.queued_bytes)
+        )
         try:
             batch = decode(body, self.limits, None, budget)
         except PayloadError as err:

@@ -40,7 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations, rows
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
-from webhookfast.storage.postgres_time import timestamptz
+from webhookfast.storage.postgres_time import clamped
 from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, POSTGRES_ALERTS_CONFLICT
 
 log = logging.getLogger("webhookfast.storage.postgres")
@@ -419,7 +419,7 @@ class PostgresStore(Store):
 
     # -- retention ----------------------------------------------------------------------------
     async def prune(self, older_than_us: int) -> int:
-        cutoff = timestamptz(older_than_us)
+        cutoff = clamped(older_than_us)  # a text value would not compare with intervals
         pool = self._require_pool()
         deleted = 0
         try:

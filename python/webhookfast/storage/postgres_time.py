@@ -12,6 +12,16 @@ _CYCLE_US = 146_097 * 86_400_000_000
 _Y2000_US = 946_684_800_000_000
 
 
+MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+
+
+def clamped(us: int) -> datetime:
+    """An aware UTC datetime within years 1-9999 (for a cutoff, where a bound beyond them means
+    the same as the bound itself)."""
+    return EPOCH + timedelta(microseconds=min(max(us, MIN_US), MAX_US))
+
+
 def timestamptz(us: int) -> datetime | str:
     """An aware UTC datetime; outside Python's years 1-9999 (times stored before they were
     refused), PostgreSQL's own text form of the instant, which it parses exactly."""

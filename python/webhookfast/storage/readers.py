@@ -70,12 +70,9 @@ def row_bytes(row: tuple[Any, ...]) -> int:
     return sum(len(v) + 16 if isinstance(v, (str, bytes)) else 16 for v in row)
 
 
-def _page_batch(taken: int, max_rows: int, used: int, max_bytes: int) -> int:
-    """How many rows to fetch next: one at first, then as many as the rows seen so far say fit."""
-    if taken == 0:
-        return 1
-    per_row = max(1, used // taken)
-    return max(1, min(max_rows - taken, (max_bytes - used) // per_row, 100))
+# Rows per FETCH of a PostgreSQL page: a page passes its byte bound by at most this many rows
+# (the rows seen so far cannot say how large the next ones are).
+PAGE_FETCH_ROWS = 8
 
 
 class Reader(Protocol):
@@ -185,7 +182,7 @@ class SQLiteReader:
             while len(rows) < max_rows:
                 if used > max_bytes:
                     return rows, True
-                batch = cur.fetchmany(_page_batch(len(rows), max_rows, used, max_bytes))
+                batch = cur.fetchmany(1)  # one at a time: no round trip to save on SQLite
                 if not batch:
                     break
                 rows.extend(batch)
@@ -293,10 +290,14 @@ class PostgresReader:
                     await cur.execute(*query)
                     rows: Rows = []
                     used = 0
+                    # statement_timeout bounds each FETCH; the page as a whole gets the same time.
+                    deadline = time.monotonic() + self.statement_timeout_ms / 1000
                     while len(rows) < max_rows:
                         if used > max_bytes:
                             return rows, True
-                        batch = await cur.fetchmany(_page_batch(len(rows), max_rows, used, max_bytes))
+                        if time.monotonic() > deadline:
+                            raise QueryTimeout("history query took too long")
+                        batch = await cur.fetchmany(min(PAGE_FETCH_ROWS, max_rows - len(rows)))
                         if not batch:
                             break
                         rows.extend(batch)
