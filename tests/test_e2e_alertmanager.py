@@ -121,8 +121,10 @@ def read_store(database_url: str) -> Stored:
     # receiver and group_key as the history API reads them (stored once, in notification_groups).
     from webhookfast.history.sql import GROUP_KEY, RECEIVER
 
-    events = EVENT_COLUMNS.replace(", receiver, group_key,", f", {RECEIVER}, {GROUP_KEY},").format(row="e")
-    alerts = ALERT_COLUMNS.replace(", receiver", f", {RECEIVER}").format(row="a")
+    events = EVENT_COLUMNS.replace(", receiver, group_key,", f", {RECEIVER}, {GROUP_KEY},").format(
+        row="e", gid="group_id"
+    )
+    alerts = ALERT_COLUMNS.replace(", receiver", f", {RECEIVER}").format(row="a", gid="group_id")
     queries = (
         "SELECT fingerprint, labels, alertname, severity FROM label_sets",
         f"SELECT {events} FROM alert_events e",

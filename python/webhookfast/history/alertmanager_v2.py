@@ -172,7 +172,7 @@ def firing_now(d: Dialect, q: AmQuery, now: int, limit: int) -> Query:
         sql, ps = d.matcher(m)
         conds.append(sql)
         params.extend(ps)
-    receiver = RECEIVER.format(row="a")
+    receiver = RECEIVER.format(row="a", gid="group_id")
     if q.receiver is not None:
         # An alert without a receiver (sent by Prometheus) has no receiver to match.
         conds.append(f"{receiver} <> ''")
@@ -187,8 +187,8 @@ def firing_now(d: Dialect, q: AmQuery, now: int, limit: int) -> Query:
     # select, which does not sort: a sort would hold them for every row of up to 10,001 before the
     # reader's byte budget could stop the answer (#11).
     sql = f"""
-SELECT j.fingerprint, j.starts_at, j.ends_at, j.last_seen, {RECEIVER.format(row="j")}, j.labels,
-       j.annotations, j.generator_url, {GROUP_KEY.format(row="j").replace("j.group_id", "j.e_group_id")}
+SELECT j.fingerprint, j.starts_at, j.ends_at, j.last_seen, {RECEIVER.format(row="j", gid="group_id")}, j.labels,
+       j.annotations, j.generator_url, {GROUP_KEY.format(row="j", gid="e_group_id")}
 FROM (
     SELECT k.fingerprint, {d.us("k.starts_at")} AS starts_at, {d.us("k.ends_at")} AS ends_at,
            {d.us("k.last_seen")} AS last_seen, k.group_id, k.receiver, k.labels,

@@ -181,7 +181,7 @@ def list_alerts(d: Dialect, p: ListParams, after: list[int] | None) -> Query:
     # which does not sort: a sort would hold it for every row of the page (#11).
     sql = f"""
 SELECT j.fingerprint, j.starts_at, j.status, j.ends_at, j.first_seen, j.last_seen, j.notifications,
-       {RECEIVER.format(row="j")}, j.labels, j.annotations
+       {RECEIVER.format(row="j", gid="group_id")}, j.labels, j.annotations
 FROM (
     SELECT k.fingerprint, {d.us("k.starts_at")} AS starts_at, k.status, {d.us("k.ends_at")} AS ends_at,
            {d.us("k.first_seen")} AS first_seen, {d.us("k.last_seen")} AS last_seen, k.notifications,
@@ -205,8 +205,9 @@ FROM (
 # receiver and groupKey are stored once per distinct pair (notification_groups, migration 0006);
 # rows written before it hold their own text. A scalar subquery by primary key, run only for the
 # rows of the answer (not a join the planner could place before the page's LIMIT).
-RECEIVER = "coalesce((SELECT g.receiver FROM notification_groups g WHERE g.id = {row}.group_id), {row}.receiver)"
-GROUP_KEY = "coalesce((SELECT g.group_key FROM notification_groups g WHERE g.id = {row}.group_id), {row}.group_key)"
+# ``{gid}`` names the row's group id column (``group_id`` unless a query renamed it).
+RECEIVER = "coalesce((SELECT g.receiver FROM notification_groups g WHERE g.id = {row}.{gid}), {row}.receiver)"
+GROUP_KEY = "coalesce((SELECT g.group_key FROM notification_groups g WHERE g.id = {row}.{gid}), {row}.group_key)"
 
 
 # -- GET /api/v1/alerts/{fingerprint} -------------------------------------------------------------
@@ -239,7 +240,7 @@ def episodes(d: Dialect, fp: int, before: int | None, limit: int) -> Query:
     tail, params = _episode_page(d, fp, before, limit)
     return (
         f"""SELECT {d.us("a.starts_at")}, a.status, {d.us("a.ends_at")}, {d.us("a.first_seen")}, {d.us("a.last_seen")},
-       a.notifications, {RECEIVER.format(row="a")}
+       a.notifications, {RECEIVER.format(row="a", gid="group_id")}
 FROM alerts a WHERE {tail}""",
         params,
     )
@@ -250,7 +251,7 @@ def episode_events(d: Dialect, fp: int, before: int | None, limit: int) -> Query
     tail, params = _episode_page(d, fp, before, limit)
     return (
         f"""SELECT {d.us("e.starts_at")}, e.status, {d.us("e.ends_at")}, {d.us("e.received_at")},
-       {RECEIVER.format(row="e")}, {GROUP_KEY.format(row="e")}, e.source, e.generator_url, {d.json("e.annotations")}
+       {RECEIVER.format(row="e", gid="group_id")}, {GROUP_KEY.format(row="e", gid="group_id")}, e.source, e.generator_url, {d.json("e.annotations")}
 FROM alert_events e
 WHERE e.fingerprint = {d.p} AND e.starts_at IN (SELECT starts_at FROM alerts WHERE {tail})
 ORDER BY e.starts_at DESC, e.received_at, e.status""",

@@ -127,6 +127,13 @@ class Batcher:
             for i in range(self.flush_concurrency)
         ]
 
+    def room_bytes(self) -> int | None:
+        """Bytes a new batch may still hold under the queue's bound, None while the queue is empty
+        (the first batch always enters, whatever its size: see ``submit``)."""
+        if self.queued_alerts == 0:
+            return None
+        return max(0, self.max_queue_bytes - self.queued_bytes)
+
     async def submit(self, batch: Batch, request_id: str = "", body: bytes | None = None) -> bool:
         """Return once ``batch`` is committed (or queued, with ack=enqueue), or, given its ``body``
         and a spool, once spooled (True); raise QueueFull, DeadlineExceeded, StoreRejected or

@@ -213,13 +213,11 @@ class Ingest:
                 hold.release()
         ctx.bytes_in = len(body)
         # Memory is checked while decoding: a body stops decoding once it would hold more than
-        # the queue can take (the queue's own rule: the first batch always enters).
-        batcher = self.batcher
-        alone = batcher.queued_alerts == 0
-        # (At least what a batch of no alerts takes: such a request never reaches the queue.)
-        budget = (
-            self.lone_decode_bytes if alone else max(EMPTY_BATCH_BYTES, batcher.max_queue_bytes - batcher.queued_bytes)
-        )
+        # the queue can take. (At least what a batch of no alerts takes: such a request never
+        # reaches the queue.)
+        room = self.batcher.room_bytes()
+        alone = room is None
+        budget = self.lone_decode_bytes if room is None else max(EMPTY_BATCH_BYTES, room)
         try:
             batch = decode(body, self.limits, None, budget)
         except PayloadError as err:

@@ -420,17 +420,7 @@ class Spool:
                 await self._commit(seq, [batch] if batch is not None else [], rec_end, received_at_us)
             except StoreRejected as exc:
                 # The store says so itself: this record's content, not an outage (the batcher's split).
-                path = self._set_aside(seq, rec_end, body)
-                metrics.spool_corrupt_records.inc()
-                log.error(
-                    "spool record ending at %d of segment %d (%d alerts) is refused by the database "
-                    "(%s): set aside in %s",
-                    rec_end,
-                    seq,
-                    len(batch or ()),
-                    str(exc)[:1000],
-                    path,
-                )
+                self._refused(seq, rec_end, batch, self._set_aside(seq, rec_end, body), str(exc)[:1000])
                 await self._commit(seq, [], rec_end, received_at_us)
             except Exception:
                 if self._failures < SET_ASIDE_AFTER or i + 1 == len(decoded):
@@ -444,18 +434,21 @@ class Spool:
                 except Exception:
                     path.unlink(missing_ok=True)  # the next one fails too: an outage after all
                     raise
-                metrics.spool_corrupt_records.inc()
-                log.error(
-                    "spool record ending at %d of segment %d (%d alerts) is refused by the database "
-                    "while the next one commits: set aside in %s",
-                    rec_end,
-                    seq,
-                    len(batch or ()),
-                    path,
-                )
+                self._refused(seq, rec_end, batch, path, "while the next one commits")
                 i += 1
             i += 1
         await self._commit(seq, [], end, None)
+
+    def _refused(self, seq: int, rec_end: int, batch: Batch | None, path: Path, why: str) -> None:
+        metrics.spool_corrupt_records.inc()
+        log.error(
+            "spool record ending at %d of segment %d (%d alerts) is refused by the database (%s): set aside in %s",
+            rec_end,
+            seq,
+            len(batch or ()),
+            why,
+            path,
+        )
 
     async def _committed_by_its_flush(self, seq: int, rec_end: int) -> bool:
         """A record spooled while its own flush ran: wait for that flush; True if it committed."""
