@@ -603,6 +603,27 @@ impl RowEncoder {
         })
     }
 
+    /// `(arrays, label_set_rows, event_rows, alert_rows)`: the 26 binary arrays of
+    /// `webhookfast_flush`'s parameters, in order.
+    fn pg_arrays<'py>(
+        &mut self,
+        py: Python<'py>,
+        batches: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyTuple>, usize, usize, usize)> {
+        let owned = extract_batches(batches)?;
+        let refs = batch_refs(&owned);
+        let total: usize = refs.iter().map(|b| b.len()).sum();
+        let inner = &mut self.inner;
+        let (arrays, [label_sets, events, alerts]) = if total >= DETACH_ROWS {
+            py.detach(|| inner.pg_arrays(&refs))
+        } else {
+            inner.pg_arrays(&refs)
+        }
+        .map_err(out_of_memory)?;
+        let items = (0..arrays.len()).map(|i| PyBytes::new(py, arrays.array(i)));
+        Ok((PyTuple::new(py, items)?, label_sets, events, alerts))
+    }
+
     fn row_tuples<'py>(
         &self,
         py: Python<'py>,
@@ -718,6 +739,11 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .map(|r| r.as_str())
         .collect();
     m.add("SYNTAX_REASONS", PyFrozenSet::new(m.py(), &syntax)?)?;
+    // The element type (pg_type oid) of each array RowEncoder.pg_arrays returns, in order.
+    m.add(
+        "PG_ARRAY_ELEMENT_OIDS",
+        PyTuple::new(m.py(), core::rows::pgarrays::COLUMN_TYPES)?,
+    )?;
     m.add_class::<Limits>()?;
     m.add("PayloadError", m.py().get_type::<PayloadError>())?;
     m.add_class::<Batch>()?;

@@ -343,6 +343,35 @@ def test_down_server_ping_and_write_then_recovery(pg_url: str, postgres_server: 
     assert got["alerts"][0]["notifications"] == 2
 
 
+def test_a_restart_between_two_flushes_costs_no_failed_write(pg_url: str, postgres_server: PostgresServer) -> None:
+    """A connection that was busy a moment ago is not checked before its next flush (a round
+    trip per flush): when the server restarted in between, the flush retries on a new one."""
+    if postgres_server.external:
+        pytest.skip("WEBHOOKFAST_TEST_DATABASE_URL names an external server that the tests cannot stop")
+
+    async def scenario(store: PostgresStore) -> None:
+        await store.write([firing(T0)])
+        await asyncio.to_thread(postgres_server.stop)
+        await asyncio.to_thread(postgres_server.start)
+        await store.write([resolved(T0 + 1)])  # at once: the pooled connection is dead
+
+    run_with_store(pg_url, scenario, write_deadline_s=5.0, connect_timeout_s=2.0, pool_max_size=1)
+    got = read_tables(pg_url)
+    assert [e["status"] for e in got["alert_events"]] == ["firing", "resolved"]
+    assert got["alerts"][0]["notifications"] == 2
+
+
+def test_the_flush_function_merges_by_the_shared_rule() -> None:
+    """Migration 0010's webhookfast_flush spells out storage/upsert.py's rule for current state,
+    and its slack for groups: they must stay the same text."""
+    from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, POSTGRES_ALERTS_CONFLICT
+
+    (flush,) = [m for m in migrations.load("postgres") if m.name == "flush_function"]
+    words = " ".join(flush.sql.split())
+    assert " ".join(POSTGRES_ALERTS_CONFLICT.split()) + ";" in words
+    assert f"interval '{GROUP_LAST_USED_SLACK_S} seconds'" in words
+
+
 def test_open_does_not_block_while_the_server_is_down(postgres_server: PostgresServer) -> None:
     # A port nothing listens on: open() returns promptly, ping is False, write is StoreUnavailable.
     from support.postgres import free_port

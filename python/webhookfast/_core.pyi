@@ -14,6 +14,7 @@ __version__: Final[str]
 #: Statistics arrays of at least this many bytes are aggregated by window_stats without the GIL.
 WINDOW_STATS_DETACH_BYTES: Final[int]
 PAYLOAD_REASONS: tuple[str, ...]
+PG_ARRAY_ELEMENT_OIDS: tuple[int, ...]
 """Every ``PayloadError.reason``, in the core's order."""
 SYNTAX_REASONS: frozenset[str]
 """The reasons for a body that is not well-formed (400); the others are about its content (422)."""
@@ -207,6 +208,9 @@ class RowEncoder:
 
     def __new__(cls, reuse_buffers: bool = True) -> RowEncoder: ...
     def pg_copy(self, batches: Sequence[Batch]) -> PgCopy: ...
+    def pg_arrays(self, batches: Sequence[Batch]) -> tuple[tuple[bytes, ...], int, int, int]:
+        """The rows as PostgreSQL binary arrays, one per column (``webhookfast_flush``'s 26
+        parameters in order), and the label set, event and alert row counts."""
     def row_tuples(
         self, batches: Sequence[Batch]
     ) -> tuple[list[GroupRow], list[LabelSetRow], list[EventRow], list[AlertRow]]: ...

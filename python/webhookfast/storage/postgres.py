@@ -1,25 +1,21 @@
-"""The PostgreSQL store: a psycopg 3 async pool, rows encoded by Rust as binary COPY.
+"""The PostgreSQL store: a psycopg 3 async pool, rows encoded by Rust in PostgreSQL's binary format.
 
-One flush is one transaction:
+One flush is one call: ``RowEncoder.pg_arrays`` collapses the batches (duplicates merged, rows
+sorted by key so that concurrent writers lock rows in the same order) and encodes every column as
+a binary array; ``SELECT webhookfast_flush(...)`` (migration 0010) merges them into the four
+tables with INSERT ... SELECT FROM unnest ... ON CONFLICT, in one statement's transaction. One
+round trip and no Python per alert at any flush size; a deadlock or serialization failure that
+slips through is retried.
 
-1. ``RowEncoder.pg_copy`` turns the batches into four binary COPY streams (notification groups,
-   label sets, events, current state), duplicates collapsed and rows sorted by key;
-2. each stream is COPYed into a per-connection temp staging table (created once per connection by
-   the pool's ``configure`` callback, emptied by ``ON COMMIT DELETE ROWS``);
-3. one multi-statement query merges staging into the real tables with INSERT ... SELECT ...
-   ON CONFLICT, in key order so that concurrent writers (several webhookfast processes) lock rows
-   in the same order; a deadlock or serialization failure that slips through is retried.
-
-Small flushes take the other path: a single ``INSERT ... SELECT FROM unnest(arrays)`` per table,
-all in one pipeline (one round trip instead of about ten). ``scripts/bench_merge.py`` measures
-both on a real server: unnest is about twice as fast at 1–10 alerts per flush, even at ~50, and
-staging + COPY pulls ahead from ~100 (1.2–2.4x at 500), so ``merge="auto"`` switches at
-``UNNEST_MAX_ALERTS``.
+The other path, ``merge="copy"`` (kept for comparison: scripts/bench_merge.py), COPYs four binary
+streams (``RowEncoder.pg_copy``) into per-connection temp staging tables and merges them with one
+multi-statement query. On this machine the call is faster at every flush size (docs/performance.md).
 
 The pool is opened without waiting for the database: ``webhookfast serve`` starts while
 PostgreSQL is down, /readyz says not ready (``ping``), writes raise ``StoreUnavailable`` (503 +
 Retry-After, which Alertmanager retries), and the pool reconnects on its own when the database
-comes back. Connections are checked before use, so a restarted server costs no failed write.
+comes back. A connection idle for a second is checked before use, so a restarted server costs no
+failed write.
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ import asyncio
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
@@ -35,9 +32,12 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.abc import AdaptContext
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from webhookfast._core import Batch, RowEncoder
+from webhookfast._core import PG_ARRAY_ELEMENT_OIDS, Batch, RowEncoder
 from webhookfast.storage import migrations, rows
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.postgres_time import clamped
@@ -52,9 +52,8 @@ LABELS_LOCK = 8604239648117580396  # 'whf_labl': writers (shared) vs. orphan lab
 PARTITION_MONTHS_AHEAD = 2
 PARTITION_CHECK_INTERVAL_S = 3600.0
 WRITE_ATTEMPTS = 3
-# Flushes of at most this many alerts (before collapsing) are merged with unnest, bigger ones with
-# staging + COPY: the crossover measured by scripts/bench_merge.py (see the README).
-UNNEST_MAX_ALERTS = 32
+# A writer connection idle longer than this is checked (a round trip) before its next flush.
+CHECK_IDLE_S = 1.0
 PRUNE_CHUNK = 1000
 
 # The columns of each table's rows, as the Rust encoder writes them (storage/rows.py).
@@ -118,49 +117,49 @@ SELECT {ALERT_COLUMNS} FROM {STAGE_ALERTS} ORDER BY fingerprint, starts_at
 """
 
 
-# The other merge, for small flushes: no staging, one INSERT ... SELECT FROM unnest(arrays) per
-# table, all sent in one pipeline (BEGIN, lock, the inserts, COMMIT: one round trip instead of
-# a dozen). Arrays come from RowEncoder.row_tuples (same collapse and order as pg_copy); times travel
-# as bigint microseconds and are converted exactly (whole seconds and the remainder separately, so
-# no floating point rounding even in year 0001 or 9999).
-def _ts(col: str) -> str:
-    return (
-        f"(timestamptz 'epoch' + ({col} / 1000000) * interval '1 second'"
-        f" + mod({col}, 1000000) * interval '1 microsecond')"
-    )
+# The other merge: one call of webhookfast_flush (migration 0010) with one binary array per
+# column, encoded by the Rust core (RowEncoder.pg_arrays, same collapse and order as pg_copy).
+# psycopg sends each array's bytes as they are (BinaryArray below): no Python object and no
+# adaptation per alert, and one round trip (one statement: its own transaction).
+FLUSH_SQL = "SELECT webhookfast_flush({})".format(", ".join(["%b"] * len(PG_ARRAY_ELEMENT_OIDS)))
 
 
-UNNEST_GROUPS = f"""
-INSERT INTO notification_groups ({GROUP_COLUMNS})
-SELECT i, r, g, {_ts("lu")} FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS u(i, r, g, lu)
-ORDER BY i
-{GROUPS_CONFLICT}
-"""
-UNNEST_GROUPS_TOUCH = GROUPS_TOUCH.format(
-    source=f"(SELECT i AS id, {_ts('lu')} AS last_used FROM unnest(%s::bigint[], %s::bigint[]) AS u(i, lu)) s"
-)
-UNNEST_LABEL_SETS = f"""
-INSERT INTO label_sets ({LABEL_SET_COLUMNS})
-SELECT f, l::jsonb, n, s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS u(f, l, n, s)
-ORDER BY f
-ON CONFLICT (fingerprint) DO NOTHING
-"""
-UNNEST_EVENTS = f"""
-INSERT INTO alert_events ({EVENT_COLUMNS})
-SELECT f, {_ts("sa")}, st, {_ts("ea")}, {_ts("ra")}, g, src, gu, an::jsonb
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
-            %s::text[], %s::text[], %s::text[]) AS u(f, sa, st, ea, ra, g, src, gu, an)
-ORDER BY f, sa, st
-ON CONFLICT (fingerprint, starts_at, status) DO NOTHING
-"""
-UNNEST_ALERTS = f"""
-INSERT INTO alerts AS a ({ALERT_COLUMNS})
-SELECT f, {_ts("sa")}, st, {_ts("ea")}, {_ts("fs")}, {_ts("ls")}, n, g, d
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
-            %s::integer[], %s::bigint[], %s::boolean[]) AS u(f, sa, st, ea, fs, ls, n, g, d)
-ORDER BY f, sa
-{POSTGRES_ALERTS_CONFLICT}
-"""
+class BinaryArray:
+    """A PostgreSQL array already in the binary format of ``array_send``; ``oid``: its type."""
+
+    __slots__ = ("data",)
+    oid = 0
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _BinaryArrayDumper(Dumper):
+    format = Format.BINARY
+
+    def __init__(self, cls: type[BinaryArray], context: AdaptContext | None = None) -> None:
+        super().__init__(cls, context)
+        self.oid = cls.oid
+
+    def dump(self, obj: BinaryArray) -> bytes:
+        return obj.data
+
+
+def _array_class(element_oid: int) -> type[BinaryArray]:
+    # pg_type: the array type of each element type the encoder writes.
+    array_oid = {16: 1000, 20: 1016, 23: 1007, 25: 1009, 1184: 1185, 3802: 3807}[element_oid]
+    return type(f"BinaryArray{array_oid}", (BinaryArray,), {"__slots__": (), "oid": array_oid})
+
+
+_ARRAY_CLASSES = {oid: _array_class(oid) for oid in set(PG_ARRAY_ELEMENT_OIDS)}
+# The class of each of webhookfast_flush's parameters, in order.
+FLUSH_PARAMETER_CLASSES = tuple(_ARRAY_CLASSES[oid] for oid in PG_ARRAY_ELEMENT_OIDS)
+
+
+def register_binary_arrays(conn: psycopg.AsyncConnection) -> None:
+    for cls in _ARRAY_CLASSES.values():
+        conn.adapters.register_dumper(cls, _BinaryArrayDumper)
+
 
 # Spool replay (webhookfast.ingest.spool): the mark moves in the same transaction as the alerts it covers.
 SpoolMark = tuple[str, int, int]  # (spool id, segment, position)
@@ -226,6 +225,7 @@ def new_pool(
     connect_timeout_s: float,
     timeout_s: float,
     configure: Callable[[psycopg.AsyncConnection], Awaitable[None]],
+    check: Callable[[psycopg.AsyncConnection], Awaitable[None]] = AsyncConnectionPool.check_connection,
 ) -> AsyncConnectionPool:
     """A connection pool as webhookfast opens them (the writer's and the history API's): autocommit,
     named connections, dead peers noticed in seconds, quick reconnection attempts. Not opened."""
@@ -236,7 +236,7 @@ def new_pool(
         open=False,
         kwargs=connection_kwargs(name, connect_timeout_s),
         configure=configure,
-        check=AsyncConnectionPool.check_connection,
+        check=check,
         name=name,
         timeout=timeout_s,
         # Give up a reconnection attempt quickly: psycopg_pool's back-off doubles up to
@@ -265,7 +265,7 @@ class PostgresStore(Store):
         if merge not in ("auto", "copy", "unnest"):
             raise ValueError("merge must be auto, copy or unnest")
         self.url = url
-        #: "auto": unnest for small flushes, staging + COPY for big ones (forced values: tests, bench)
+        #: "auto" or "unnest": webhookfast_flush with binary arrays; "copy": staging + COPY (tests, bench)
         self.merge = merge
         self.pool_min_size = pool_min_size
         self.pool_max_size = max(pool_max_size, pool_min_size, 1)
@@ -275,6 +275,8 @@ class PostgresStore(Store):
         # RowEncoder reuses its buffers, so one encoder serves one flush at a time.
         self._encoders: list[RowEncoder] = []
         self._partitions_due = 0.0  # monotonic time of the next webhookfast_ensure_partitions
+        # When each connection last completed a write (see _check).
+        self._last_ok: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = weakref.WeakKeyDictionary()
 
     # -- connection handling ----------------------------------------------------------------
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -285,6 +287,16 @@ class PostgresStore(Store):
         # let the server give the connection back instead of finishing work nobody waits for.
         timeout_ms = int(max(1.0, self.write_deadline_s) * 2000)
         await conn.execute(f"SET statement_timeout = {timeout_ms};" + CONFIGURE_SQL)
+        register_binary_arrays(conn)
+
+    async def _check(self, conn: psycopg.AsyncConnection) -> None:
+        """Check a connection before a flush uses it, unless it completed a write a moment ago: a
+        round trip per flush costs as much as the flush's own (a server restart is noticed after
+        any pause of CHECK_IDLE_S; one within it fails that flush, which a retry or the spool
+        covers)."""
+        if time.monotonic() - self._last_ok.get(conn, -CHECK_IDLE_S) < CHECK_IDLE_S:
+            return
+        await AsyncConnectionPool.check_connection(conn)
 
     async def open(self) -> None:
         if self._pool is None:
@@ -296,6 +308,7 @@ class PostgresStore(Store):
                 connect_timeout_s=self.connect_timeout_s,
                 timeout_s=self.write_deadline_s,
                 configure=self._configure,
+                check=self._check,
             )
         # Never wait for the database here: serve must start while it is down.
         await self._pool.open(wait=False)
@@ -348,10 +361,10 @@ class PostgresStore(Store):
         encoder = self._encoders.pop() if self._encoders else RowEncoder()
         try:
             merge: Callable[[psycopg.AsyncConnection], Awaitable[None]]
-            if self._use_unnest(sum(len(b) for b in batches)):
-                groups, label_sets, events, alerts = encoder.row_tuples(batches)
-                result = WriteResult(len(label_sets), len(events), len(alerts))
-                params = (_columns(groups, 4), _columns(label_sets, 4), _columns(events, 9), _columns(alerts, 9))
+            if self.merge != "copy":
+                arrays, label_sets, events, alerts = encoder.pg_arrays(batches)
+                result = WriteResult(label_sets, events, alerts)
+                params = [cls(data) for cls, data in zip(FLUSH_PARAMETER_CLASSES, arrays, strict=True)]
                 merge = partial(_merge_unnest, params=params, mark=spool_mark)
             else:
                 copy = encoder.pg_copy(batches)
@@ -367,6 +380,7 @@ class PostgresStore(Store):
                         if time.monotonic() >= self._partitions_due:
                             await self._ensure_partitions(conn)
                         await merge(conn)
+                        self._last_ok[conn] = time.monotonic()
                     return result
                 except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
                     if attempt == WRITE_ATTEMPTS:
@@ -379,15 +393,14 @@ class PostgresStore(Store):
                     reason = f"postgresql: {exc.sqlstate or type(exc).__name__}: {exc}"
                     if refused_content(exc):
                         raise StoreRejected(reason) from exc
-                    raise StoreUnavailable(reason) from exc
+                    if attempt == WRITE_ATTEMPTS or not connection_lost(exc):
+                        raise StoreUnavailable(reason) from exc
+                    # A connection that died while idle (the server restarted within CHECK_IDLE_S):
+                    # the pool drops it, the next attempt gets another.
+                    log.info("flush attempt %d lost its connection, retrying: %s", attempt, exc)
             raise AssertionError("unreachable")
         finally:
             self._encoders.append(encoder)
-
-    def _use_unnest(self, alerts: int) -> bool:
-        if self.merge == "auto":
-            return alerts <= UNNEST_MAX_ALERTS
-        return self.merge == "unnest"
 
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None:
         """How far spool ``spool_id`` has been replayed: (segment, position), None if never."""
@@ -495,6 +508,15 @@ WHERE j.started_at <= excluded.started_at - make_interval(secs => %s)
 RETURNING 1"""
 
 
+def connection_lost(exc: psycopg.Error) -> bool:
+    """Whether the connection itself failed (closed, reset, or the server shutting down it)
+    rather than the statement."""
+    state = exc.sqlstate
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    return state is None or state.startswith("08") or state in ("57P01", "57P02")
+
+
 def refused_content(exc: psycopg.Error) -> bool:
     """Whether PostgreSQL refused the rows themselves: a data exception (SQLSTATE class 22, or
     psycopg's own DataError before sending), an integrity violation (23) or a program limit (54,
@@ -503,26 +525,15 @@ def refused_content(exc: psycopg.Error) -> bool:
     return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)) or (exc.sqlstate or "").startswith("54")
 
 
-def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-arg]
-    """Row tuples → one list per column (the unnest arrays)."""
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
 async def _merge_unnest(
-    conn: psycopg.AsyncConnection,
-    params: tuple[list, list, list, list],  # type: ignore[type-arg]
-    mark: SpoolMark | None = None,
+    conn: psycopg.AsyncConnection, params: list[BinaryArray], mark: SpoolMark | None = None
 ) -> None:
-    groups, label_sets, events, alerts = params
+    if mark is None:
+        await conn.execute(FLUSH_SQL, params)  # one statement: its own transaction
+        return
     async with conn.pipeline(), conn.transaction():
-        await conn.execute(f"SELECT pg_advisory_xact_lock_shared({LABELS_LOCK})")
-        await conn.execute(UNNEST_GROUPS, groups)
-        await conn.execute(UNNEST_GROUPS_TOUCH, (groups[0], groups[3]))
-        await conn.execute(UNNEST_LABEL_SETS, label_sets)
-        await conn.execute(UNNEST_EVENTS, events)
-        await conn.execute(UNNEST_ALERTS, alerts)
-        if mark is not None:
-            await conn.execute(UPSERT_SPOOL_MARK, mark)
+        await conn.execute(FLUSH_SQL, params)
+        await conn.execute(UPSERT_SPOOL_MARK, mark)
 
 
 async def _merge_copy(

@@ -2,10 +2,12 @@
 //! rows as PostgreSQL binary COPY streams ([`pgcopy`]) or plain tuples for SQLite and unnest arrays ([`tuples`]).
 
 pub mod collapse;
+pub mod pgarrays;
 pub mod pgcopy;
 pub mod tuples;
 
 pub use collapse::{collapse, merge, AlertRow, Collapsed, EventRow, GroupRow, LabelSetRow, State};
+pub use pgarrays::PgArrays;
 pub use tuples::{AlertTuple, EventTuple, GroupTuple, LabelSetTuple, RowTuples};
 
 use std::collections::TryReserveError;
@@ -51,6 +53,7 @@ pub struct PgCopy {
 pub struct RowEncoder {
     reuse_buffers: bool,
     out: PgCopy,
+    arrays: PgArrays,
 }
 
 impl RowEncoder {
@@ -58,6 +61,7 @@ impl RowEncoder {
         RowEncoder {
             reuse_buffers,
             out: PgCopy::default(),
+            arrays: PgArrays::default(),
         }
     }
 
@@ -90,6 +94,26 @@ impl RowEncoder {
         self.out.event_rows = c.events.len();
         self.out.alert_rows = c.alerts.len();
         Ok(&self.out)
+    }
+
+    /// Encode `batches` as one binary array per column (`webhookfast_flush`'s parameters), with
+    /// the label set, event and alert row counts; the arrays borrow the encoder's buffer.
+    pub fn pg_arrays(
+        &mut self,
+        batches: &[&Batch],
+    ) -> Result<(&PgArrays, [usize; 3]), OutOfMemory> {
+        if !self.reuse_buffers {
+            self.arrays = PgArrays::default();
+        }
+        let c = collapse(batches);
+        if let Err(e) = pgarrays::write_arrays(&mut self.arrays, &c) {
+            self.arrays = PgArrays::default();
+            return Err(e.into());
+        }
+        Ok((
+            &self.arrays,
+            [c.label_sets.len(), c.events.len(), c.alerts.len()],
+        ))
     }
 
     /// The same rows as tuples (SQLite inserts them; PostgreSQL sends small flushes as arrays).
