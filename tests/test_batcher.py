@@ -236,3 +236,27 @@ def test_close_answers_waiting_requests_when_the_store_hangs(db: Path) -> None:
         await store.close()
 
     run(main())
+
+
+def test_the_wal_is_checkpointed_beside_the_writer_not_by_a_commit(db: Path) -> None:
+    """No commit copies the WAL back (autocheckpoint off: that stalled the commit that crossed
+    1,000 pages, and every request waiting on it); the store's checkpointer thread does."""
+    from webhookfast.storage import sqlite as sqlite_store
+
+    async def main() -> tuple[int, int]:
+        store = SQLiteStore(f"sqlite:///{db}")
+        await store.open()
+        try:
+            assert store._conn is not None
+            assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+            before = db.stat().st_size
+            for i in range(40):
+                await store.write([decode(payload(i, n=50))])
+            await asyncio.sleep(3 * sqlite_store.CHECKPOINT_INTERVAL_S)
+            return before, db.stat().st_size  # before close, which checkpoints by itself
+        finally:
+            await store.close()
+
+    before, after = run(main())
+    assert after > before
+    assert count(db, "alerts") == 2000

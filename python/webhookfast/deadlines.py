@@ -32,10 +32,14 @@ class DeadlineQueue(Generic[T]):
         self.on_expire = on_expire
         self._entries: deque[Deadline[T]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, item: T) -> Deadline[T]:
         """Start watching ``item``; call ``entry.active = False`` (or ``cancel``) when it is done."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            # Looked up once: on Python 3.11 every get_running_loop() is a getpid() system call.
+            loop = self._loop = asyncio.get_running_loop()
         entries = self._entries
         while entries and not entries[0].active:  # drop finished heads: keeps the deque short
             entries.popleft()

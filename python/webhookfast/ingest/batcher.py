@@ -119,11 +119,14 @@ class Batcher:
         self._flushers: list[asyncio.Task[None]] = []
         self._in_flight: dict[int, list[_Pending]] = {}  # what each running flush holds
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._deadlines: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue(deadline_s, _fail_late)
 
     def start(self) -> None:
+        # Kept: on Python 3.11 every get_running_loop() is a getpid() system call.
+        loop = self._loop = asyncio.get_running_loop()
         self._flushers = [
-            asyncio.get_running_loop().create_task(self._flush_loop(), name=f"webhookfast-flusher-{i}")
+            loop.create_task(self._flush_loop(), name=f"webhookfast-flusher-{i}")
             for i in range(self.flush_concurrency)
         ]
 
@@ -160,7 +163,10 @@ class Batcher:
                     raise QueueFull("ingest queue is full")
             self._enqueue(_Pending(batch, None, nbytes, request_id, kept))
             return False
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         item = _Pending(batch, future, nbytes, request_id)
         self._enqueue(item)
         # If the deadline passes first the flush still commits the batch (the sender's retry then

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from asyncio import current_task
 from typing import Any
 
-import orjson
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from webhookfast import metrics
@@ -112,14 +112,22 @@ class BodyReader:
                 over = True
             elif hold is not None:
                 hold.take(int(length))
-        task = asyncio.current_task()
+        task = current_task()
         assert task is not None  # Granian (asyncio task mode) runs every request as a task
         deadline = self._deadlines.add(task)
         try:
             if over:
                 await self._discard(proto)
                 raise self.too_large()
-            return await self._read(proto, length is not None, hold)
+            if length is None:
+                return await self._read_chunked(proto, hold)
+            body: bytes = await proto()
+            if len(body) > self.max_bytes:
+                raise self.too_large()
+            return body
+        except ProtocolClosed:
+            # The client closed before sending the body its Content-Length announced.
+            raise HTTPError(400, "bad_content_length", "body ended before its Content-Length") from None
         except asyncio.CancelledError:
             if not deadline.expired:
                 raise  # the client went away
@@ -134,18 +142,6 @@ class BodyReader:
 
     def timed_out(self) -> HTTPError:
         return HTTPError(408, "request_timeout", "request body not received in time")
-
-    async def _read(self, proto: Any, sized: bool, hold: ByteHold | None) -> bytes:
-        try:
-            if sized:
-                body: bytes = await proto()
-                if len(body) > self.max_bytes:
-                    raise self.too_large()
-                return body
-            return await self._read_chunked(proto, hold)
-        except ProtocolClosed:
-            # The client closed before sending the body its Content-Length announced.
-            raise HTTPError(400, "bad_content_length", "body ended before its Content-Length") from None
 
     async def _discard(self, proto: Any) -> None:
         """Read and drop what the sender is sending; stop once it pauses (a sender that waits for
@@ -257,9 +253,9 @@ class Ingest:
                 metrics.count(metrics.fingerprint_mismatches, batch.fingerprint_mismatches)
             if batch.nul_replaced:
                 metrics.count(metrics.nul_replaced, batch.nul_replaced)
+        # The request id is plain ASCII without quotes (middleware/request_id.py): no escaping.
         return Response(
-            200,
-            orjson.dumps({"status": status, "alerts": n, "request_id": ctx.request_id}),
+            200, b'{"status":"%s","alerts":%d,"request_id":"%s"}' % (status.encode(), n, ctx.request_id.encode())
         )
 
     def _decoded_too_large(self, err: PayloadError, alone: bool) -> HTTPError:

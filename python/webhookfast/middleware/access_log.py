@@ -15,7 +15,7 @@ import time
 import orjson
 
 from webhookfast import metrics
-from webhookfast.http import Context, Handler, Response
+from webhookfast.http import Context, Response
 
 
 class LineSink:
@@ -58,37 +58,28 @@ class AccessLog:
         self.observe_metrics = observe_metrics
         self.sink = sink if sink is not None else LineSink()
 
-    def wrap(self, inner: Handler) -> Handler:
-        add = self.sink.add if self.log else None
-        observe = metrics.observe_request if self.observe_metrics else None
-        clock = time.perf_counter
-        dumps = orjson.dumps
-
-        async def access_log(ctx: Context) -> Response:
-            response = await inner(ctx)
-            elapsed = clock() - ctx.started
-            route = ctx.route.name if ctx.route is not None else "unmatched"
-            if observe is not None:
-                observe(route, response.status, elapsed)
-            if add is not None:
-                scope = ctx.scope
-                add(
-                    dumps(
-                        {
-                            "ts": time.time(),
-                            "method": scope.method,
-                            "path": scope.path[:256],
-                            "route": route,
-                            "status": response.status,
-                            "duration_ms": round(elapsed * 1000, 3),
-                            "bytes_in": ctx.bytes_in,
-                            "bytes_out": len(response.body),
-                            "alerts": ctx.alerts,
-                            "request_id": ctx.request_id,
-                            "peer": scope.client,
-                        }
-                    )
+    def record(self, ctx: Context, response: Response) -> None:
+        """Log and count one answered request."""
+        elapsed = time.perf_counter() - ctx.started
+        route = ctx.route.name if ctx.route is not None else "unmatched"
+        if self.observe_metrics:
+            metrics.observe_request(route, response.status, elapsed)
+        if self.log:
+            scope = ctx.scope
+            self.sink.add(
+                orjson.dumps(
+                    {
+                        "ts": time.time(),
+                        "method": scope.method,
+                        "path": scope.path[:256],
+                        "route": route,
+                        "status": response.status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "bytes_in": ctx.bytes_in,
+                        "bytes_out": len(response.body),
+                        "alerts": ctx.alerts,
+                        "request_id": ctx.request_id,
+                        "peer": scope.client,
+                    }
                 )
-            return response
-
-        return access_log
+            )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from webhookfast import metrics
 from webhookfast.credentials import Credentials
 from webhookfast.errors import HTTPError
-from webhookfast.http import Context, Handler, Response
+from webhookfast.http import Context
 
 if TYPE_CHECKING:
     from webhookfast.settings import Settings
@@ -185,29 +185,27 @@ class Auth:
             return None if self._basic_ok(credentials) else "bad_basic"
         return "wrong_scheme"
 
-    def wrap(self, inner: Handler) -> Handler:
-        async def auth(ctx: Context) -> Response:
-            route = ctx.route
-            if route is not None and route.protected:
-                headers = ctx.scope.headers
-                reason = self.check(headers.get("authorization"))
-                if reason is not None:
-                    signed = self._hmac is not None and (
-                        headers.get(SIGNATURE_HEADER) is not None or headers.get(TIMESTAMP_HEADER) is not None
+    def admit(self, ctx: Context) -> None:
+        """Raise the 401 of a request to a protected route without valid credentials; admit a
+        signed request on its headers, leaving the body's check to its handler."""
+        route = ctx.route
+        if route is not None and route.protected:
+            headers = ctx.scope.headers
+            reason = self.check(headers.get("authorization"))
+            if reason is not None:
+                signed = self._hmac is not None and (
+                    headers.get(SIGNATURE_HEADER) is not None or headers.get(TIMESTAMP_HEADER) is not None
+                )
+                # Only POST handlers read a body (GET /api/v2/alerts shares the ingest path).
+                if signed and route.signable and ctx.scope.method == "POST":
+                    failure = check_signature_headers(
+                        self._max_skew_s, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER), time.time()
                     )
-                    # Only POST handlers read a body (GET /api/v2/alerts shares the ingest path).
-                    if signed and route.signable and ctx.scope.method == "POST":
-                        failure = check_signature_headers(
-                            self._max_skew_s, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER), time.time()
-                        )
-                        if failure is not None:  # refused before its body is read
-                            raise self._refuse(*failure)
-                        # Admitted for now: the handler verifies the signature over the body.
-                        ctx.signature_check = self.verify_signature
-                    elif signed:
-                        raise self._refuse(reason, "request signatures are accepted on ingest routes only")
-                    else:
-                        raise self._refuse(reason, "valid credentials are required")
-            return await inner(ctx)
-
-        return auth
+                    if failure is not None:  # refused before its body is read
+                        raise self._refuse(*failure)
+                    # Admitted for now: the handler verifies the signature over the body.
+                    ctx.signature_check = self.verify_signature
+                elif signed:
+                    raise self._refuse(reason, "request signatures are accepted on ingest routes only")
+                else:
+                    raise self._refuse(reason, "valid credentials are required")

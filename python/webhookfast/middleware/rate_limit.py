@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 from webhookfast import metrics
 from webhookfast.errors import overloaded
-from webhookfast.http import Context, Handler, Response
+from webhookfast.http import Context
 
 MAX_CLIENTS = 10_000
 
@@ -79,12 +79,9 @@ class RateLimit:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def wrap(self, inner: Handler) -> Handler:
-        async def rate_limit(ctx: Context) -> Response:
-            wait = self.allow(client_key(ctx.scope.client), time.monotonic())
-            if wait > 0:
-                metrics.rejected.labels("rate_limited").inc()
-                raise overloaded(max(1, math.ceil(wait)), "rate limit exceeded for this client, retry later")
-            return await inner(ctx)
-
-        return rate_limit
+    def admit(self, ctx: Context) -> None:
+        """Raise the 503 when this request's client has used its burst."""
+        wait = self.allow(client_key(ctx.scope.client), time.monotonic())
+        if wait > 0:
+            metrics.rejected.labels("rate_limited").inc()
+            raise overloaded(max(1, math.ceil(wait)), "rate limit exceeded for this client, retry later")

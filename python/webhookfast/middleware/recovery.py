@@ -6,23 +6,17 @@ from __future__ import annotations
 import logging
 
 from webhookfast.errors import HTTPError, error_body, internal_error
-from webhookfast.http import Context, Handler, Response
+from webhookfast.http import Response
 
 log = logging.getLogger("webhookfast.recovery")
 
 
-class Recovery:
-    def wrap(self, inner: Handler) -> Handler:
-        async def recovery(ctx: Context) -> Response:
-            try:
-                return await inner(ctx)
-            except HTTPError as err:
-                return error_response(err, ctx.request_id)
-            except Exception:
-                log.exception("unhandled error (request_id=%s)", ctx.request_id)
-                return error_response(internal_error(), ctx.request_id)
-
-        return recovery
+def recover(exc: Exception, request_id: str) -> Response:
+    """The answer to a request whose handling raised ``exc``."""
+    if isinstance(exc, HTTPError):
+        return error_response(exc, request_id)
+    log.error("unhandled error (request_id=%s)", request_id, exc_info=exc)
+    return error_response(internal_error(), request_id)
 
 
 def error_response(err: HTTPError, request_id: str) -> Response:

@@ -7,7 +7,7 @@ import itertools
 import re
 import secrets
 
-from webhookfast.http import Context, Handler, Response
+from webhookfast.http import Context
 
 _SAFE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
@@ -20,13 +20,6 @@ class RequestId:
     def new_id(self) -> str:
         return f"{self._prefix}{next(self._counter):x}"
 
-    def wrap(self, inner: Handler) -> Handler:
-        safe = _SAFE.fullmatch
-        new_id = self.new_id
-
-        async def request_id(ctx: Context) -> Response:
-            incoming = ctx.scope.headers.get("x-request-id")
-            ctx.request_id = incoming if incoming is not None and safe(incoming) else new_id()
-            return await inner(ctx)
-
-        return request_id
+    def assign(self, ctx: Context) -> None:
+        incoming = ctx.scope.headers.get("x-request-id")
+        ctx.request_id = incoming if incoming is not None and _SAFE.fullmatch(incoming) else self.new_id()
