@@ -102,9 +102,7 @@ def _middleware(name: str, app: Any) -> Middleware:
     raise ValueError(name)
 
 
-@pytest.mark.parametrize(
-    "stack", ["bare", "access_log", "auth", "rate_limit", "default", "full"]
-)
+@pytest.mark.parametrize("stack", ["bare", "access_log", "auth", "rate_limit", "default", "full"])
 def test_stack(benchmark: Any, harness_factory: Callable[..., AppHarness], stack: str) -> None:
     if stack == "default":
         h = harness_factory(full_stack=False, access_log=True)

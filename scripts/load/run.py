@@ -200,6 +200,13 @@ class Server:
         workers = [p for p in pids if p != self.proc.pid] or pids
         return max((rss_mb(p) for p in workers), default=0.0)
 
+    def worker_pid(self) -> int:
+        """The worker with the largest RSS (the Granian main process if it has none)."""
+        assert self.proc is not None
+        pids = group_pids(self.proc.pid)
+        workers = [p for p in pids if p != self.proc.pid] or pids
+        return max(workers, key=rss_mb)
+
     def cpu_seconds(self) -> float:
         """CPU time used so far by every process of the server's group."""
         if self.proc is None:

@@ -126,8 +126,7 @@ class Batcher:
         # Kept: on Python 3.11 every get_running_loop() is a getpid() system call.
         loop = self._loop = asyncio.get_running_loop()
         self._flushers = [
-            loop.create_task(self._flush_loop(), name=f"webhookfast-flusher-{i}")
-            for i in range(self.flush_concurrency)
+            loop.create_task(self._flush_loop(), name=f"webhookfast-flusher-{i}") for i in range(self.flush_concurrency)
         ]
 
     def room_bytes(self) -> int | None:
