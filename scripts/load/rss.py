@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benches"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import payloads  # noqa: E402
-from run import Server, free_port, log  # noqa: E402
+import payloads
+from run import Server, free_port, log
 
 TARGET_MB = 80.0
 
