@@ -6,7 +6,8 @@
 - response building: what ingest and ``App.__rsgi__`` do after the commit (the JSON answer, the
   Response, the header list, ``proto.response_bytes``), mirrored here step by step;
 - row encoding for a flush of 1, 100 and 5,000 alerts (5,000 = the default ``flush_max_alerts``,
-  as 50 batches of 100): ``RowEncoder(reuse_buffers=True/False).pg_copy`` and ``.row_tuples``.
+  as 50 batches of 100): ``RowEncoder(reuse_buffers=True/False).pg_copy``, ``.pg_arrays`` (what a
+  PostgreSQL flush sends) and ``.row_tuples`` (what SQLite inserts).
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ def test_pg_copy(benchmark: Any, alerts: int, reuse: bool, per_call: Any) -> Non
     encoder = RowEncoder(reuse_buffers=reuse)
     copy = benchmark(encoder.pg_copy, batches)
     assert copy.event_rows == alerts
+
+
+@pytest.mark.parametrize("alerts", list(FLUSHES))
+@pytest.mark.parametrize("reuse", [True, False], ids=["reuse", "fresh"])
+def test_pg_arrays(benchmark: Any, alerts: int, reuse: bool, per_call: Any) -> None:
+    per_call(requests=1, alerts=alerts)
+    batches = _batches(alerts)
+    encoder = RowEncoder(reuse_buffers=reuse)
+    arrays, label_sets, events, current = benchmark(encoder.pg_arrays, batches)
+    assert len(arrays) == 26 and events == alerts and label_sets >= 1 and current >= 1
 
 
 @pytest.mark.parametrize("alerts", list(FLUSHES))

@@ -3,18 +3,16 @@
 
   staging  binary COPY (encoded by Rust) into per-connection temp tables, then one multi-statement
            INSERT ... SELECT ... ON CONFLICT  (PostgresStore(merge="copy"));
-  unnest   one INSERT ... SELECT FROM unnest(%s::bigint[], ...) ON CONFLICT per table, the column
-           arrays built from RowEncoder.row_tuples (same dedup and order), sent in one pipeline
-           (BEGIN, lock, 3 inserts, COMMIT in one round trip; prepared after 5 runs)
-           (PostgresStore(merge="unnest")).
-Both are timed through PostgresStore.write itself, i.e. the production code paths; the store's
-default ("auto") picks unnest up to UNNEST_MAX_ALERTS alerts per flush and staging above.
+  unnest   one SELECT webhookfast_flush(...) (migration 0010): every column as a binary array from
+           RowEncoder.pg_arrays (same dedup and order), merged by INSERT ... SELECT FROM unnest ...
+           ON CONFLICT in one statement's transaction (PostgresStore(merge="unnest"), the default).
+Both are timed through PostgresStore.write itself, i.e. the production code paths.
 
 Each flush carries N distinct alerts (Alertmanager v4 payloads, 6 labels, 3 annotations). Two
 cases: "new" (every row inserted) and "repeat" (the same flush again: events conflict and are
 skipped, current state is updated). Strategies alternate flush by flush so that table growth and
 checkpoints hit both alike. Every flush is a committed transaction (fsync on, as in production).
-Times include encoding in Rust and, for unnest, building the Python arrays.
+Times include encoding in Rust.
 
 Usage:
   python scripts/bench_merge.py                 # throwaway cluster (needs initdb/pg_ctl), removed after

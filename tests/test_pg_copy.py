@@ -27,7 +27,7 @@ RECEIVED_AT_US = 1_795_000_000_123_456  # 2026-11-19, fixed so that Prometheus p
 @pytest.fixture(autouse=True, params=["copy", "unnest"])
 def merge(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every round trip runs through both merge paths of PostgresStore: binary COPY into staging
-    (the encoder under test) and unnest arrays from row_tuples (used for small flushes)."""
+    and webhookfast_flush with the binary arrays of pg_arrays (what every flush uses)."""
     global MERGE
     MERGE = request.param
     yield request.param

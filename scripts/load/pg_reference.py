@@ -12,9 +12,12 @@ pre-generated distinct Alertmanager bodies, ``webhookfast._core.decode`` each, e
 - ``copy``   binary COPY straight into the real tables (label_sets, alert_events, alerts): the
              ceiling (no staging, no ON CONFLICT). The bodies are distinct, so no key repeats; when
              the ring of bodies wraps, the tables are truncated (outside the timed part).
-- ``store``  ``PostgresStore.write`` (what the server does per flush: its ``merge="auto"`` choice of
-             COPY into temp staging + INSERT ... ON CONFLICT, or INSERT ... SELECT FROM unnest for small
-             flushes), without HTTP or the batcher. ``store-copy`` / ``store-unnest`` force one path.
+- ``onetable`` the ceiling of the durable-ingest target: one jsonb row per alert (the alert's own
+             JSON, keyed by its fingerprint) by binary COPY into one table with a unique index, the
+             body parsed with orjson. No history model at all: what PostgreSQL alone takes.
+- ``store``  ``PostgresStore.write`` (what the server does per flush: one ``webhookfast_flush`` call
+             with binary arrays), without HTTP or the batcher. ``store-copy`` forces the other path
+             (COPY into temp staging + INSERT ... ON CONFLICT); ``store-unnest`` is ``store``.
 
 Decode and encode are inside the timed loop (they are part of the work per request); body
 generation is not. Prints rows/s (event rows) and alerts/s per configuration. The target database
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import struct
 import sys
 import time
 from pathlib import Path
@@ -33,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import orjson  # noqa: E402
 import payloads  # noqa: E402
 import psycopg  # noqa: E402
 from webhookfast._core import Limits, RowEncoder, decode  # noqa: E402
@@ -89,6 +94,49 @@ def run_copy(url: str, bodies: list[bytes], per_txn: int, seconds: float) -> tup
     return requests, alerts, rows, busy
 
 
+ONE_TABLE = "pg_reference_alerts"
+
+
+def run_onetable(url: str, bodies: list[bytes], per_txn: int, seconds: float) -> tuple[int, int, int, float]:
+    """One jsonb row per alert into one table with a unique index, by binary COPY."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {ONE_TABLE}")
+        conn.execute(f"CREATE TABLE {ONE_TABLE} (fingerprint bigint NOT NULL, alert jsonb NOT NULL)")
+        conn.execute(f"CREATE UNIQUE INDEX ON {ONE_TABLE} (fingerprint)")
+    requests = alerts = 0
+    busy = 0.0
+    i = 0
+    header = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+    with psycopg.connect(url) as conn:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if i + per_txn > len(bodies):  # ring wrapped: start from an empty table (not timed)
+                conn.execute(f"TRUNCATE {ONE_TABLE}")
+                conn.commit()
+                i = 0
+            t0 = time.perf_counter()
+            out = [header]
+            n = 0
+            for body in bodies[i : i + per_txn]:
+                for alert in orjson.loads(body)["alerts"]:
+                    fp = int(alert["fingerprint"], 16)
+                    doc = orjson.dumps(alert)
+                    out.append(struct.pack("!hiqib", 2, 8, fp - (1 << 64) if fp >= 1 << 63 else fp, len(doc) + 1, 1))
+                    out.append(doc)
+                    n += 1
+            out.append(b"\xff\xff")
+            with conn.cursor() as cur, cur.copy(f"COPY {ONE_TABLE} FROM STDIN (FORMAT BINARY)") as cp:
+                cp.write(b"".join(out))
+            conn.commit()
+            busy += time.perf_counter() - t0
+            i += per_txn
+            requests += per_txn
+            alerts += n
+        conn.execute(f"DROP TABLE {ONE_TABLE}")
+        conn.commit()
+    return requests, alerts, alerts, busy
+
+
 async def run_store(
     url: str, bodies: list[bytes], per_txn: int, seconds: float, merge: str = "auto"
 ) -> tuple[int, int, int, float]:
@@ -128,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--alerts", default="1,10,100", help="alerts per request")
     p.add_argument("--requests-per-txn", default="1,10", help="requests written per transaction")
-    p.add_argument("--modes", default="copy,store", help="copy, store, store-copy, store-unnest")
+    p.add_argument("--modes", default="onetable,copy,store", help="onetable, copy, store, store-copy, store-unnest")
     p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per configuration")
     a = p.parse_args(argv)
     if not a.database_url and not a.postgres_temp:
@@ -151,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in [m.strip() for m in a.modes.split(",") if m.strip()]:
                     if mode == "copy":
                         req, al, ev, busy = run_copy(url, bodies, k, a.duration)
+                    elif mode == "onetable":
+                        req, al, ev, busy = run_onetable(url, bodies, k, a.duration)
                     elif mode in ("store", "store-copy", "store-unnest"):
                         merge = {"store": "auto", "store-copy": "copy", "store-unnest": "unnest"}[mode]
                         req, al, ev, busy = asyncio.run(run_store(url, bodies, k, a.duration, merge))
@@ -170,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         print("-" * len(head))
         for mode, n, k, rps, aps, rows_s, ms in rows_out:
             print(f"{mode:12} {n:10} {k:8} {rps:10,.0f} {aps:11,.0f} {rows_s:11,.0f} {ms:8.2f}")
-        print("rows/s = alert_events rows (one per alert state); label_sets and alerts rows are written too.")
+        print(
+            "rows/s = alert_events rows (one per alert state; label_sets and alerts rows are written too), "
+            "onetable: its one row per alert."
+        )
         return 0
     finally:
         if pg is not None:

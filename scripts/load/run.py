@@ -75,8 +75,10 @@ sys.path.insert(0, str(LOAD_DIR))
 import payloads  # noqa: E402
 from read_load import ReadLoad, ReadStats, read_paths  # noqa: E402
 
-UNIQUE_RING_BYTES = 24 * 1024 * 1024  # per payload size, loaded by each wrk thread
-UNIQUE_RING_MAX = 20_000
+UNIQUE_RING_BYTES = (
+    192 * 1024 * 1024
+)  # per payload size, loaded by each wrk thread: a 10 s run at full speed sends no body twice
+UNIQUE_RING_MAX = 200_000
 
 
 def log(msg: str) -> None:
