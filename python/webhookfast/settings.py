@@ -141,7 +141,11 @@ class Settings(BaseSettings):
     spool_replay_max_alerts: int = Field(20_000, ge=1, description="most alerts per replay transaction")
 
     # PostgreSQL pool.
-    pool_min_size: int = Field(1, ge=0, description="PostgreSQL connections kept open per worker")
+    pool_min_size: int = Field(
+        1,
+        ge=0,
+        description="PostgreSQL connections kept open per worker (the writer keeps at least one per flush in flight)",
+    )
     pool_max_size: int = Field(4, ge=1, description="most PostgreSQL connections per worker")
     connect_timeout_s: float = Field(2.0, gt=0, description="PostgreSQL connection timeout")
 
