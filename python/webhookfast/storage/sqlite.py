@@ -85,7 +85,8 @@ def connect(path: str, busy_timeout_ms: int = 5000, *, reader: bool = False) -> 
     conn.execute("PRAGMA foreign_keys = OFF")
     # The WAL is copied back into the database by the store's checkpointer thread (Checkpointer),
     # not by the commit that happens to pass 1,000 pages: that stalled the write path. A commit
-    # still runs one past WAL_SAFETY_PAGES, should the checkpointer stop.
+    # still runs one past WAL_SAFETY_PAGES, should the checkpointer stop or never complete a pass
+    # (another worker process keeps writing while this one's flushes wait).
     conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_SAFETY_PAGES}")
     return conn
 
@@ -234,6 +235,7 @@ class Checkpointer:
         self.write_lock = write_lock
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhookfast-sqlite-checkpoint")
         self._conn: sqlite3.Connection | None = None
+        self._last_error: str | None = None
 
     def checkpoint(self) -> tuple[int, int, int]:
         """(busy, WAL pages, pages copied), as ``PRAGMA wal_checkpoint`` reports them."""
@@ -253,7 +255,11 @@ class Checkpointer:
                     async with self.write_lock:
                         await loop.run_in_executor(self._thread, self.checkpoint)
             except sqlite3.Error as exc:
-                log.warning("WAL checkpoint failed, retrying: %s", exc)
+                if str(exc) != self._last_error:  # once per kind of failure, not twice a second
+                    log.warning("WAL checkpoint failed, retrying: %s", exc)
+                self._last_error = str(exc)
+            else:
+                self._last_error = None
 
     async def close(self) -> None:
         if self._conn is not None:
