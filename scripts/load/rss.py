@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -140,8 +141,6 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         if pg is not None:
             pg.stop()
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -13,7 +13,7 @@
 use std::collections::TryReserveError;
 
 use super::collapse::Collapsed;
-use crate::rfc3339::PG_EPOCH_OFFSET_US;
+use super::pgcopy::CopyWriter;
 
 pub const BOOL_OID: u32 = 16;
 pub const INT8_OID: u32 = 20;
@@ -86,67 +86,16 @@ impl PgArrays {
     }
 }
 
-/// Appends one array: header, then each element through the writer's methods.
-struct ArrayWriter<'b> {
-    buf: &'b mut Vec<u8>,
-}
-
-impl<'b> ArrayWriter<'b> {
-    fn new(buf: &'b mut Vec<u8>, element_oid: u32, len: usize, has_nulls: bool) -> Self {
-        let ndim: i32 = if len == 0 { 0 } else { 1 };
-        buf.extend_from_slice(&ndim.to_be_bytes());
-        buf.extend_from_slice(&(has_nulls as i32).to_be_bytes());
-        buf.extend_from_slice(&element_oid.to_be_bytes());
-        if len > 0 {
-            buf.extend_from_slice(&(len as i32).to_be_bytes());
-            buf.extend_from_slice(&1i32.to_be_bytes());
-        }
-        ArrayWriter { buf }
-    }
-
-    #[inline]
-    fn int8(&mut self, v: i64) {
-        self.buf.extend_from_slice(&8i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-
-    #[inline]
-    fn int4(&mut self, v: i32) {
-        self.buf.extend_from_slice(&4i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-
-    #[inline]
-    fn bool(&mut self, v: bool) {
-        self.buf.extend_from_slice(&1i32.to_be_bytes());
-        self.buf.push(v as u8);
-    }
-
-    #[inline]
-    fn text(&mut self, s: &str) {
-        self.buf.extend_from_slice(&(s.len() as i32).to_be_bytes());
-        self.buf.extend_from_slice(s.as_bytes());
-    }
-
-    #[inline]
-    fn jsonb(&mut self, json: &str) {
-        self.buf
-            .extend_from_slice(&(json.len() as i32 + 1).to_be_bytes());
-        self.buf.push(1);
-        self.buf.extend_from_slice(json.as_bytes());
-    }
-
-    #[inline]
-    fn timestamptz(&mut self, unix_us: i64) {
-        self.int8(unix_us - PG_EPOCH_OFFSET_US);
-    }
-
-    #[inline]
-    fn opt_timestamptz(&mut self, unix_us: Option<i64>) {
-        match unix_us {
-            Some(us) => self.timestamptz(us),
-            None => self.buf.extend_from_slice(&(-1i32).to_be_bytes()),
-        }
+/// Starts one array: its header, for `len` elements (written next with [`CopyWriter`]'s field
+/// methods, whose bytes are the same as an array element's).
+fn array_header(buf: &mut Vec<u8>, element_oid: u32, len: usize, has_nulls: bool) {
+    let ndim: i32 = if len == 0 { 0 } else { 1 };
+    buf.extend_from_slice(&ndim.to_be_bytes());
+    buf.extend_from_slice(&(has_nulls as i32).to_be_bytes());
+    buf.extend_from_slice(&element_oid.to_be_bytes());
+    if len > 0 {
+        buf.extend_from_slice(&(len as i32).to_be_bytes());
+        buf.extend_from_slice(&1i32.to_be_bytes());
     }
 }
 
@@ -181,8 +130,9 @@ pub fn write_arrays(out: &mut PgArrays, c: &Collapsed<'_>) -> Result<(), TryRese
     let mut column = 0;
     // One array per call: its header, then every row's element.
     let mut array =
-        |out: &mut PgArrays, n: usize, nulls: bool, f: &dyn Fn(&mut ArrayWriter<'_>, usize)| {
-            let mut w = ArrayWriter::new(&mut out.buf, COLUMN_TYPES[column], n, nulls);
+        |out: &mut PgArrays, n: usize, nulls: bool, f: &dyn Fn(&mut CopyWriter<'_>, usize)| {
+            array_header(&mut out.buf, COLUMN_TYPES[column], n, nulls);
+            let mut w = CopyWriter::fields(&mut out.buf);
             for i in 0..n {
                 f(&mut w, i);
             }
@@ -245,6 +195,7 @@ pub fn write_arrays(out: &mut PgArrays, c: &Collapsed<'_>) -> Result<(), TryRese
 mod tests {
     use super::*;
     use crate::model::Status;
+    use crate::rfc3339::PG_EPOCH_OFFSET_US;
     use crate::rows::collapse::{AlertRow, EventRow, GroupRow, LabelSetRow};
 
     fn rows() -> Collapsed<'static> {

@@ -26,6 +26,12 @@ impl<'b> CopyWriter<'b> {
         CopyWriter { buf }
     }
 
+    /// Append fields only, no stream header: a binary array's elements have the same form as
+    /// COPY's fields (length, then bytes; -1 for NULL), see [`super::pgarrays`].
+    pub fn fields(buf: &'b mut Vec<u8>) -> Self {
+        CopyWriter { buf }
+    }
+
     #[inline]
     pub fn tuple(&mut self, fields: i16) {
         self.buf.extend_from_slice(&fields.to_be_bytes());
