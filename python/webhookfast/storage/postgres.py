@@ -38,7 +38,7 @@ from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from webhookfast._core import PG_ARRAY_ELEMENT_OIDS, Batch, RowEncoder
-from webhookfast.storage import migrations, rows
+from webhookfast.storage import migrations, pg_call, rows
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.postgres_time import clamped
 from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, POSTGRES_ALERTS_CONFLICT
@@ -154,6 +154,11 @@ def _array_class(element_oid: int) -> type[BinaryArray]:
 _ARRAY_CLASSES = {oid: _array_class(oid) for oid in set(PG_ARRAY_ELEMENT_OIDS)}
 # The class of each of webhookfast_flush's parameters, in order.
 FLUSH_PARAMETER_CLASSES = tuple(_ARRAY_CLASSES[oid] for oid in PG_ARRAY_ELEMENT_OIDS)
+# The same call for libpq directly (storage/pg_call.py): what a flush without a spool mark sends.
+FLUSH_STATEMENT = pg_call.Statement(
+    "SELECT webhookfast_flush({})".format(", ".join(f"${i}" for i in range(1, len(PG_ARRAY_ELEMENT_OIDS) + 1))),
+    [cls.oid for cls in FLUSH_PARAMETER_CLASSES],
+)
 
 
 def register_binary_arrays(conn: psycopg.AsyncConnection) -> None:
@@ -280,6 +285,7 @@ class PostgresStore(Store):
         self._partitions_due = 0.0  # monotonic time of the next webhookfast_ensure_partitions
         # When each connection last completed a write (see _check).
         self._last_ok: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = weakref.WeakKeyDictionary()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- connection handling ----------------------------------------------------------------
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -315,6 +321,8 @@ class PostgresStore(Store):
                 configure=self._configure,
                 check=self._check,
             )
+        # Kept: on Python 3.11 every get_running_loop() is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
         # Never wait for the database here: serve must start while it is down.
         await self._pool.open(wait=False)
         try:
@@ -369,8 +377,11 @@ class PostgresStore(Store):
             if self.merge != "copy":
                 arrays, label_sets, events, alerts = encoder.pg_arrays(batches)
                 result = WriteResult(label_sets, events, alerts)
-                params = [cls(data) for cls, data in zip(FLUSH_PARAMETER_CLASSES, arrays, strict=True)]
-                merge = partial(_merge_unnest, params=params, mark=spool_mark)
+                if spool_mark is None:
+                    merge = partial(_merge_call, loop=self._loop or asyncio.get_running_loop(), arrays=arrays)
+                else:
+                    params = [cls(data) for cls, data in zip(FLUSH_PARAMETER_CLASSES, arrays, strict=True)]
+                    merge = partial(_merge_unnest, params=params, mark=spool_mark)
             else:
                 copy = encoder.pg_copy(batches)
                 result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
@@ -528,6 +539,10 @@ def refused_content(exc: psycopg.Error) -> bool:
     e.g. an index row too large). Retrying the same rows fails again; anything else (connection,
     timeout, lock, a missing table) is the database's state, which may change."""
     return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)) or (exc.sqlstate or "").startswith("54")
+
+
+async def _merge_call(conn: psycopg.AsyncConnection, loop: asyncio.AbstractEventLoop, arrays: Sequence[bytes]) -> None:
+    await pg_call.call(loop, conn, FLUSH_STATEMENT, arrays)  # one statement: its own transaction
 
 
 async def _merge_unnest(

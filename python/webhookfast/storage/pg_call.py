@@ -1,0 +1,71 @@
+"""A flush's one statement sent through libpq's asynchronous API on a pool connection, without
+psycopg's cursor.
+
+The parameters are already PostgreSQL binary arrays (RowEncoder.pg_arrays): nothing is left to
+adapt, and psycopg's cursor, adapters and wait generator cost about 190 µs of the event loop per
+call (282 µs against 92 µs for a 1-alert flush, measured with ``time.thread_time``): at 2,000
+requests/s, when flushes are small, that was a fifth of the core. psycopg still opens, configures,
+checks and pools the connection, and every error is psycopg's own (``error_from_result``, or the
+``OperationalError`` that libpq's failures raise), so callers handle them as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import errors, pq
+
+_TUPLES_OK = pq.ExecStatus.TUPLES_OK
+_COMMAND_OK = pq.ExecStatus.COMMAND_OK
+
+
+class Statement:
+    """SQL with ``$n`` parameters, all sent in binary with the given type OIDs."""
+
+    __slots__ = ("formats", "sql", "types")
+
+    def __init__(self, sql: str, types: Sequence[int]) -> None:
+        self.sql = sql.encode()
+        self.types = list(types)
+        self.formats = [pq.Format.BINARY] * len(self.types)
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, fd: int, write: bool) -> None:
+    done = loop.create_future()
+    if write:
+        loop.add_writer(fd, done.set_result, None)
+    else:
+        loop.add_reader(fd, done.set_result, None)
+    try:
+        await done
+    finally:
+        if write:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
+
+
+async def call(
+    loop: asyncio.AbstractEventLoop, conn: psycopg.AsyncConnection, statement: Statement, params: Sequence[bytes]
+) -> None:
+    """Run ``statement`` once (in autocommit: its own transaction) and wait for it to finish;
+    its result rows are dropped. Raises what psycopg would have raised."""
+    pgconn = conn.pgconn
+    pgconn.send_query_params(statement.sql, params, statement.types, statement.formats, pq.Format.TEXT)
+    fd = pgconn.socket
+    # Nonblocking (psycopg's connections are): a large flush goes out as the socket takes it.
+    while pgconn.flush():
+        await _ready(loop, fd, True)
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        await _ready(loop, fd, False)
+    error: psycopg.Error | None = None
+    while (result := pgconn.get_result()) is not None:
+        if error is None and result.status not in (_TUPLES_OK, _COMMAND_OK):
+            error = errors.error_from_result(result, encoding=conn.info.encoding)
+    if error is not None:
+        raise error
