@@ -28,7 +28,7 @@ from support.net import Response
 from support.servers import ServerFactory
 from webhookfast._core import Batch, decode
 from webhookfast.history.params import ListParams, parse_params
-from webhookfast.history.sql import POSTGRES, list_alerts
+from webhookfast.history.sql import ALERTNAME_KEY_CHARS, POSTGRES, list_alerts
 from webhookfast.ingest.batcher import Batcher
 from webhookfast.storage import Store, StoreRejected, WriteResult
 from webhookfast.storage.postgres import PostgresStore
@@ -294,18 +294,30 @@ def test_long_incompressible_alertname_is_stored_and_found(
         assert [a["labels"]["alertname"] for a in got.json()["alerts"]] == [name]  # type: ignore[index]
 
 
+def test_alertnames_that_share_the_indexed_prefix_are_told_apart(server_factory: ServerFactory, database: str) -> None:
+    """The index keys on the first ALERTNAME_KEY_CHARS characters: the matcher still compares
+    the whole name."""
+    prefix = incompressible(ALERTNAME_KEY_CHARS + 100)
+    server = server_factory(database)
+    for tail in ("A", "B"):
+        assert server.post("/webhook", payload(prefix + tail, 1)).status == 200
+    query = urllib.parse.urlencode({"match": f'{{alertname="{prefix}B"}}'})
+    got = server.get(f"/api/v1/alerts?{query}")
+    assert got.status == 200, got.text
+    assert [a["labels"]["alertname"] for a in got.json()["alerts"]] == [prefix + "B"]  # type: ignore[index]
+
+
 def test_alertname_matcher_uses_the_alertname_index(pg_url: str) -> None:
-    """Migration 0007's hash index still serves the history API's alertname="x" matcher."""
+    """Migration 0011's btree on an alertname prefix serves the history API's alertname="x"
+    matcher (its key length is the matcher's)."""
     p = parse_params(ListParams, 'match={alertname="HighCPU"}', int(time.time() * 1e6))
     sql, params = list_alerts(POSTGRES, p, None)
     with psycopg.connect(pg_url) as conn:
         conn.execute("SET enable_seqscan = off")
         plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))  # type: ignore[arg-type]
-        method = conn.execute(
-            "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'label_sets_alertname'"
-        ).fetchone()
+        definition = conn.execute("SELECT pg_get_indexdef('label_sets_alertname'::regclass)").fetchone()
     assert "label_sets_alertname" in plan, plan
-    assert method == ("hash",)
+    assert definition is not None and definition[0].endswith(f'USING btree ("left"(alertname, {ALERTNAME_KEY_CHARS}))')
 
 
 # -- what counts as a refusal ----------------------------------------------------------------------

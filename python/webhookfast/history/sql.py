@@ -24,6 +24,8 @@ from webhookfast.storage.postgres_time import timestamptz
 from webhookfast.storage.readers import compile_regex
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# The alertname characters PostgreSQL's label_sets_alertname index keys on (migration 0011).
+ALERTNAME_KEY_CHARS = 512
 
 Query = tuple[str, list[Any]]
 
@@ -75,6 +77,10 @@ class Dialect:
         """One Prometheus matcher on the label set ``ls``: a missing label counts as ""."""
         p = self.p
         if m.name in ("alertname", "severity"):  # real columns ("" when the label is missing)
+            if self.pg and m.name == "alertname" and m.op == "=":
+                # What the index holds (migration 0011): the first ALERTNAME_KEY_CHARS characters.
+                k = ALERTNAME_KEY_CHARS
+                return f"left({ls}.alertname, {k}) = left({p}, {k}) AND {ls}.alertname = {p}", [m.value, m.value]
             expr, params = f"{ls}.{m.name}", []
         elif self.pg:
             if m.op == "=" and m.value:  # containment: can use a GIN index on labels
