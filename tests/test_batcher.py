@@ -260,3 +260,34 @@ def test_the_wal_is_checkpointed_beside_the_writer_not_by_a_commit(db: Path) -> 
     before, after = run(main())
     assert after > before
     assert count(db, "alerts") == 2000
+
+
+def test_a_flush_waits_for_a_write_lock_held_by_another_process(db: Path) -> None:
+    """The flush begins its transaction on the event loop only when the write lock is free; held
+    by another connection (another worker, a prune), the flush waits for it from the store's
+    thread, with the loop still serving, and commits once it is released."""
+
+    async def main() -> None:
+        store = SQLiteStore(f"sqlite:///{db}")
+        await store.open()
+        other = sqlite3.connect(db, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            write = asyncio.ensure_future(store.write([decode(payload(1))]))
+            ticks = 0
+            for _ in range(10):  # the loop keeps running while the flush waits
+                await asyncio.sleep(0.02)
+                ticks += 1
+            assert not write.done()
+            other.execute("COMMIT")
+            result = await asyncio.wait_for(write, 5)
+            assert result.alerts == 1 and ticks == 10
+            assert store._conn is not None
+            assert store._conn.execute("PRAGMA busy_timeout").fetchone() == (5000,)
+            await store.write([decode(payload(2))])  # the lock is free again: begun on the loop
+        finally:
+            other.close()
+            await store.close()
+
+    run(main())
+    assert count(db, "alerts") == 2
