@@ -12,7 +12,7 @@ checks and pools the connection, and every error is psycopg's own (``error_from_
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 from psycopg import errors, pq
@@ -32,19 +32,16 @@ class Statement:
         self.formats = [pq.Format.BINARY] * len(self.types)
 
 
-async def _ready(loop: asyncio.AbstractEventLoop, fd: int, write: bool) -> None:
+async def _ready(
+    loop: asyncio.AbstractEventLoop, watch: Callable[..., object], unwatch: Callable[[int], object], fd: int
+) -> None:
+    """Until ``fd`` is ready, by the loop's ``add_reader``/``remove_reader`` (or writer) pair."""
     done = loop.create_future()
-    if write:
-        loop.add_writer(fd, done.set_result, None)
-    else:
-        loop.add_reader(fd, done.set_result, None)
+    watch(fd, done.set_result, None)
     try:
         await done
     finally:
-        if write:
-            loop.remove_writer(fd)
-        else:
-            loop.remove_reader(fd)
+        unwatch(fd)
 
 
 async def call(
@@ -57,12 +54,12 @@ async def call(
     fd = pgconn.socket
     # Nonblocking (psycopg's connections are): a large flush goes out as the socket takes it.
     while pgconn.flush():
-        await _ready(loop, fd, True)
+        await _ready(loop, loop.add_writer, loop.remove_writer, fd)
     while True:
         pgconn.consume_input()
         if not pgconn.is_busy():
             break
-        await _ready(loop, fd, False)
+        await _ready(loop, loop.add_reader, loop.remove_reader, fd)
     error: psycopg.Error | None = None
     while (result := pgconn.get_result()) is not None:
         if error is None and result.status not in (_TUPLES_OK, _COMMAND_OK):

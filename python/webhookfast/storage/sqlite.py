@@ -107,7 +107,7 @@ def _begin_without_waiting(conn: sqlite3.Connection) -> bool:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        if conn.in_transaction or "locked" not in str(exc):
+        if "locked" not in str(exc):
             raise
         return False
     finally:
