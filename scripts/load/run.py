@@ -33,7 +33,10 @@ the store collapses to one row per alert (upserts). The ``mode`` column says whi
 
 On PostgreSQL, ``max`` also measures the plain-Python reference receiver (``../shared/reference``,
 run from there with ack after commit, writing to a database of its own on the same server) between
-the bare app and webhookfast (``--no-reference`` to skip it).
+the bare app and webhookfast (``--no-reference`` to skip it), and, for bodies of 10 alerts or more,
+PostgreSQL alone taking one jsonb row per alert by binary COPY into one table with a unique index
+(``pg_reference.py``'s ``onetable`` mode, 1 and 10 requests per transaction, the faster one kept:
+issue #12's ceiling for big bodies; ``--no-pg-ceiling`` to skip it), so that the ratio is one run's.
 
 Output: one table (scenario, target, alerts per request, mode, req/s, alerts/s, p50/p99/p99.9 ms,
 errors = non-2xx answers + socket errors, RSS per worker process, CPU per request of the whole
@@ -69,6 +72,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 LOAD_DIR = Path(__file__).resolve().parent
+# Bodies from this size on are measured against PostgreSQL alone (issue #12's target 5: 100 alerts).
+PG_CEILING_MIN_ALERTS = 10
 sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(LOAD_DIR))
 
@@ -686,6 +691,7 @@ class Runner:
                         thread_us=f.thread_us,
                     )
                 )
+            ceiling = self.pg_ceiling(n) if n >= PG_CEILING_MIN_ALERTS else None
             r = self.tools.wrk_run(self.wf, ps, self.a.duration)
             if ps.unique and r.requests > ps.count:
                 wrapped = f"ring wrapped {r.requests / ps.count:.1f}x"
@@ -694,6 +700,8 @@ class Runner:
             ratio = f"{r.rps / bare_rps:.2f}x req/s" if bare_rps else ""
             if ref_rps:
                 ratio = "; ".join(x for x in [ratio, f"{r.rps / ref_rps:.2f}x reference"] if x)
+            if ceiling:
+                ratio = "; ".join(x for x in [ratio, f"{r.rps * n / ceiling:.2f}x pg alone"] if x)
             self.add(
                 Row(
                     "max",
@@ -712,6 +720,40 @@ class Runner:
                     thread_us=r.thread_us,
                 )
             )
+
+    def pg_ceiling(self, n: int) -> float | None:
+        """PostgreSQL alone, one jsonb row per alert by COPY (pg_reference.py ``onetable``), on the
+        same server as webhookfast's database: alerts/s, the faster of 1 and 10 requests per
+        transaction (a row is added for it). None when not on PostgreSQL or skipped."""
+        url = self.a.database_url
+        if not self.a.pg_ceiling or not url or not url.startswith("postgres"):
+            return None
+        import pg_reference
+
+        bodies = pg_reference.ring(n, int(time.time()) % 100_000 * 1_000_000 + 900_000)
+        best: tuple[float, int] | None = None
+        for per_txn in (1, 10):
+            _, alerts, _, busy = pg_reference.run_onetable(url, bodies, per_txn, self.a.duration)
+            if busy > 0 and (best is None or alerts / busy > best[0]):
+                best = (alerts / busy, per_txn)
+        if best is None:
+            return None
+        self.add(
+            Row(
+                "max",
+                "pg alone",
+                n,
+                "unique",
+                best[0] / n,
+                None,
+                None,
+                None,
+                0,
+                0.0,
+                note=f"pg_reference.py onetable: one jsonb row per alert by COPY, {best[1]} req/txn, one connection",
+            )
+        )
+        return best[0]
 
     def steady(self) -> None:
         for n in self.a.steady_sizes:
@@ -1160,6 +1202,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="on PostgreSQL, also measure the plain-Python reference receiver in max (default: on)",
     )
     p.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR, help="where the reference receiver lives")
+    p.add_argument(
+        "--pg-ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"on PostgreSQL, max also measures PostgreSQL alone (one-table COPY) for bodies of "
+        f">= {PG_CEILING_MIN_ALERTS} alerts (default: on)",
+    )
     p.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
     p.add_argument("--quick", action="store_true", help="short everything (checks that the script works)")
     p.add_argument("--no-install", action="store_true", help="never install wrk/oha")
