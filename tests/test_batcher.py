@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -260,6 +261,63 @@ def test_the_wal_is_checkpointed_beside_the_writer_not_by_a_commit(db: Path) -> 
     before, after = run(main())
     assert after > before
     assert count(db, "alerts") == 2000
+
+
+def test_the_wal_restarts_under_steady_writes_and_the_file_is_let_go_at_close(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With writes between every pass, the passes beside the writer catch up before the pass under
+    the write lock, after which the WAL starts again from its beginning (it stays small); each
+    unlocked pass starts the writing of what it copied; close releases the file descriptor."""
+    import os
+
+    from webhookfast.storage import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL_S", 0.02)
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_PAGES", 40)
+    hinted: list[int] = []
+    monkeypatch.setattr(sqlite_store, "start_writeback", hinted.append)
+    wal = db.with_name(db.name + "-wal")
+
+    def open_fds() -> set[str]:
+        paths = set()
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # the listing's own descriptor, gone by now
+                paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+        return paths
+
+    async def main() -> int:
+        store = SQLiteStore(f"sqlite:///{db}")
+        await store.open()
+        largest = 0
+        try:
+            for i in range(300):
+                await store.write([decode(payload(i, n=5))])
+                largest = max(largest, wal.stat().st_size)
+                await asyncio.sleep(0.002)
+            assert str(db) in open_fds()
+        finally:
+            await store.close()
+        return largest
+
+    largest = run(main())
+    assert str(db) not in open_fds()
+    assert hinted, "no pass started the writing of what it copied"
+    # 300 flushes of 5 new alerts write thousands of pages; restarted, the WAL holds a few hundred.
+    assert largest < 1000 * 4096, largest
+    assert count(db, "alerts") == 1500
+
+
+def test_start_writeback_takes_any_file() -> None:
+    import os
+    import tempfile
+
+    from webhookfast.storage.sqlite import start_writeback
+
+    with tempfile.TemporaryFile() as f:
+        f.write(b"x" * 10000)
+        start_writeback(f.fileno())  # a hint: never raises
+        assert os.fstat(f.fileno()).st_size == 10000
 
 
 def test_a_flush_waits_for_a_write_lock_held_by_another_process(db: Path) -> None:

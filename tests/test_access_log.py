@@ -1,0 +1,84 @@
+"""The access log's lines: one JSON object per request, every field present and every string
+escaped, whatever the path, method and peer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from webhookfast.http import Context, Response, Route
+from webhookfast.middleware.access_log import AccessLog, LineSink
+
+FIELDS = {
+    "ts",
+    "method",
+    "path",
+    "route",
+    "status",
+    "duration_ms",
+    "bytes_in",
+    "bytes_out",
+    "alerts",
+    "request_id",
+    "peer",
+}
+
+
+async def _noop(ctx: Context) -> Response:
+    return Response(200, b"{}")
+
+
+WEBHOOK = Route("webhook", "/webhook", {"POST": _noop}, protected=True)
+SERIES = Route("alert", "/api/v1/alerts/{fingerprint}", {"GET": _noop}, protected=True)
+
+
+def _lines(records: list[tuple[Any, Route | None, Response]]) -> list[dict[str, Any]]:
+    async def record_all(log: AccessLog) -> None:  # the sink's timer needs a running loop
+        for scope, route, response in records:
+            ctx = Context(scope, None, route, 0.0)
+            ctx.request_id = "abc-1"
+            ctx.bytes_in = 12
+            ctx.alerts = 3
+            log.record(ctx, response)
+        log.sink.flush()
+
+    with tempfile.TemporaryFile() as out:
+        asyncio.run(record_all(AccessLog(observe_metrics=False, sink=LineSink(fd=out.fileno()))))
+        out.seek(0)
+        raw = out.read()
+    assert raw.endswith(b"\n")
+    return [json.loads(line) for line in raw.decode().splitlines()]
+
+
+def _scope(method: str, path: str, client: str = "127.0.0.1:40000") -> SimpleNamespace:
+    return SimpleNamespace(method=method, path=path, client=client)
+
+
+def test_a_fixed_route_logs_every_field() -> None:
+    first, second = _lines([(_scope("POST", "/webhook"), WEBHOOK, Response(200, b'{"status":"stored"}'))] * 2)
+    for line in (first, second):
+        assert set(line) == FIELDS
+        assert (line["method"], line["path"], line["route"], line["status"]) == ("POST", "/webhook", "webhook", 200)
+        assert (line["bytes_in"], line["bytes_out"], line["alerts"]) == (12, 19, 3)
+        assert (line["request_id"], line["peer"]) == ("abc-1", "127.0.0.1:40000")
+        assert isinstance(line["ts"], float) and line["duration_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    ("scope", "route"),
+    [
+        (_scope("GET", '/no/such/"path"\\\n\u00e9\u0000'), None),  # unmatched: escaped by orjson
+        (_scope("GET", "/api/v1/alerts/00ff"), SERIES),  # a pattern route: the path is the request's
+        (_scope("DELETE", "/webhook"), WEBHOOK),  # a method the route does not serve (405)
+        (_scope("POST", "/webhook", client='evil"\\peer\n'), WEBHOOK),  # a peer that needs escaping
+    ],
+)
+def test_other_requests_are_logged_as_valid_json(scope: SimpleNamespace, route: Route | None) -> None:
+    (line,) = _lines([(scope, route, Response(404, b"{}"))])
+    assert set(line) == FIELDS
+    assert line["path"] == scope.path and line["peer"] == scope.client and line["method"] == scope.method
+    assert line["route"] == (route.name if route is not None else "unmatched")
