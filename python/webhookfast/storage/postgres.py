@@ -394,7 +394,7 @@ class PostgresStore(Store):
                 try:
                     # getconn/putconn, not pool.connection(): its context manager and the
                     # connection's own (a commit call, with nothing to commit in autocommit) cost
-                    # the event loop ~25 µs per flush. putconn still discards a broken connection
+                    # the event loop ~30 µs per flush. putconn still discards a broken connection
                     # and rolls back one left in a transaction.
                     conn = await pool.getconn()
                     try:

@@ -297,8 +297,10 @@ class Checkpointer:
 
     Under steady writes a checkpoint never catches up with the frames committed while it ran, and
     the WAL restarts from its start only after a complete one: without that it grows for ever. So
-    once it holds WAL_RESTART_PAGES, a second pass runs under the store's write lock (between two
-    flushes), with only the frames committed during the first one left to copy.
+    once it holds WAL_RESTART_PAGES, unlocked passes catch up (CATCH_UP_PASSES) and a last pass
+    runs under the store's write lock (between two flushes), with only the frames committed during
+    the one before it left to copy. Each unlocked pass starts the writing of what it copied
+    (``start_writeback``), so that the locked pass's fsync has little left to write.
 
     The passive passes run at the lowest CPU priority (``_lowest_priority``), the locked one on the
     writer's thread at normal priority."""
