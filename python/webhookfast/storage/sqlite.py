@@ -244,11 +244,11 @@ class SQLiteStore(Store):
 
 # How often the checkpointer copies the WAL back into the database file.
 CHECKPOINT_INTERVAL_S = 0.5
-# Before the pass under the write lock, passes without it repeat (at most CATCH_UP_PASSES more)
-# until fewer than LOCKED_PASS_MAX_FRAMES frames were committed during the last one: the locked
-# pass then copies only those. On a 166 MB database at 2,000 1-alert requests/s the first pass
-# took 200-300 ms at nice 19 and the locked pass, which copied what was committed meanwhile,
-# held the flushes 100-290 ms; after catching up, 10-25 ms.
+# Before the pass under the write lock, passes without it repeat (at most CATCH_UP_PASSES more,
+# and not past half of WAL_SAFETY_PAGES) until fewer than LOCKED_PASS_MAX_FRAMES frames were
+# committed during the last one: the locked pass then copies only those. On a 166 MB database at
+# 2,000 1-alert requests/s the first pass took 200-300 ms at nice 19 and the locked pass, which
+# copied what was committed meanwhile, held the flushes 100-290 ms; after catching up, 10-25 ms.
 CATCH_UP_PASSES = 4
 LOCKED_PASS_MAX_FRAMES = 1_000
 
@@ -351,7 +351,9 @@ class Checkpointer:
                     for _ in range(CATCH_UP_PASSES):
                         now = await loop.run_in_executor(self._thread, self.unlocked_pass)
                         committed_meanwhile, pages = now - pages, now
-                        if committed_meanwhile <= LOCKED_PASS_MAX_FRAMES:
+                        # Caught up, or the WAL nears the size at which a commit would checkpoint
+                        # by itself (holding every flush behind it): the locked pass now.
+                        if committed_meanwhile <= LOCKED_PASS_MAX_FRAMES or now >= WAL_SAFETY_PAGES // 2:
                             break
                     async with self.write_lock:
                         await loop.run_in_executor(self.writer_thread, self.checkpoint)
