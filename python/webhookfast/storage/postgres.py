@@ -120,7 +120,8 @@ SELECT {ALERT_COLUMNS} FROM {STAGE_ALERTS} ORDER BY fingerprint, starts_at
 # The other merge: one call of webhookfast_flush (migration 0010) with one binary array per
 # column, encoded by the Rust core (RowEncoder.pg_arrays, same collapse and order as pg_copy).
 # psycopg sends each array's bytes as they are (BinaryArray below): no Python object and no
-# adaptation per alert, and one round trip (one statement: its own transaction).
+# adaptation per alert. This form serves a flush with a spool mark (two statements, one
+# transaction); without a mark the same call goes through libpq directly (FLUSH_STATEMENT).
 FLUSH_SQL = "SELECT webhookfast_flush({})".format(", ".join(["%b"] * len(PG_ARRAY_ELEMENT_OIDS)))
 
 
@@ -378,10 +379,11 @@ class PostgresStore(Store):
                 arrays, label_sets, events, alerts = encoder.pg_arrays(batches)
                 result = WriteResult(label_sets, events, alerts)
                 if spool_mark is None:
-                    merge = partial(_merge_call, loop=self._loop or asyncio.get_running_loop(), arrays=arrays)
+                    loop = self._loop or asyncio.get_running_loop()
+                    merge = partial(pg_call.call, loop, statement=FLUSH_STATEMENT, params=arrays)
                 else:
                     params = [cls(data) for cls, data in zip(FLUSH_PARAMETER_CLASSES, arrays, strict=True)]
-                    merge = partial(_merge_unnest, params=params, mark=spool_mark)
+                    merge = partial(_merge_with_mark, params=params, mark=spool_mark)
             else:
                 copy = encoder.pg_copy(batches)
                 result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
@@ -548,16 +550,9 @@ def refused_content(exc: psycopg.Error) -> bool:
     return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)) or (exc.sqlstate or "").startswith("54")
 
 
-async def _merge_call(conn: psycopg.AsyncConnection, loop: asyncio.AbstractEventLoop, arrays: Sequence[bytes]) -> None:
-    await pg_call.call(loop, conn, FLUSH_STATEMENT, arrays)  # one statement: its own transaction
-
-
-async def _merge_unnest(
-    conn: psycopg.AsyncConnection, params: list[BinaryArray], mark: SpoolMark | None = None
-) -> None:
-    if mark is None:
-        await conn.execute(FLUSH_SQL, params)  # one statement: its own transaction
-        return
+async def _merge_with_mark(conn: psycopg.AsyncConnection, params: list[BinaryArray], mark: SpoolMark) -> None:
+    """The flush and its spool mark in one transaction (a flush without a mark goes through
+    pg_call: one statement, its own transaction)."""
     async with conn.pipeline(), conn.transaction():
         await conn.execute(FLUSH_SQL, params)
         await conn.execute(UPSERT_SPOOL_MARK, mark)

@@ -12,7 +12,6 @@ import ctypes
 import logging
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -274,7 +273,7 @@ def _start_writeback() -> Callable[[int], None]:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         sync_file_range = libc.sync_file_range
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no such call here (not Linux)
         return lambda fd: None
     sync_file_range.argtypes = (ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint)
     sync_file_range.restype = ctypes.c_int
@@ -286,7 +285,7 @@ def _start_writeback() -> Callable[[int], None]:
 
 
 SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>
-start_writeback = _start_writeback() if sys.platform.startswith("linux") else (lambda fd: None)
+start_writeback = _start_writeback()
 
 
 class Checkpointer:
