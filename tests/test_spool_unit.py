@@ -257,3 +257,99 @@ def test_ack_enqueue_moves_acknowledged_batches_to_the_spool_on_failure_and_at_s
         await again.close()
 
     asyncio.run(run())
+
+
+class Flushing(Store):
+    """Also takes the batcher's own flushes (no spool mark), which wait for ``connected`` (a
+    connection to a database that was down) and then for ``committed`` after sending."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.connected = asyncio.Event()
+        self.committed = asyncio.Event()
+        self.flushed: list[str] = []  # the "request" label of every alert the batcher's flushes wrote
+        self.log: list[tuple[list[str], tuple[str, int, int] | None]] = []
+
+    async def write(
+        self,
+        batches: Sequence[Batch],
+        *,
+        spool_mark: tuple[str, int, int] | None = None,
+        before_send: object = None,
+    ) -> WriteResult:
+        requests = [a["labels"]["request"] for b in batches for a in b.to_dicts()]
+        if spool_mark is not None:
+            result = await super().write(batches, spool_mark=spool_mark)
+            self.log.append((requests, spool_mark))
+            return result
+        await self.connected.wait()
+        if callable(before_send) and (fewer := before_send()) is not None:
+            requests = [a["labels"]["request"] for b in fewer for a in b.to_dicts()]
+        await self.committed.wait()
+        self.flushed += requests
+        self.log.append((requests, None))
+        return WriteResult(0, 0, len(requests))
+
+
+def test_a_request_past_its_deadline_is_withdrawn_from_a_flush_not_yet_sent(tmp_path: Path) -> None:
+    """The database is down and the flush still waits for a connection when the request's
+    deadline passes: the request is withdrawn from that flush, so only the replayer stores it,
+    once, even when the process dies before the replay (nothing to be in doubt about)."""
+    from webhookfast._core import decode
+    from webhookfast.ingest.batcher import Batcher
+
+    async def run() -> None:
+        store = Flushing()
+        store.fail = 10**9  # the replayer fails too while the database is down
+        store.committed.set()
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        batcher = Batcher(store, spool=spool, deadline_s=0.05, flush_concurrency=1)  # type: ignore[arg-type]
+        batcher.start()
+        assert await batcher.submit(decode(body(0)), "r0", body(0)) is True  # spooled
+        assert not spool._in_doubt
+        store.connected.set()  # the database is back: the flush goes out without request 0
+        for _ in range(100):
+            if batcher.queued_alerts == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert batcher.queued_alerts == 0 and store.flushed == []
+        await batcher.close(1.0)
+        await spool.close()  # as if killed before the replay
+        up = Store()
+        again = Spool(tmp_path, up, max_bytes=1 << 20)
+        await again.open()
+        await drained(again)
+        assert up.written == ["0"]
+        await again.close()
+
+    asyncio.run(run())
+
+
+def test_a_record_its_own_late_flush_committed_moves_the_mark_at_once(tmp_path: Path) -> None:
+    """The flush went out, then the deadline passed: the record is in doubt. When that flush
+    commits after all, the replayer skips the record and moves the mark past it in a
+    transaction of its own, before it replays anything behind it."""
+    from webhookfast._core import decode
+    from webhookfast.ingest.batcher import Batcher
+
+    async def run() -> None:
+        store = Flushing()
+        store.connected.set()  # connected and sent: the commit hangs
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        batcher = Batcher(store, spool=spool, deadline_s=0.05, flush_concurrency=1)  # type: ignore[arg-type]
+        batcher.start()
+        assert await batcher.submit(decode(body(0)), "r0", body(0)) is True
+        assert len(spool._in_doubt) == 1
+        ((seq, end),) = spool._in_doubt
+        assert await batcher.submit(decode(body(1)), "r1", body(1)) is True  # behind it, in the spool
+        store.committed.set()
+        await drained(spool)
+        assert store.flushed == ["0"] and store.written == ["1"]
+        assert store.log[:2] == [(["0"], None), ([], (spool.id, seq, end))]
+        assert store.log[2][0] == ["1"]
+        await batcher.close(1.0)
+        await spool.close()
+
+    asyncio.run(run())

@@ -23,6 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 from webhookfast._core import Batch
 from webhookfast.deadlines import DeadlineQueue
@@ -50,7 +51,19 @@ def _fail_late(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("alerts", "batch", "body", "future", "nbytes", "outcome", "request_id", "settled", "spooling")
+    __slots__ = (
+        "alerts",
+        "batch",
+        "body",
+        "future",
+        "nbytes",
+        "outcome",
+        "request_id",
+        "sent",
+        "settled",
+        "spooling",
+        "withdrawn",
+    )
 
     def __init__(
         self,
@@ -74,6 +87,11 @@ class _Pending:
         self.outcome: bool | None = None
         self.settled: asyncio.Event | None = None
         self.spooling = False  # being appended to the spool after a failed flush
+        # Whether its flush has sent it to the database: from then on a late commit is possible,
+        # so a request that gives up is spooled "in doubt". One that gives up before is withdrawn
+        # from its flush instead, and its record is replayed like any other.
+        self.sent = False
+        self.withdrawn = False
 
     def settle(self, committed: bool) -> None:
         self.outcome = committed
@@ -120,6 +138,10 @@ class Batcher:
         self._in_flight: dict[int, list[_Pending]] = {}  # what each running flush holds
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # A request past its deadline whose flush has not gone out yet is withdrawn from it
+        # (commit mode with the spool only: the spool's store is PostgresStore, which calls
+        # ``before_send``).
+        self._withdrawable = spool is not None and not ack_enqueue and not ack_spool
         self._deadlines: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue(deadline_s, _fail_late)
 
     def start(self) -> None:
@@ -178,7 +200,13 @@ class Batcher:
                 return False
             if spool is None or body is None:
                 raise
-            await self._spool(spool, batch, body, item)
+            if item.sent:
+                await self._spool(spool, batch, body, item)  # in doubt: the replayer waits for its flush
+            else:
+                # Not sent yet (e.g. its flush waits for a connection to a database that is down):
+                # withdrawn, it can never be committed twice, even across a crash.
+                item.withdrawn = True
+                await self._spool(spool, batch, body, None)
             return True
         finally:
             deadline.active = False
@@ -242,7 +270,12 @@ class Batcher:
         alerts = sum(item.alerts for item in taken)
         try:
             try:
-                result = await self.store.write([item.batch for item in taken])
+                if self._withdrawable:
+                    result = await self.store.write(  # type: ignore[call-arg]
+                        [item.batch for item in taken], before_send=partial(self._before_send, taken)
+                    )
+                else:
+                    result = await self.store.write([item.batch for item in taken])
             except StoreRejected as exc:
                 result = await self._write_apart(taken, exc)
         except Exception as exc:
@@ -282,6 +315,20 @@ class Batcher:
             return
         self._settle(taken, taken)
         self._report(requests, alerts, time.perf_counter() - started, result)
+
+    def _before_send(self, taken: list[_Pending]) -> list[Batch] | None:
+        """Called by the store just before it sends ``taken``'s flush: drop the requests that
+        were withdrawn (spooled after their deadline) while it waited, and mark the rest sent.
+        The batches to write instead, or None when all of them still are."""
+        withdrawn = [item for item in taken if item.withdrawn]
+        for item in withdrawn:
+            self._release(item)
+            item.settle(False)
+        if withdrawn:
+            taken[:] = [item for item in taken if not item.withdrawn]
+        for item in taken:
+            item.sent = True
+        return [item.batch for item in taken] if withdrawn else None
 
     async def _write_apart(self, taken: list[_Pending], exc: StoreRejected) -> WriteResult:
         """The database refused the content of ``taken``'s flush: write its halves apart, halving

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -79,7 +79,11 @@ class MarkedStore(Protocol):
     """The part of PostgresStore the replayer uses."""
 
     async def write(
-        self, batches: Sequence[Batch], *, spool_mark: tuple[str, int, int] | None = None
+        self,
+        batches: Sequence[Batch],
+        *,
+        spool_mark: tuple[str, int, int] | None = None,
+        before_send: Callable[[], Sequence[Batch] | None] | None = None,
     ) -> WriteResult: ...
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None: ...
     async def ping(self) -> bool: ...
@@ -396,7 +400,10 @@ class Spool:
                     await self._commit(seq, group, group_end, received_at_us)
                     group, alerts = [], 0
                 if await self._committed_by_its_flush(seq, rec_end):
-                    batch = None  # only the mark moves on
+                    # Its own flush committed it: the mark passes it at once, so that only a crash
+                    # within this one transaction can still replay it.
+                    await self._commit(seq, [], rec_end, received_at_us)
+                    batch = None
             if batch is not None:
                 if group and alerts + len(batch) > self.replay_max_alerts:
                     await self._commit(seq, group, group_end, received_at_us)
@@ -405,7 +412,10 @@ class Spool:
                 alerts += len(batch)
             group_end = rec_end
         # The mark goes to the segment's end: past skipped records and a damaged tail too.
-        await self._commit(seq, group, end, None)
+        if group or self._mark != (seq, end):
+            await self._commit(seq, group, end, None)
+        else:
+            self._oldest_us = None
 
     async def _replay_isolated(self, seq: int, decoded: list[Decoded], end: int) -> None:
         """One record per transaction, after repeated failures. A record the database refuses

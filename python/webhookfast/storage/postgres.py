@@ -368,28 +368,21 @@ class PostgresStore(Store):
             log.info("created %d alert_events partition(s)", row[0])
 
     # -- writes -------------------------------------------------------------------------------
-    async def write(self, batches: Sequence[Batch], *, spool_mark: SpoolMark | None = None) -> WriteResult:
+    async def write(
+        self,
+        batches: Sequence[Batch],
+        *,
+        spool_mark: SpoolMark | None = None,
+        before_send: Callable[[], Sequence[Batch] | None] | None = None,
+    ) -> WriteResult:
         """``spool_mark`` (spool id, segment, position): record in the same transaction how far
-        that spool has been replayed (webhookfast.ingest.spool)."""
+        that spool has been replayed (webhookfast.ingest.spool). ``before_send`` is called once a
+        connection is ready, right before the flush goes out; it may return fewer batches to
+        write instead (the batcher's withdrawn requests)."""
         pool = self._require_pool()
         encoder = self._encoders.pop() if self._encoders else RowEncoder()
         try:
-            merge: Callable[[psycopg.AsyncConnection], Awaitable[None]]
-            if self.merge != "copy":
-                arrays, label_sets, events, alerts = encoder.pg_arrays(batches)
-                result = WriteResult(label_sets, events, alerts)
-                if spool_mark is None:
-                    loop = self._loop or asyncio.get_running_loop()
-                    merge = partial(pg_call.call, loop, statement=FLUSH_STATEMENT, params=arrays)
-                else:
-                    params = [cls(data) for cls, data in zip(FLUSH_PARAMETER_CLASSES, arrays, strict=True)]
-                    merge = partial(_merge_with_mark, params=params, mark=spool_mark)
-            else:
-                copy = encoder.pg_copy(batches)
-                result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
-                merge = partial(
-                    _merge_copy, streams=(copy.groups, copy.label_sets, copy.events, copy.alerts), mark=spool_mark
-                )
+            merge, result = self._prepare(encoder, batches, spool_mark)
             if not (result.label_sets or result.events or result.alerts or spool_mark):
                 return result
             for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -402,6 +395,10 @@ class PostgresStore(Store):
                     try:
                         if time.monotonic() >= self._partitions_due:
                             await self._ensure_partitions(conn)
+                        if before_send is not None and (fewer := before_send()) is not None:
+                            merge, result = self._prepare(encoder, fewer, spool_mark)
+                            if not (result.label_sets or result.events or result.alerts or spool_mark):
+                                return result
                         await merge(conn)
                         self._last_ok[conn] = time.monotonic()
                     finally:
@@ -426,6 +423,25 @@ class PostgresStore(Store):
             raise AssertionError("unreachable")
         finally:
             self._encoders.append(encoder)
+
+    def _prepare(
+        self, encoder: RowEncoder, batches: Sequence[Batch], spool_mark: SpoolMark | None
+    ) -> tuple[Callable[[psycopg.AsyncConnection], Awaitable[None]], WriteResult]:
+        """The flush of ``batches`` encoded, as a call on a connection, and what it will write."""
+        if self.merge == "copy":
+            copy = encoder.pg_copy(batches)
+            streams = (copy.groups, copy.label_sets, copy.events, copy.alerts)
+            return (
+                partial(_merge_copy, streams=streams, mark=spool_mark),
+                WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows),
+            )
+        arrays, label_sets, events, alerts = encoder.pg_arrays(batches)
+        result = WriteResult(label_sets, events, alerts)
+        if spool_mark is None:
+            loop = self._loop or asyncio.get_running_loop()
+            return partial(pg_call.call, loop, statement=FLUSH_STATEMENT, params=arrays), result
+        params = [cls(data) for cls, data in zip(FLUSH_PARAMETER_CLASSES, arrays, strict=True)]
+        return partial(_merge_with_mark, params=params, mark=spool_mark), result
 
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None:
         """How far spool ``spool_id`` has been replayed: (segment, position), None if never."""
