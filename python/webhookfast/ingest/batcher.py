@@ -24,10 +24,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
+from typing import cast
 
 from webhookfast._core import Batch
 from webhookfast.deadlines import DeadlineQueue
-from webhookfast.ingest.spool import Spool, SpoolFull
+from webhookfast.ingest.spool import MarkedStore, Spool, SpoolFull
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult
 
 log = logging.getLogger("webhookfast.ingest.batcher")
@@ -116,6 +117,8 @@ class Batcher:
         spool: Spool | None = None,
         ack_spool: bool = False,
     ) -> None:
+        if spool is not None and cast(object, spool.store) is not store:
+            raise ValueError("the spool must replay into the batcher's own store")
         self.store = store
         self.ack_enqueue = ack_enqueue
         self.max_queue_alerts = max_queue_alerts
@@ -139,9 +142,9 @@ class Batcher:
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         # A request past its deadline whose flush has not gone out yet is withdrawn from it
-        # (commit mode with the spool only: the spool's store is PostgresStore, which calls
-        # ``before_send``).
-        self._withdrawable = spool is not None and not ack_enqueue and not ack_spool
+        # (commit mode with the spool only: the spool's store, PostgresStore, calls ``before_send``;
+        # it is the batcher's store).
+        self._withdrawing: MarkedStore | None = spool.store if spool and not (ack_enqueue or ack_spool) else None
         self._deadlines: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue(deadline_s, _fail_late)
 
     def start(self) -> None:
@@ -270,8 +273,8 @@ class Batcher:
         alerts = sum(item.alerts for item in taken)
         try:
             try:
-                if self._withdrawable:
-                    result = await self.store.write(  # type: ignore[call-arg]
+                if (store := self._withdrawing) is not None:
+                    result = await store.write(
                         [item.batch for item in taken], before_send=partial(self._before_send, taken)
                     )
                 else:
