@@ -304,16 +304,24 @@ def test_a_request_past_its_deadline_is_withdrawn_from_a_flush_not_yet_sent(tmp_
         store.committed.set()
         spool = Spool(tmp_path, store, max_bytes=1 << 20)
         await spool.open()
-        batcher = Batcher(store, spool=spool, deadline_s=0.05, flush_concurrency=1)  # type: ignore[arg-type]
+        reports: list[tuple[int, int]] = []
+        batcher = Batcher(
+            store,  # type: ignore[arg-type]
+            spool=spool,
+            deadline_s=0.05,
+            flush_concurrency=1,
+            on_flush=lambda requests, alerts, seconds, result: reports.append((requests, alerts)),
+        )
         batcher.start()
         assert await batcher.submit(decode(body(0)), "r0", body(0)) is True  # spooled
         assert not spool._in_doubt
         store.connected.set()  # the database is back: the flush goes out without request 0
         for _ in range(100):
-            if batcher.queued_alerts == 0:
+            if reports:
                 break
             await asyncio.sleep(0.01)
         assert batcher.queued_alerts == 0 and store.flushed == []
+        assert reports == [(0, 0)]  # the flush's size counts what it wrote
         await batcher.close(1.0)
         await spool.close()  # as if killed before the replay
         up = Store()

@@ -271,11 +271,12 @@ class Batcher:
         started = time.perf_counter()
         requests = len(taken)
         alerts = sum(item.alerts for item in taken)
+        withdrawn = [0, 0]  # requests and alerts withdrawn before the flush went out
         try:
             try:
                 if (store := self._withdrawing) is not None:
                     result = await store.write(
-                        [item.batch for item in taken], before_send=partial(self._before_send, taken)
+                        [item.batch for item in taken], before_send=partial(self._before_send, taken, withdrawn)
                     )
                 else:
                     result = await self.store.write([item.batch for item in taken])
@@ -287,7 +288,7 @@ class Batcher:
             if not isinstance(exc, StoreUnavailable):
                 log.exception("flush failed")
                 exc = StoreUnavailable(str(exc))
-            self._report(requests, alerts, elapsed, None)
+            self._report(requests - withdrawn[0], alerts - withdrawn[1], elapsed, None)
             if self.ack_enqueue:
                 if self.spool is not None:
                     # Already acknowledged: durable on local disk beats retrying from memory (the
@@ -317,16 +318,19 @@ class Batcher:
             self._fail(taken, exc)
             return
         self._settle(taken, taken)
-        self._report(requests, alerts, time.perf_counter() - started, result)
+        self._report(requests - withdrawn[0], alerts - withdrawn[1], time.perf_counter() - started, result)
 
-    def _before_send(self, taken: list[_Pending]) -> list[Batch] | None:
+    def _before_send(self, taken: list[_Pending], counts: list[int]) -> list[Batch] | None:
         """Called by the store just before it sends ``taken``'s flush: drop the requests that
-        were withdrawn (spooled after their deadline) while it waited, and mark the rest sent.
-        The batches to write instead, or None when all of them still are."""
+        were withdrawn (spooled after their deadline) while it waited, adding them to ``counts``
+        (requests, alerts), and mark the rest sent. The batches to write instead, or None when
+        all of them still are."""
         withdrawn = [item for item in taken if item.withdrawn]
         for item in withdrawn:
             self._release(item)
             item.settle(False)
+            counts[0] += 1
+            counts[1] += item.alerts
         if withdrawn:
             taken[:] = [item for item in taken if not item.withdrawn]
         for item in taken:
