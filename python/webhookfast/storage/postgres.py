@@ -383,7 +383,7 @@ class PostgresStore(Store):
         encoder = self._encoders.pop() if self._encoders else RowEncoder()
         try:
             merge, result = self._prepare(encoder, batches, spool_mark)
-            if not (result.label_sets or result.events or result.alerts or spool_mark):
+            if merge is None:
                 return result
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
@@ -396,9 +396,10 @@ class PostgresStore(Store):
                         if time.monotonic() >= self._partitions_due:
                             await self._ensure_partitions(conn)
                         if before_send is not None and (fewer := before_send()) is not None:
-                            merge, result = self._prepare(encoder, fewer, spool_mark)
-                            if not (result.label_sets or result.events or result.alerts or spool_mark):
+                            again, result = self._prepare(encoder, fewer, spool_mark)
+                            if again is None:
                                 return result
+                            merge = again
                         await merge(conn)
                         self._last_ok[conn] = time.monotonic()
                     finally:
@@ -426,22 +427,27 @@ class PostgresStore(Store):
 
     def _prepare(
         self, encoder: RowEncoder, batches: Sequence[Batch], spool_mark: SpoolMark | None
-    ) -> tuple[Callable[[psycopg.AsyncConnection], Awaitable[None]], WriteResult]:
-        """The flush of ``batches`` encoded, as a call on a connection, and what it will write."""
+    ) -> tuple[Callable[[psycopg.AsyncConnection], Awaitable[None]] | None, WriteResult]:
+        """The flush of ``batches`` encoded, as a call on a connection (None when there is nothing
+        to write, not even a spool mark), and what it will write."""
+        merge: Callable[[psycopg.AsyncConnection], Awaitable[None]]
         if self.merge == "copy":
             copy = encoder.pg_copy(batches)
+            result = WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows)
             streams = (copy.groups, copy.label_sets, copy.events, copy.alerts)
-            return (
-                partial(_merge_copy, streams=streams, mark=spool_mark),
-                WriteResult(copy.label_set_rows, copy.event_rows, copy.alert_rows),
-            )
-        arrays, label_sets, events, alerts = encoder.pg_arrays(batches)
-        result = WriteResult(label_sets, events, alerts)
-        if spool_mark is None:
-            loop = self._loop or asyncio.get_running_loop()
-            return partial(pg_call.call, loop, statement=FLUSH_STATEMENT, params=arrays), result
-        params = [cls(data) for cls, data in zip(FLUSH_PARAMETER_CLASSES, arrays, strict=True)]
-        return partial(_merge_with_mark, params=params, mark=spool_mark), result
+            merge = partial(_merge_copy, streams=streams, mark=spool_mark)
+        else:
+            arrays, label_sets, events, alerts = encoder.pg_arrays(batches)
+            result = WriteResult(label_sets, events, alerts)
+            if spool_mark is None:
+                loop = self._loop or asyncio.get_running_loop()
+                merge = partial(pg_call.call, loop, statement=FLUSH_STATEMENT, params=arrays)
+            else:
+                params = [cls(data) for cls, data in zip(FLUSH_PARAMETER_CLASSES, arrays, strict=True)]
+                merge = partial(_merge_with_mark, params=params, mark=spool_mark)
+        if not (result.label_sets or result.events or result.alerts or spool_mark):
+            return None, result
+        return merge, result
 
     async def spool_mark(self, spool_id: str) -> tuple[int, int] | None:
         """How far spool ``spool_id`` has been replayed: (segment, position), None if never."""
