@@ -347,6 +347,118 @@ fn alert_page<'py>(
     Ok(PyBytes::new(py, &body))
 }
 
+/// A string of an access record: borrowed from Python, or its lossy UTF-8 copy when it holds
+/// lone surrogates (a request's line must be written whatever its path holds).
+enum Text {
+    Backed(PyBackedStr),
+    Lossy(String),
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Text::Backed(s) => s,
+            Text::Lossy(s) => s,
+        }
+    }
+}
+
+fn text(obj: &Bound<'_, PyAny>) -> PyResult<Text> {
+    match obj.extract::<PyBackedStr>() {
+        Ok(s) => Ok(Text::Backed(s)),
+        Err(err) => match obj.cast::<PyString>() {
+            Ok(s) => Ok(Text::Lossy(s.to_string_lossy().into_owned())),
+            Err(_) => Err(err),
+        },
+    }
+}
+
+/// One request's access record, as `AccessLog.record` keeps it (see `access_log`).
+struct AccessRecord {
+    method: Text,
+    path: Text,
+    route: Text,
+    status: u16,
+    started: f64,
+    ended: f64,
+    bytes_in: u64,
+    bytes_out: u64,
+    alerts: u64,
+    request_id: Text,
+    peer: Option<Text>,
+}
+
+fn access_record(item: &Bound<'_, PyAny>) -> PyResult<AccessRecord> {
+    let t = item.cast::<PyTuple>()?;
+    if t.len() != 11 {
+        return Err(PyTypeError::new_err("an access record has 11 fields"));
+    }
+    let peer = t.get_item(10)?;
+    Ok(AccessRecord {
+        method: text(&t.get_item(0)?)?,
+        path: text(&t.get_item(1)?)?,
+        route: text(&t.get_item(2)?)?,
+        status: t.get_item(3)?.extract()?,
+        started: t.get_item(4)?.extract()?,
+        ended: t.get_item(5)?.extract()?,
+        bytes_in: t.get_item(6)?.extract()?,
+        bytes_out: t.get_item(7)?.extract()?,
+        alerts: t.get_item(8)?.extract()?,
+        request_id: text(&t.get_item(9)?)?,
+        peer: if peer.is_none() {
+            None
+        } else {
+            Some(text(&peer)?)
+        },
+    })
+}
+
+type RouteStatsRow = (String, u16, u64, f64, Vec<u64>);
+
+/// The access log's lines for ``records`` (``lines``) and their request statistics per route and
+/// status (``stats``): see ``_core.pyi``.
+#[pyfunction]
+#[pyo3(signature = (records, wall_offset, bounds, lines = true, stats = true))]
+fn access_log<'py>(
+    py: Python<'py>,
+    records: &Bound<'py, PyList>,
+    wall_offset: f64,
+    bounds: Vec<f64>,
+    lines: bool,
+    stats: bool,
+) -> PyResult<(Bound<'py, PyBytes>, Vec<RouteStatsRow>)> {
+    let mut out = Vec::with_capacity(if lines { records.len() * 240 } else { 0 });
+    let mut per_route = Vec::new();
+    for item in records.iter() {
+        let r = access_record(&item)?;
+        let answered = core::access_log::Answered {
+            method: &r.method,
+            path: &r.path,
+            route: &r.route,
+            status: r.status,
+            started: r.started,
+            ended: r.ended,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            alerts: r.alerts,
+            request_id: &r.request_id,
+            peer: r.peer.as_deref(),
+        };
+        if lines {
+            core::access_log::write_line(&mut out, &answered, wall_offset);
+        }
+        if stats {
+            core::access_log::observe(&mut per_route, &answered, &bounds);
+        }
+    }
+    let rows = per_route
+        .into_iter()
+        .map(|s| (s.route, s.status, s.count, s.sum, s.buckets))
+        .collect();
+    Ok((PyBytes::new(py, &out), rows))
+}
+
 type TopFiringRow = (i64, u64);
 type FlappingRow = (i64, u64, u64);
 type ResolveRow = (String, u64, i64, i64, i64);
@@ -755,6 +867,7 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(spool_segments, m)?)?;
     m.add_function(wrap_pyfunction!(spool_read, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(access_log, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_to_int, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_from_int, m)?)?;

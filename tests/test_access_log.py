@@ -1,15 +1,19 @@
 """The access log's lines: one JSON object per request, every field present and every string
-escaped, whatever the path, method and peer."""
+escaped, whatever the path, method and peer; written and counted in the metrics in bulk, on a timer,
+every ``max_records`` requests and at once when asked."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
+import time
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from webhookfast import metrics
 from webhookfast.http import Context, Response, Route
 from webhookfast.middleware.access_log import AccessLog, LineSink
 
@@ -44,7 +48,7 @@ def _lines(records: list[tuple[Any, Route | None, Response]]) -> list[dict[str, 
             ctx.bytes_in = 12
             ctx.alerts = 3
             log.record(ctx, response)
-        log.sink.flush()
+        log.flush()
 
     with tempfile.TemporaryFile() as out:
         asyncio.run(record_all(AccessLog(observe_metrics=False, sink=LineSink(fd=out.fileno()))))
@@ -82,3 +86,58 @@ def test_other_requests_are_logged_as_valid_json(scope: SimpleNamespace, route: 
     assert set(line) == FIELDS
     assert line["path"] == scope.path and line["peer"] == scope.client and line["method"] == scope.method
     assert line["route"] == (route.name if route is not None else "unmatched")
+
+
+def test_a_path_with_lone_surrogates_is_still_logged() -> None:
+    (line,) = _lines([(_scope("GET", "/a\udcff"), None, Response(404, b"{}"))])
+    assert line["path"].startswith("/a\ufffd") and line["status"] == 404
+
+
+def _record(log: AccessLog, route: Route, status: int, started: float) -> None:
+    ctx = Context(_scope("POST", "/webhook"), None, route, started)
+    ctx.request_id = "r"
+    log.record(ctx, Response(status, b"{}"))
+
+
+def test_lines_are_written_on_the_timer_and_every_max_records() -> None:
+    async def run(log: AccessLog, out: Any) -> list[int]:
+        sizes = []
+        for _ in range(3):
+            _record(log, WEBHOOK, 200, time.perf_counter())
+        sizes.append(os.fstat(out.fileno()).st_size)  # 3 < max_records: nothing yet
+        _record(log, WEBHOOK, 200, time.perf_counter())  # the 4th: written at once
+        sizes.append(len(os.pread(out.fileno(), 1 << 20, 0).splitlines()))
+        _record(log, WEBHOOK, 200, time.perf_counter())
+        await asyncio.sleep(0.1)  # past flush_interval_s: the timer writes it
+        sizes.append(len(os.pread(out.fileno(), 1 << 20, 0).splitlines()))
+        return sizes
+
+    with tempfile.TemporaryFile() as out:
+        log = AccessLog(observe_metrics=False, sink=LineSink(fd=out.fileno()), flush_interval_s=0.02, max_records=4)
+        assert asyncio.run(run(log, out)) == [0, 4, 5]
+
+
+def test_requests_are_counted_per_route_and_status_into_the_histogram() -> None:
+    observer = metrics.request_observer
+    observer.fold()  # what earlier tests left pending
+
+    def counts() -> tuple[float, ...]:
+        child = metrics.request_seconds.labels("webhook")
+        le = {s.labels.get("le"): s.value for s in child.collect()[0].samples if s.name.endswith("_bucket")}
+        return (
+            metrics.requests_total.labels("webhook", "200")._value.get(),
+            metrics.requests_total.labels("webhook", "503")._value.get(),
+            le["1.0"],
+            le["2.5"],
+            le["+Inf"],
+        )
+
+    before = counts()
+    log = AccessLog(log=False)
+    now = time.perf_counter()
+    for status, started in ((200, now), (200, now - 2.0), (503, now)):
+        _record(log, WEBHOOK, status, started)
+    log.flush()
+    observer.fold()
+    # Two requests under a second, all three under 2.5 s (the exposition's buckets are cumulative).
+    assert [a - b for a, b in zip(counts(), before, strict=True)] == [2, 1, 2, 3, 3]

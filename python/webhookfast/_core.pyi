@@ -114,6 +114,24 @@ def alert_page(rows: Iterable[tuple[Any, ...]], next_cursor: str | None = None) 
     labels, annotations)``: what ``orjson.dumps(..., option=OPT_SORT_KEYS)`` gives for the page.
     Labels and annotations must be JSON objects of strings (ValueError otherwise)."""
 
+def access_log(
+    records: list[tuple[str, str, str, int, float, float, int, int, int, str, str | None]],
+    wall_offset: float,
+    bounds: Sequence[float],
+    lines: bool = True,
+    stats: bool = True,
+) -> tuple[bytes, list[tuple[str, int, int, float, list[int]]]]:
+    """Many answered requests at once, each ``(method, path, route, status, started, ended,
+    bytes_in, bytes_out, alerts, request_id, peer)`` with ``time.perf_counter()`` times.
+
+    With ``lines``, their access-log lines: one JSON object per line, newline-terminated, with the
+    fields ``ts`` (``ended + wall_offset``), ``method``, ``path`` (its first 256 characters),
+    ``route``, ``status``, ``duration_ms`` (rounded to the microsecond), ``bytes_in``,
+    ``bytes_out``, ``alerts``, ``request_id`` and ``peer``. With ``stats``, per (route, status) in
+    order of first appearance: ``(route, status, count, sum of seconds, per-bucket counts)``,
+    bucket ``i`` counting the requests with ``bounds[i-1] < seconds <= bounds[i]`` (``bounds``
+    ascending, +Inf last)."""
+
 def format_time(us: int | None) -> str | None:
     """Microseconds since the Unix epoch (a signed 64-bit integer, else OverflowError) as
     ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, clamped to years 0001..9999; ``None`` stays ``None``."""

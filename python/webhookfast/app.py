@@ -141,8 +141,8 @@ class App:
         await self.history.close()
         await self.store.close()
         self.body_reader.close()
+        self.access_log.flush()
         metrics.request_observer.fold()
-        self.access_log.sink.flush()
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.startup())
@@ -238,6 +238,7 @@ class App:
         return Response(200, self._openapi)
 
     async def metrics(self, ctx: Context) -> Response:
+        self.access_log.flush()  # this worker's requests so far, counted
         body, content_type = metrics.render()
         return Response(200, body, content_type)
 

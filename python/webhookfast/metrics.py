@@ -111,7 +111,7 @@ class RequestObserver:
 
     def __init__(self, fold_interval_s: float = 1.0) -> None:
         self.fold_interval_s = fold_interval_s
-        self._bounds = request_seconds._upper_bounds  # the histogram's own buckets, +Inf last
+        self.bounds: list[float] = request_seconds._upper_bounds  # the histogram's own buckets, +Inf last
         self._pending: dict[tuple[str, int], list[float]] = {}
         self._counts: dict[Counter, float] = {}
         self._histograms: dict[Histogram, list[float]] = {}
@@ -140,15 +140,18 @@ class RequestObserver:
         self._gauges[gauge] = value
         self._arm()
 
-    def observe(self, route: str, status: int, seconds: float) -> None:
+    def observe_many(self, route: str, status: int, count: int, seconds: float, buckets: list[int]) -> None:
+        """``count`` requests to ``route`` answered ``status`` in ``seconds`` in all, ``buckets``
+        counting them per bucket of the request histogram (middleware/access_log.py)."""
         key = (route, status)
         slot = self._pending.get(key)
         if slot is None:
             # [count, sum, then one count per bucket]
-            slot = self._pending[key] = [0, 0.0] + [0] * len(self._bounds)
-        slot[0] += 1
+            slot = self._pending[key] = [0, 0.0] + [0] * len(self.bounds)
+        slot[0] += count
         slot[1] += seconds
-        slot[2 + bisect_left(self._bounds, seconds)] += 1
+        for i, n in enumerate(buckets):
+            slot[2 + i] += n
         self._arm()
 
     def _arm(self) -> None:
@@ -188,7 +191,6 @@ def _add_observations(child: Histogram, slot: list[float]) -> None:
 
 
 request_observer = RequestObserver()
-observe_request = request_observer.observe
 count = request_observer.add
 observe_value = request_observer.observe_value
 set_gauge = request_observer.set_gauge

@@ -6,6 +6,7 @@
 //! [`stats`] aggregates the rows of a statistics window (read as PostgreSQL arrays by [`pgarray`],
 //! alertnames from [`alertnames`]).
 
+pub mod access_log;
 pub mod alertnames;
 pub mod answers;
 pub mod decode;
