@@ -195,7 +195,7 @@ class Batcher:
         self._enqueue(item)
         # If the deadline passes first the flush still commits the batch (the sender's retry then
         # collapses into the same rows).
-        deadline = self._deadlines.add(future)
+        self._deadlines.add(future)
         try:
             await future
         except (DeadlineExceeded, StoreUnavailable):
@@ -212,7 +212,7 @@ class Batcher:
                 await self._spool(spool, batch, body, None)
             return True
         finally:
-            deadline.active = False
+            self._deadlines.done(future)
         return False
 
     async def _spool(self, spool: Spool, batch: Batch, body: bytes, item: _Pending | None) -> None:

@@ -114,7 +114,8 @@ class BodyReader:
                 hold.take(int(length))
         task = current_task()
         assert task is not None  # Granian (asyncio task mode) runs every request as a task
-        deadline = self._deadlines.add(task)
+        deadlines = self._deadlines
+        deadlines.add(task)
         try:
             if over:
                 await self._discard(proto)
@@ -129,13 +130,13 @@ class BodyReader:
             # The client closed before sending the body its Content-Length announced.
             raise HTTPError(400, "bad_content_length", "body ended before its Content-Length") from None
         except asyncio.CancelledError:
-            if not deadline.expired:
+            if not deadlines.done(task):
                 raise  # the client went away
             if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation is handled
                 task.uncancel()
             raise self.timed_out() from None
         finally:
-            deadline.active = False
+            deadlines.done(task)
 
     def close(self) -> None:
         self._deadlines.close()
