@@ -643,13 +643,13 @@ def test_reading_does_not_wait_for_the_writer_sqlite(tmp_path: Any) -> None:
     try:
         conn = e.store._conn  # type: ignore[attr-defined]
         e.loop.run_until_complete(
-            e.loop.run_in_executor(e.store._thread, conn.execute, "BEGIN IMMEDIATE")  # type: ignore[attr-defined]
+            e.store._thread.run(conn.execute, "BEGIN IMMEDIATE")  # type: ignore[attr-defined]
         )
         try:
             assert keys(e.ok("/api/v1/alerts", {"limit": 2})) == ALL[:2]
         finally:
             e.loop.run_until_complete(
-                e.loop.run_in_executor(e.store._thread, conn.execute, "ROLLBACK")  # type: ignore[attr-defined]
+                e.store._thread.run(conn.execute, "ROLLBACK")  # type: ignore[attr-defined]
             )
     finally:
         e.close()

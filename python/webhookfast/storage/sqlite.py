@@ -22,6 +22,7 @@ from webhookfast._core import Batch, RowEncoder
 from webhookfast.storage import migrations, rows
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, SQLITE_ALERTS_CONFLICT
+from webhookfast.storage.worker_thread import WorkerThread
 
 log = logging.getLogger("webhookfast.storage.sqlite")
 
@@ -125,16 +126,17 @@ class SQLiteStore(Store):
         self.path = path_from_url(url)
         self._encoder = RowEncoder()
         # One thread owns the connection: SQLite work never blocks the event loop.
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhookfast-sqlite")
+        self._thread = WorkerThread("webhookfast-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._checkpointer = Checkpointer(self.path, self._lock, self._thread)
         self._checkpoints: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._thread, connect, self.path)
-        self._checkpoints = loop.create_task(self._checkpointer.run(), name="webhookfast-sqlite-checkpoints")
+        self._conn = await self._thread.run(connect, self.path)
+        self._checkpoints = asyncio.get_running_loop().create_task(
+            self._checkpointer.run(), name="webhookfast-sqlite-checkpoints"
+        )
 
     async def close(self) -> None:
         if self._checkpoints is not None:
@@ -143,9 +145,9 @@ class SQLiteStore(Store):
             self._checkpoints = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
+            await self._thread.run(conn.close)
         await self._checkpointer.close()
-        self._thread.shutdown(wait=True)
+        self._thread.close()
 
     async def write(self, batches: Sequence[Batch]) -> WriteResult:
         # Rows are encoded and inserted on the event loop's thread: pysqlite takes the GIL back
@@ -156,18 +158,17 @@ class SQLiteStore(Store):
         conn = self._conn
         if conn is None:
             raise StoreUnavailable("store is closed")
-        loop = asyncio.get_running_loop()
         async with self._lock:
             groups, label_sets, events, alerts = self._encoder.row_tuples(batches)
             try:
                 if not _begin_without_waiting(conn):
-                    await loop.run_in_executor(self._thread, conn.execute, "BEGIN IMMEDIATE")
+                    await self._thread.run(conn.execute, "BEGIN IMMEDIATE")
                 try:
                     conn.executemany(INSERT_GROUPS, groups)
                     conn.executemany(INSERT_LABEL_SETS, label_sets)
                     conn.executemany(INSERT_EVENTS, events)
                     conn.executemany(UPSERT_ALERTS, alerts)
-                    await loop.run_in_executor(self._thread, conn.execute, "COMMIT")
+                    await self._thread.run(conn.execute, "COMMIT")
                 except Exception:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -189,7 +190,7 @@ class SQLiteStore(Store):
         return True
 
     async def ping(self) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._ping_sync)
+        return await self._thread.run(self._ping_sync)
 
     def migrate(self) -> list[str]:
         conn = connect(self.path)
@@ -218,7 +219,7 @@ class SQLiteStore(Store):
 
     async def prune(self, older_than_us: int) -> int:
         async with self._lock:  # one transaction at a time on the one connection
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._prune_sync, older_than_us)
+            return await self._thread.run(self._prune_sync, older_than_us)
 
     def _claim_job_sync(self, name: str, every_s: float) -> bool:
         conn = self._conn
@@ -238,7 +239,7 @@ class SQLiteStore(Store):
 
     async def claim_job(self, name: str, every_s: float) -> bool:
         async with self._lock:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._claim_job_sync, name, every_s)
+            return await self._thread.run(self._claim_job_sync, name, every_s)
 
 
 # How often the checkpointer copies the WAL back into the database file.
@@ -304,7 +305,7 @@ class Checkpointer:
     The passive passes run at the lowest CPU priority (``_lowest_priority``), the locked one on the
     writer's thread at normal priority."""
 
-    def __init__(self, path: str, write_lock: asyncio.Lock, writer_thread: ThreadPoolExecutor) -> None:
+    def __init__(self, path: str, write_lock: asyncio.Lock, writer_thread: WorkerThread) -> None:
         self.path = path
         self.write_lock = write_lock
         # The pass under the write lock runs on the writer's thread, at normal priority: at nice
@@ -355,7 +356,7 @@ class Checkpointer:
                         if committed_meanwhile <= LOCKED_PASS_MAX_FRAMES or now >= WAL_SAFETY_PAGES // 2:
                             break
                     async with self.write_lock:
-                        await loop.run_in_executor(self.writer_thread, self.checkpoint)
+                        await self.writer_thread.run(self.checkpoint)
             except sqlite3.Error as exc:
                 if str(exc) != self._last_error:  # once per kind of failure, not twice a second
                     log.warning("WAL checkpoint failed, retrying: %s", exc)
