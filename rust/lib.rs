@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, RwLock, RwLockReadGuard, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyMapping, PyString, PyTuple};
@@ -752,6 +752,98 @@ impl RowEncoder {
     }
 }
 
+pyo3::create_exception!(
+    webhookfast._core,
+    SqliteError,
+    PyException,
+    "A failed SQLite write: ``code`` is SQLite's extended result code, ``refused`` whether SQLite\nrefused the rows themselves (a constraint, a value too big) rather than failed."
+);
+
+fn sqlite_error(py: Python<'_>, e: core::sqlite::Error) -> PyErr {
+    let err = SqliteError::new_err(e.to_string());
+    let value = err.value(py);
+    let set = || -> PyResult<()> {
+        value.setattr("code", e.code)?;
+        value.setattr("refused", e.refused_content())
+    };
+    match set() {
+        Ok(()) => err,
+        Err(other) => other,
+    }
+}
+
+/// Writes flushes to an SQLite database on a connection of its own, with the GIL released
+/// (`webhookfast.storage.sqlite`), through the SQLite library this process already loaded.
+#[pyclass(module = "webhookfast._core", frozen)]
+struct SqliteWriter {
+    inner: Mutex<Option<(core::sqlite::Writer, core::RowEncoder)>>,
+    #[pyo3(get)]
+    library_version: String,
+}
+
+#[pymethods]
+impl SqliteWriter {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        library: &str,
+        database: PathBuf,
+        setup: &str,
+        statements: (String, String, String, String),
+    ) -> PyResult<Self> {
+        let lib = core::sqlite::Library::already_loaded(library).map_err(PyValueError::new_err)?;
+        let (groups, label_sets, events, alerts) = &statements;
+        let sql = core::sqlite::Statements {
+            groups,
+            label_sets,
+            events,
+            alerts,
+        };
+        let writer = py
+            .detach(|| core::sqlite::Writer::open(lib, &database, setup, &sql))
+            .map_err(|e| sqlite_error(py, e))?;
+        Ok(SqliteWriter {
+            inner: Mutex::new(Some((writer, core::RowEncoder::new(true)))),
+            library_version: lib.version(),
+        })
+    }
+
+    /// Encode `batches` and write their rows in one transaction, with the GIL released:
+    /// `(label_sets, events, alerts)` written.
+    fn write(&self, py: Python<'_>, batches: &Bound<'_, PyAny>) -> PyResult<(usize, usize, usize)> {
+        let owned = extract_batches(batches)?;
+        let refs = batch_refs(&owned);
+        let inner = &self.inner;
+        py.detach(|| {
+            let mut guard = inner.lock().unwrap_or_else(|e| e.into_inner());
+            let Some((writer, encoder)) = guard.as_mut() else {
+                return Err(WriteFailure::Sqlite(core::sqlite::Error {
+                    code: 21, // SQLITE_MISUSE
+                    message: "the writer is closed".to_owned(),
+                }));
+            };
+            let rows = encoder.row_tuples(&refs).map_err(WriteFailure::Memory)?;
+            writer.write(&rows).map_err(WriteFailure::Sqlite)?;
+            Ok((rows.label_sets.len(), rows.events.len(), rows.alerts.len()))
+        })
+        .map_err(|e| match e {
+            WriteFailure::Memory(e) => out_of_memory(e),
+            WriteFailure::Sqlite(e) => sqlite_error(py, e),
+        })
+    }
+
+    /// Close the connection (SQLite may checkpoint then: call it where blocking is fine).
+    fn close(&self, py: Python<'_>) {
+        let inner = &self.inner;
+        py.detach(|| drop(inner.lock().unwrap_or_else(|e| e.into_inner()).take()));
+    }
+}
+
+enum WriteFailure {
+    Memory(core::OutOfMemory),
+    Sqlite(core::sqlite::Error),
+}
+
 /// Appends request bodies to a spool directory, one fsync per group (`webhookfast.spool`).
 #[pyclass(module = "webhookfast._core", frozen)]
 struct SpoolWriter {
@@ -864,6 +956,8 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AlertNames>()?;
     m.add_class::<PromRegex>()?;
     m.add_class::<SpoolWriter>()?;
+    m.add_class::<SqliteWriter>()?;
+    m.add("SqliteError", m.py().get_type::<SqliteError>())?;
     m.add_function(wrap_pyfunction!(spool_segments, m)?)?;
     m.add_function(wrap_pyfunction!(spool_read, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;

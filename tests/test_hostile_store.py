@@ -79,15 +79,17 @@ def stored(url: str) -> tuple[set[str], int]:
         return names, conn.execute("SELECT count(*) FROM alerts").fetchone()[0]  # type: ignore[index]
 
 
-@pytest.fixture(params=["sqlite", "postgres-unnest", "postgres-copy"])
+@pytest.fixture(params=["sqlite", "sqlite-python", "postgres-unnest", "postgres-copy"])
 def store_case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Callable[[], Store]]]:
-    """(database URL, a factory of an unopened store on it), the fault installed, on each store
-    and each of PostgreSQL's two merge paths."""
-    if request.param == "sqlite":
+    """(database URL, a factory of an unopened store on it), the fault installed, on each store,
+    each of PostgreSQL's two merge paths and both of SQLite's writers (the Rust core's, and
+    Python's sqlite3 where there is no shared SQLite library)."""
+    if request.param.startswith("sqlite"):
         url = f"sqlite:///{tmp_path}/wf.db"
         SQLiteStore(url).migrate()
         install_poison(url)
-        yield url, lambda: SQLiteStore(url)
+        native = request.param == "sqlite"
+        yield url, lambda: SQLiteStore(url, native_writer=native)
         return
     url = request.getfixturevalue("pg_url")
     install_poison(url)

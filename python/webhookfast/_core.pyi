@@ -233,6 +233,38 @@ class RowEncoder:
         self, batches: Sequence[Batch]
     ) -> tuple[list[GroupRow], list[LabelSetRow], list[EventRow], list[AlertRow]]: ...
 
+class SqliteError(Exception):
+    """A failed SQLite write: ``code`` is SQLite's extended result code, ``refused`` whether SQLite
+    refused the rows themselves (a constraint, a value too big) rather than failed."""
+
+    code: int
+    refused: bool
+
+@final
+class SqliteWriter:
+    """Writes flushes to an SQLite database on a connection of its own, with the GIL released,
+    through the SQLite library at ``library``, which this process must already have loaded (the
+    one Python's ``sqlite3`` module uses: ValueError otherwise). ``database`` must exist; ``setup``
+    (the connection's PRAGMAs) runs once; ``statements`` are the INSERTs of the groups, label sets,
+    events and alerts, one ``?`` per column of ``webhookfast.storage.rows``. Use from one thread
+    at a time."""
+
+    @property
+    def library_version(self) -> str: ...
+    def __new__(
+        cls,
+        library: str,
+        database: str | PathLike[str],
+        setup: str,
+        statements: tuple[str, str, str, str],
+    ) -> SqliteWriter: ...
+    def write(self, batches: Sequence[Batch]) -> tuple[int, int, int]:
+        """Encode ``batches`` (duplicates collapsed) and write their rows in one transaction
+        (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on failure: SqliteError):
+        ``(label_sets, events, alerts)`` written."""
+    def close(self) -> None:
+        """Close the connection (SQLite may checkpoint then); a later write raises SqliteError."""
+
 @final
 class SpoolWriter:
     """Appends request bodies to the segment files of a spool directory (created if missing).

@@ -1,7 +1,9 @@
 """The embedded default store: one SQLite file in WAL mode.
 
-Rows arrive as tuples made by the Rust core (duplicates already collapsed, sorted by key). Every
-flush is one transaction committed with ``synchronous=FULL``, so an acknowledged alert is on disk.
+Every flush is one transaction committed with ``synchronous=FULL``, so an acknowledged alert is on
+disk. The Rust core encodes the rows (duplicates already collapsed, sorted by key) and, where it
+can share Python's own SQLite library (``SqliteWriter``), inserts them itself on the store's thread
+with the GIL released; elsewhere they go through Python's sqlite3 as tuples.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from webhookfast._core import Batch, RowEncoder
+from webhookfast._core import Batch, RowEncoder, SqliteError, SqliteWriter
 from webhookfast.storage import migrations, rows
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult, job_runs_missing
 from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, SQLITE_ALERTS_CONFLICT
@@ -78,6 +80,19 @@ def path_from_url(url: str) -> str:
 BUSY_TIMEOUT_MS = 5000
 
 
+WRITER_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA cache_size = -8192",
+    "PRAGMA foreign_keys = OFF",
+    # The WAL is copied back into the database by the store's checkpointer thread (Checkpointer),
+    # not by the commit that happens to pass 1,000 pages: that stalled the write path. A commit
+    # still runs one past WAL_SAFETY_PAGES, should the checkpointer stop or never complete a pass
+    # (another worker process keeps writing while this one's flushes wait).
+    f"PRAGMA wal_autocheckpoint = {WAL_SAFETY_PAGES}",
+)
+
+
 def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, *, reader: bool = False) -> sqlite3.Connection:
     """A connection as webhookfast uses them: the writer's (WAL, fsync on every commit, an 8 MiB
     page cache: 64 MiB took the worker from 111 to 171 MB after a million alerts, for about 20 %
@@ -88,15 +103,8 @@ def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, *, reader: bool =
         conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA cache_size = -16384")
         return conn
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA cache_size = -8192")
-    conn.execute("PRAGMA foreign_keys = OFF")
-    # The WAL is copied back into the database by the store's checkpointer thread (Checkpointer),
-    # not by the commit that happens to pass 1,000 pages: that stalled the write path. A commit
-    # still runs one past WAL_SAFETY_PAGES, should the checkpointer stop or never complete a pass
-    # (another worker process keeps writing while this one's flushes wait).
-    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_SAFETY_PAGES}")
+    for pragma in WRITER_PRAGMAS:
+        conn.execute(pragma)
     return conn
 
 
@@ -117,13 +125,60 @@ def _begin_without_waiting(conn: sqlite3.Connection) -> bool:
     return True
 
 
+def sqlite_library() -> str | None:
+    """The file of the SQLite library that Python's sqlite3 module runs on, when it is a shared
+    library of its own (read from ``/proc/self/maps``: Linux); None otherwise (SQLite linked into
+    the module, or another system)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and os.path.basename(fields[5].rstrip("\n")).startswith("libsqlite3"):
+                    return fields[5].rstrip("\n")
+    except OSError:
+        pass
+    return None
+
+
+def open_native_writer(path: str) -> SqliteWriter | None:
+    """The Rust writer on Python's own SQLite library (see rust/core/src/sqlite/), or None, with
+    the reason logged, when there is none to share: writes then go through Python's sqlite3."""
+    library = sqlite_library()
+    if library is None:
+        log.info("SQLite is not a shared library of its own here: flushes are written through Python's sqlite3")
+        return None
+    try:
+        writer = SqliteWriter(
+            library,
+            path,
+            f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; " + "; ".join(WRITER_PRAGMAS),
+            (INSERT_GROUPS, INSERT_LABEL_SETS, INSERT_EVENTS, UPSERT_ALERTS),
+        )
+    except (ValueError, SqliteError) as exc:
+        log.warning("no native SQLite writer (%s): flushes are written through Python's sqlite3", exc)
+        return None
+    if writer.library_version != sqlite3.sqlite_version:  # not the module's library after all
+        log.warning(
+            "SQLite %s at %s is not sqlite3's %s: flushes are written through Python's sqlite3",
+            writer.library_version,
+            library,
+            sqlite3.sqlite_version,
+        )
+        writer.close()
+        return None
+    return writer
+
+
 class SQLiteStore(Store):
     dialect = "sqlite"
     default_flush_concurrency = 1  # SQLite has one writer at a time
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, native_writer: bool = True) -> None:
         self.url = url
         self.path = path_from_url(url)
+        #: flushes written by the Rust core (rust/core/src/sqlite/) when Python's SQLite can be shared
+        self.native_writer = native_writer
+        self._writer: SqliteWriter | None = None
         self._encoder = RowEncoder()
         # One thread owns the connection: SQLite work never blocks the event loop.
         self._thread = WorkerThread("webhookfast-sqlite")
@@ -134,6 +189,8 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         self._conn = await self._thread.run(connect, self.path)
+        if self.native_writer:
+            self._writer = await self._thread.run(open_native_writer, self.path)
         self._checkpoints = asyncio.get_running_loop().create_task(
             self._checkpointer.run(), name="webhookfast-sqlite-checkpoints"
         )
@@ -143,6 +200,9 @@ class SQLiteStore(Store):
             self._checkpoints.cancel()
             await asyncio.gather(self._checkpoints, return_exceptions=True)
             self._checkpoints = None
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await self._thread.run(writer.close)
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self._thread.run(conn.close)
@@ -150,6 +210,20 @@ class SQLiteStore(Store):
         self._thread.close()
 
     async def write(self, batches: Sequence[Batch]) -> WriteResult:
+        writer = self._writer
+        if writer is not None:
+            # Encoded and written in Rust on the store's thread, the GIL released throughout.
+            async with self._lock:
+                try:
+                    label_sets, events, alerts = await self._thread.run(writer.write, batches)
+                except SqliteError as exc:
+                    if exc.refused:  # a constraint or SQLITE_TOOBIG: these rows, not the database
+                        raise StoreRejected(f"sqlite: {exc}") from exc
+                    raise StoreUnavailable(f"sqlite: {exc}") from exc
+            return WriteResult(label_sets, events, alerts)
+        return await self._write_through_python(batches)
+
+    async def _write_through_python(self, batches: Sequence[Batch]) -> WriteResult:
         # Rows are encoded and inserted on the event loop's thread: pysqlite takes the GIL back
         # for every row it binds, and from a second thread each hand-off can cost up to the GIL
         # switch interval (5 ms) while the loop is busy — measured: 372 req/s of 10 alerts with

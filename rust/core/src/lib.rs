@@ -19,6 +19,7 @@ pub mod promregex;
 pub mod rfc3339;
 pub mod rows;
 pub mod spool;
+pub mod sqlite;
 pub mod stats;
 
 pub use decode::{decode, decode_within};
