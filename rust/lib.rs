@@ -787,11 +787,17 @@ impl SqliteWriter {
     fn new(
         py: Python<'_>,
         library: &str,
+        module: &str,
         database: PathBuf,
         setup: &str,
         statements: (String, String, String, String),
     ) -> PyResult<Self> {
         let lib = core::sqlite::Library::already_loaded(library).map_err(PyValueError::new_err)?;
+        if !lib.used_by(module) {
+            return Err(PyValueError::new_err(format!(
+                "{module} does not use the SQLite library {library}"
+            )));
+        }
         let (groups, label_sets, events, alerts) = &statements;
         let sql = core::sqlite::Statements {
             groups,

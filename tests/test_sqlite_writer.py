@@ -5,12 +5,14 @@ without it."""
 
 from __future__ import annotations
 
+import _sqlite3
 import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import webhookfast._core
 from webhookfast._core import Batch, SqliteError, SqliteWriter, decode
 from webhookfast.storage import sqlite as sqlite_store
 from webhookfast.storage.base import StoreUnavailable, WriteResult
@@ -82,10 +84,15 @@ def test_without_a_shared_library_the_store_writes_through_pythons_sqlite3(
 @pytest.mark.skipif(sqlite_library() is None, reason="this Python's SQLite is not a shared library of its own")
 def test_the_writer_refuses_a_library_the_process_has_not_loaded_and_a_closed_connection(tmp_path: Path) -> None:
     _, db = _store(tmp_path, "w.db", True)
+    module = _sqlite3.__file__
     with pytest.raises(ValueError, match="nonexistent"):
-        SqliteWriter("/nonexistent/libsqlite3.so.0", str(db), "", ("", "", "", ""))
+        SqliteWriter("/nonexistent/libsqlite3.so.0", module, str(db), "", ("", "", "", ""))
     library = sqlite_library()
     assert library is not None
+    # A module that does not resolve SQLite to that library (here: the extension of this
+    # project, which links none) is refused: its SQLite would be another copy.
+    with pytest.raises(ValueError, match="does not use"):
+        SqliteWriter(library, webhookfast._core.__file__, str(db), "", ("", "", "", ""))
     statements = (
         sqlite_store.INSERT_GROUPS,
         sqlite_store.INSERT_LABEL_SETS,
@@ -93,9 +100,9 @@ def test_the_writer_refuses_a_library_the_process_has_not_loaded_and_a_closed_co
         sqlite_store.UPSERT_ALERTS,
     )
     with pytest.raises(SqliteError) as missing:
-        SqliteWriter(library, str(tmp_path / "missing.db"), "", statements)
+        SqliteWriter(library, module, str(tmp_path / "missing.db"), "", statements)
     assert not missing.value.refused
-    writer = SqliteWriter(library, str(db), "PRAGMA busy_timeout = 100", statements)
+    writer = SqliteWriter(library, module, str(db), "PRAGMA busy_timeout = 100", statements)
     assert writer.library_version == sqlite3.sqlite_version
     assert writer.write(_batches()[0])[2] > 0
     writer.close()

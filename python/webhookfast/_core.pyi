@@ -243,8 +243,9 @@ class SqliteError(Exception):
 @final
 class SqliteWriter:
     """Writes flushes to an SQLite database on a connection of its own, with the GIL released,
-    through the SQLite library at ``library``, which this process must already have loaded (the
-    one Python's ``sqlite3`` module uses: ValueError otherwise). ``database`` must exist; ``setup``
+    through the SQLite library at ``library``, which this process must already have loaded and
+    the shared object ``module`` (Python's ``_sqlite3``) must use (ValueError otherwise: two
+    copies of SQLite must never open one database). ``database`` must exist; ``setup``
     (the connection's PRAGMAs) runs once; ``statements`` are the INSERTs of the groups, label sets,
     events and alerts, one ``?`` per column of ``webhookfast.storage.rows``. Use from one thread
     at a time."""
@@ -254,6 +255,7 @@ class SqliteWriter:
     def __new__(
         cls,
         library: str,
+        module: str,
         database: str | PathLike[str],
         setup: str,
         statements: tuple[str, str, str, str],

@@ -8,6 +8,7 @@ with the GIL released; elsewhere they go through Python's sqlite3 as tuples.
 
 from __future__ import annotations
 
+import _sqlite3
 import asyncio
 import contextlib
 import ctypes
@@ -142,7 +143,8 @@ def sqlite_library() -> str | None:
 
 def open_native_writer(path: str) -> SqliteWriter | None:
     """The Rust writer on Python's own SQLite library (see rust/core/src/sqlite/), or None, with
-    the reason logged, when there is none to share: writes then go through Python's sqlite3."""
+    the reason logged, when there is none to share: writes then go through Python's sqlite3.
+    The writer checks that the ``_sqlite3`` module resolves SQLite's functions to that library."""
     library = sqlite_library()
     if library is None:
         log.info("SQLite is not a shared library of its own here: flushes are written through Python's sqlite3")
@@ -150,6 +152,7 @@ def open_native_writer(path: str) -> SqliteWriter | None:
     try:
         writer = SqliteWriter(
             library,
+            _sqlite3.__file__,
             path,
             f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; " + "; ".join(WRITER_PRAGMAS),
             (INSERT_GROUPS, INSERT_LABEL_SETS, INSERT_EVENTS, UPSERT_ALERTS),

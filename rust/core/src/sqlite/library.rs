@@ -136,6 +136,25 @@ impl Library {
         Ok(lib)
     }
 
+    /// Whether the already-loaded shared object `object` (Python's `_sqlite3` module) resolves
+    /// the SQLite C API to this very library: a module with SQLite linked in, or linked to another
+    /// copy, does not.
+    pub fn used_by(&self, object: &str) -> bool {
+        let Ok(cpath) = CString::new(object) else {
+            return false;
+        };
+        // SAFETY: dlopen of an already-loaded object (NOLOAD: never loads one), dlsym with a
+        // NUL-terminated name; the handle is never closed (it only counts a reference).
+        unsafe {
+            let handle = libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+            if handle.is_null() {
+                return false;
+            }
+            let p = libc::dlsym(handle, c"sqlite3_libversion".as_ptr());
+            !p.is_null() && p as usize == self.libversion as usize
+        }
+    }
+
     /// `sqlite3_libversion()`, e.g. "3.40.1".
     pub fn version(&self) -> String {
         // SAFETY: returns a static NUL-terminated string.

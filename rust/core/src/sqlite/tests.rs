@@ -110,3 +110,11 @@ fn a_library_not_loaded_is_not_loaded_by_already_loaded() {
     library();
     assert!(Library::already_loaded("libsqlite3.so.0").is_ok());
 }
+
+#[test]
+fn a_library_is_used_by_what_resolves_its_functions_to_it() {
+    let lib = library();
+    assert!(lib.used_by("libsqlite3.so.0"));
+    assert!(!lib.used_by("libc.so.6"), "libc has no SQLite of its own");
+    assert!(!lib.used_by("/nonexistent/_sqlite3.so"));
+}
