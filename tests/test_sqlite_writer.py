@@ -115,3 +115,13 @@ def test_a_closed_store_refuses_writes(tmp_path: Path) -> None:
     _write_all(store, [])
     with pytest.raises(StoreUnavailable):
         asyncio.run(store.write(_batches()[0]))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_setting_reaches_the_store(tmp_path: Path, native: bool) -> None:
+    from webhookfast.app import App
+    from webhookfast.settings import Settings
+
+    app = App(Settings(database_url=f"sqlite:///{tmp_path}/s.db", sqlite_native_writer=native, spool=False))
+    assert isinstance(app.store, SQLiteStore)
+    assert app.store.native_writer is native

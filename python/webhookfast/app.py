@@ -48,6 +48,7 @@ class App:
                 pool_max_size=settings.pool_max_size,
                 connect_timeout_s=settings.connect_timeout_s,
                 write_deadline_s=settings.write_deadline_s,
+                sqlite_native_writer=settings.sqlite_native_writer,
             )
         )
         self.spool = spool_for(settings, self.store)

@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         ),
     )
     flush_max_alerts: int = Field(5_000, ge=1, description="most alerts written in one transaction")
+    sqlite_native_writer: bool = Field(
+        True,
+        description="with SQLite, flushes are inserted by the Rust core through the SQLite library Python's sqlite3 "
+        "loaded, the GIL released (used only where that library is a shared one of its own); `false`: through sqlite3",
+    )
     flush_concurrency: int = Field(
         0,
         ge=0,

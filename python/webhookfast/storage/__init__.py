@@ -32,11 +32,13 @@ def describe_url(url: str) -> str:
 
 
 def open_store(url: str, **options: object) -> Store:
-    """A store for ``url`` (not yet opened). PostgreSQL options: pool sizes and timeouts."""
+    """A store for ``url`` (not yet opened). PostgreSQL options: pool sizes and timeouts;
+    SQLite's: ``sqlite_native_writer``. Each store ignores the other's."""
+    sqlite_native_writer = bool(options.pop("sqlite_native_writer", True))
     if url.startswith("sqlite:"):
         from webhookfast.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(url)  # the pool and timeout options are PostgreSQL's
+        return SQLiteStore(url, native_writer=sqlite_native_writer)
     if url.startswith(("postgresql:", "postgres:")):
         from webhookfast.storage.postgres import PostgresStore
 
