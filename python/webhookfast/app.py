@@ -17,7 +17,7 @@ from webhookfast.connections import bound_writes_once_listening
 from webhookfast.errors import HTTPError, internal_error, read_errors
 from webhookfast.history import HistoryApi
 from webhookfast.history.alertmanager_v2 import AlertmanagerApi
-from webhookfast.http import SECURITY_HEADERS, Context, Handler, Response, Route
+from webhookfast.http import JSON, SECURITY_HEADERS, Context, Handler, Response, Route
 from webhookfast.ingest.batcher import Batcher
 from webhookfast.ingest.handler import BodyReader, ByteBudget, Ingest
 from webhookfast.ingest.spool import spool_for
@@ -203,14 +203,17 @@ class App:
         except Exception:  # last resort: the middleware's own recovery failed
             log.exception("unhandled error outside the middleware")
             response = error_response(internal_error(), ctx.request_id)
-        headers = [("content-type", response.content_type), ("x-request-id", ctx.request_id)]
-        if response.headers:
-            # A response's own header replaces the default of the same name (the web page's CSP).
-            own = {name for name, _ in response.headers}
-            headers.extend(h for h in SECURITY_HEADERS if h[0] not in own)
-            headers.extend(response.headers)
-        else:
-            headers.extend(SECURITY_HEADERS)
+        content_type = _JSON_HEADER if response.content_type is JSON else ("content-type", response.content_type)
+        if not response.headers:
+            proto.response_bytes(
+                response.status, [content_type, ("x-request-id", ctx.request_id), *SECURITY_HEADERS], response.body
+            )
+            return
+        # A response's own header replaces the default of the same name (the web page's CSP).
+        own = {name for name, _ in response.headers}
+        headers = [content_type, ("x-request-id", ctx.request_id)]
+        headers.extend(h for h in SECURITY_HEADERS if h[0] not in own)
+        headers.extend(response.headers)
         proto.response_bytes(response.status, headers, response.body)
 
     # -- small endpoints --------------------------------------------------------------------------
@@ -243,6 +246,8 @@ class App:
         body, content_type = metrics.render()
         return Response(200, body, content_type)
 
+
+_JSON_HEADER = ("content-type", JSON)
 
 # A request allocates a few hundred short-lived objects, almost none in cycles: with CPython's
 # default threshold (700) a young collection ran every few requests (4 % of the event loop's time

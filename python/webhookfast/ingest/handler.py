@@ -101,17 +101,18 @@ class BodyReader:
         if length is not None:
             if not (length.isascii() and length.isdigit()):
                 raise HTTPError(400, "bad_content_length", "Content-Length is not a number")
-            if int(length) > self.max_bytes:
+            announced = int(length)
+            if announced > self.max_bytes:
                 # A sender that sends the whole body anyway (Go's client, Alertmanager's) sees a
                 # connection reset instead of the 413 if the server closes with the body unread:
                 # read and drop a body up to twice the cap (as long as a legitimate one costs, in
                 # chunks, under the body deadline); a bigger one is refused at once.
                 # A sender that waits for "100 Continue" must get the 413 instead of an invitation.
-                if int(length) > 2 * self.max_bytes or "100-continue" in scope.headers.get("expect", "").lower():
+                if announced > 2 * self.max_bytes or "100-continue" in scope.headers.get("expect", "").lower():
                     raise self.too_large()
                 over = True
             elif hold is not None:
-                hold.take(int(length))
+                hold.take(announced)
         task = current_task()
         assert task is not None  # Granian (asyncio task mode) runs every request as a task
         deadlines = self._deadlines
@@ -246,10 +247,10 @@ class Ingest:
             except StoreRejected:
                 raise unstorable() from None
             firing, resolved = metrics.alert_children(batch.format)
-            if batch.firing:
-                metrics.count(firing, batch.firing)
-            if batch.resolved:
-                metrics.count(resolved, batch.resolved)
+            if n_firing := batch.firing:
+                metrics.count(firing, n_firing)
+            if n_resolved := batch.resolved:
+                metrics.count(resolved, n_resolved)
             if batch.fingerprint_mismatches:
                 metrics.count(metrics.fingerprint_mismatches, batch.fingerprint_mismatches)
             if batch.nul_replaced:
