@@ -22,41 +22,18 @@ AccessRecord = tuple[str, str, str, int, float, float, int, int, int, str, str |
 
 
 class LineSink:
-    """Byte lines gathered in memory and written to a file descriptor in one write per flush."""
+    """Writes blocks of lines to a file descriptor, whole (a short write is continued)."""
 
-    def __init__(self, fd: int = 2, max_bytes: int = 64 * 1024, flush_interval_s: float = 0.2) -> None:
+    def __init__(self, fd: int = 2) -> None:
         self.fd = fd
-        self.max_bytes = max_bytes
-        self.flush_interval_s = flush_interval_s
-        self._buffer = bytearray()
-        self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, line: bytes) -> None:
-        buffer = self._buffer
-        buffer += line
-        buffer += b"\n"
-        if len(buffer) >= self.max_bytes:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.flush_interval_s, self.flush)
-
-    def add_lines(self, lines: bytes) -> None:
-        """Newline-terminated lines, written at the next ``flush``."""
-        self._buffer += lines
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        data = memoryview(self._buffer)
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
         try:
-            while data:
-                data = data[os.write(self.fd, data) :]
+            while view:
+                view = view[os.write(self.fd, view) :]
         except OSError:
             pass  # stderr closed: nothing useful to do with the lines
-        finally:
-            data.release()
-            self._buffer.clear()
 
 
 class AccessLog:
@@ -125,5 +102,4 @@ class AccessLog:
         for route, status, count, seconds, buckets in stats:
             metrics.request_observer.observe_many(route, status, count, seconds, buckets)
         if lines:
-            self.sink.add_lines(lines)
-            self.sink.flush()
+            self.sink.write(lines)

@@ -160,15 +160,6 @@ def open_native_writer(path: str) -> SqliteWriter | None:
     except (ValueError, SqliteError) as exc:
         log.warning("no native SQLite writer (%s): flushes are written through Python's sqlite3", exc)
         return None
-    if writer.library_version != sqlite3.sqlite_version:  # not the module's library after all
-        log.warning(
-            "SQLite %s at %s is not sqlite3's %s: flushes are written through Python's sqlite3",
-            writer.library_version,
-            library,
-            sqlite3.sqlite_version,
-        )
-        writer.close()
-        return None
     return writer
 
 

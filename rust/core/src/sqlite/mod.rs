@@ -195,48 +195,47 @@ impl Writer {
 
     /// Binds `values` to statement `which` and runs it to the end.
     fn insert(&mut self, which: usize, values: &[Value<'_>]) -> Result<(), Error> {
-        let lib = self.lib;
         let stmt = self.statements[which];
-        let mut rc = library::SQLITE_OK;
+        let result = self.bind_and_step(stmt, values);
+        // SAFETY: resetting a statement of this connection (its bindings are overwritten by the
+        // next row; text pointers are not used again).
+        unsafe { (self.lib.reset)(stmt) };
+        result
+    }
+
+    fn bind_and_step(&self, stmt: *mut Stmt, values: &[Value<'_>]) -> Result<(), Error> {
+        let lib = self.lib;
         for (i, value) in values.iter().enumerate() {
             let column = i as c_int + 1;
             // SAFETY: a prepared statement of this connection; text is bound SQLITE_STATIC (None):
-            // it outlives the step below, and the statement is reset before returning.
-            rc = unsafe {
+            // it outlives the step below, and `insert` resets the statement before returning.
+            let rc = unsafe {
                 match *value {
                     Value::Int(v) => (lib.bind_int64)(stmt, column, v),
                     Value::Null => (lib.bind_null)(stmt, column),
-                    Value::Text(s) => match c_int::try_from(s.len()) {
-                        Ok(len) => (lib.bind_text)(stmt, column, s.as_ptr().cast(), len, None),
-                        Err(_) => library::SQLITE_TOOBIG,
-                    },
+                    Value::Text(s) => {
+                        let Ok(len) = c_int::try_from(s.len()) else {
+                            return Err(Error {
+                                code: library::SQLITE_TOOBIG,
+                                message: "string or blob too big".to_owned(),
+                            });
+                        };
+                        (lib.bind_text)(stmt, column, s.as_ptr().cast(), len, None)
+                    }
                 }
             };
-            if rc != library::SQLITE_OK {
-                break;
-            }
+            self.check(rc)?;
         }
-        if rc == library::SQLITE_OK {
-            // SAFETY: as above.
-            rc = unsafe { (lib.step)(stmt) };
-            while rc == library::SQLITE_ROW {
-                rc = unsafe { (lib.step)(stmt) }; // a RETURNING clause: rows dropped
-            }
+        // SAFETY: as above.
+        let mut rc = unsafe { (lib.step)(stmt) };
+        while rc == library::SQLITE_ROW {
+            rc = unsafe { (lib.step)(stmt) }; // a RETURNING clause: rows dropped
         }
-        let result = if rc == library::SQLITE_DONE {
+        if rc == library::SQLITE_DONE {
             Ok(())
-        } else if rc == library::SQLITE_TOOBIG && values.iter().any(|v| too_big(v)) {
-            Err(Error {
-                code: rc,
-                message: "string or blob too big".to_owned(),
-            })
         } else {
             Err(last_error(lib, self.db, rc))
-        };
-        // SAFETY: resetting a statement of this connection (its bindings are overwritten by the
-        // next row; text pointers are not used again).
-        unsafe { (lib.reset)(stmt) };
-        result
+        }
     }
 
     fn exec(&mut self, sql: &str) -> Result<(), Error> {
@@ -282,10 +281,6 @@ impl Drop for Writer {
             }
         }
     }
-}
-
-fn too_big(v: &Value<'_>) -> bool {
-    matches!(v, Value::Text(s) if c_int::try_from(s.len()).is_err())
 }
 
 fn c_string(s: &str) -> Result<CString, Error> {
