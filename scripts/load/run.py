@@ -66,6 +66,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,20 +325,31 @@ class PayloadSet:
 def make_payloads(tmp: Path, alerts: int, unique: bool, seed_base: int) -> PayloadSet:
     first = payloads.body(alerts, seed_base)
     single = tmp / f"body-{alerts}.json"
-    single.write_bytes(first)
+    _write_durably(single, [first])  # as it is: oha sends the file's bytes
     if not unique:
         return PayloadSet(alerts, False, single, single, 1, len(first))
     count = max(1, min(UNIQUE_RING_MAX, UNIQUE_RING_BYTES // len(first)))
     lines = tmp / f"bodies-{alerts}.jsonl"
     t0 = time.monotonic()
-    with open(lines, "wb") as fh:
-        fh.write(first + b"\n")
-        for k in range(1, count):
-            b = payloads.body(alerts, seed_base + k * 10_007)
-            assert b"\n" not in b
-            fh.write(b + b"\n")
+    bodies = [first]
+    for k in range(1, count):
+        b = payloads.body(alerts, seed_base + k * 10_007)
+        assert b"\n" not in b
+        bodies.append(b)
+    _write_durably(lines, (b + b"\n" for b in bodies))
     log(f"generated {count} unique {alerts}-alert bodies ({len(first)} B each) in {time.monotonic() - t0:.1f} s")
     return PayloadSet(alerts, True, lines, single, count, len(first))
+
+
+def _write_durably(path: Path, chunks: Iterable[bytes]) -> None:
+    """``chunks`` written to ``path``, on the disk before this returns. Left dirty, the ring's ~200 MB were
+    written back by the kernel half a minute later, in the middle of a measurement: every fsync
+    of the server under test (SQLite's WAL, PostgreSQL's) then waited 30-120 ms behind them."""
+    with open(path, "wb") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 WRK_LUA = r"""
