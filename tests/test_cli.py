@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def test_migrate_and_prune_on_sqlite(tmp_path: Path) -> None:
 
 
 def test_stale_metrics_dirs_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr(cli, "_metrics_base", lambda: tmp_path)
     old = time.time() - 3600
     dead = tmp_path / "webhookfast-metrics-999999999-abc"  # never locked: its server died
     live = tmp_path / "webhookfast-metrics-1-abc"
@@ -106,6 +107,51 @@ def test_stale_metrics_dirs_are_removed(tmp_path: Path, monkeypatch: pytest.Monk
         holder.kill()
         holder.wait()
     assert not is_locked(live)  # kill -9 releases it
+
+
+def test_mount_type_is_the_longest_mount_that_holds_the_path(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw,relatime 0 0\n"
+        "tmpfs /dev/shm tmpfs rw 0 0\n"
+        "tmpfs /srv/with\\040space tmpfs rw 0 0\n"
+        "/dev/vdb /srv ext4 rw 0 0\n"
+    )
+    assert cli._mount_type("/dev/shm", str(mounts)) == "tmpfs"
+    assert cli._mount_type("/dev/shm/x/y", str(mounts)) == "tmpfs"
+    assert cli._mount_type("/dev/shmem", str(mounts)) == "ext4"  # a prefix of the name is not inside
+    assert cli._mount_type("/srv/with space/m", str(mounts)) == "tmpfs"
+    assert cli._mount_type("/srv/data", str(mounts)) == "ext4"
+    assert cli._mount_type("/", str(mounts)) == "ext4"
+    assert cli._mount_type("/x", str(tmp_path / "missing")) is None
+
+
+def test_metric_files_go_to_memory_when_there_is_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = tmp_path / "shm"
+    memory.mkdir()
+    monkeypatch.setattr(cli, "_MEMORY_DIRS", (str(tmp_path / "absent"), str(memory)))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "disk"))
+    kinds = {str(memory): "tmpfs"}
+    monkeypatch.setattr(cli, "_mount_type", lambda path: kinds.get(path, "ext4"))
+    assert cli._metrics_base() == memory
+    # Too little room (a container's 64 MB /dev/shm, mostly used): a full tmpfs would be a SIGBUS.
+    monkeypatch.setattr(cli, "_free_bytes", lambda path: cli._MEMORY_DIR_MIN_FREE - 1)
+    assert cli._metrics_base() == tmp_path / "disk"
+    monkeypatch.undo()
+    monkeypatch.setattr(cli, "_MEMORY_DIRS", (str(memory),))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "disk"))
+    monkeypatch.setattr(cli, "_mount_type", lambda path: "ext4")  # on a disk: no better than the temp dir
+    assert cli._metrics_base() == tmp_path / "disk"
+
+
+@pytest.mark.skipif(cli._metrics_base() != Path("/dev/shm"), reason="no tmpfs with room at /dev/shm here")
+def test_a_served_worker_keeps_its_metric_files_in_memory(tmp_path: Path) -> None:
+    fresh, lock = cli._metrics_dir()
+    try:
+        assert Path(fresh).parent == Path("/dev/shm")
+    finally:
+        lock.release()
+        shutil.rmtree(fresh, ignore_errors=True)
 
 
 def _hold_lock(directory: Path) -> subprocess.Popen[str]:

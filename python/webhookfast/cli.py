@@ -231,10 +231,59 @@ _METRICS_PREFIX = "webhookfast-metrics-"
 _METRICS_DIR_GRACE_S = 60.0
 
 
+# Where the metric files go when one of these is in memory (tmpfs) with room to spare, else the
+# temp directory. A full tmpfs would kill a worker with SIGBUS on its next metric write (the files
+# are sparse and grow page by page): a container's small /dev/shm is passed over.
+_MEMORY_DIRS = ("/dev/shm",)
+_MEMORY_FS_TYPES = frozenset({"tmpfs", "ramfs"})
+_MEMORY_DIR_MIN_FREE = 64 << 20
+
+
+def _mount_type(path: str, mounts: str = "/proc/self/mounts") -> str | None:
+    """The file-system type of the mount that holds ``path`` (None when unknown)."""
+    try:
+        with open(mounts, encoding="utf-8", errors="replace") as fh:
+            table = [line.split() for line in fh]
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    best: tuple[int, str] | None = None
+    for fields in table:
+        if len(fields) < 3:
+            continue
+        # /proc/mounts escapes spaces and the like as octal (\040).
+        point = fields[1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= best[0]):
+            best = (len(point), fields[2])
+    return None if best is None else best[1]
+
+
+def _metrics_base() -> Path:
+    """Where the metric directory is made. prometheus_client's multiprocess files are mmap'd and
+    written several times a second: on a disk, the kernel writes them back every half minute and
+    updates their inodes, and each of those journal commits stalled the database's own fsyncs
+    (the WAL's, PostgreSQL's) by tens of milliseconds. In memory they cost no I/O; they are
+    thrown away at exit anyway."""
+    for candidate in _MEMORY_DIRS:
+        try:
+            usable = os.access(candidate, os.W_OK | os.X_OK) and _free_bytes(candidate) >= _MEMORY_DIR_MIN_FREE
+        except OSError:
+            continue
+        if usable and _mount_type(candidate) in _MEMORY_FS_TYPES:
+            return Path(candidate)
+    return Path(tempfile.gettempdir())
+
+
+def _free_bytes(path: str) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
 def _metrics_dir() -> tuple[str, DirLock]:
     """A private PROMETHEUS_MULTIPROC_DIR, locked for this process's life; the directories of
     processes that died without cleaning up (SIGKILL) are removed first."""
-    base = Path(tempfile.gettempdir())
+    base = _metrics_base()
     for old in base.glob(_METRICS_PREFIX + "*"):
         try:
             young = time.time() - old.stat().st_mtime < _METRICS_DIR_GRACE_S
@@ -242,7 +291,7 @@ def _metrics_dir() -> tuple[str, DirLock]:
             continue
         if not young and not is_locked(old):
             shutil.rmtree(old, ignore_errors=True)
-    path = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
+    path = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-", dir=base)
     return path, DirLock(path).acquire()
 
 
