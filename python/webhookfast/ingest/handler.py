@@ -89,6 +89,7 @@ class BodyReader:
         self.timeout_s = timeout_s
         # A slow body's reading task is cancelled at its deadline and answered 408.
         self._deadlines: DeadlineQueue[asyncio.Task[Any]] = DeadlineQueue(timeout_s, _cancel)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def too_large(self) -> HTTPError:
         return HTTPError(413, "payload_too_large", f"body exceeds {self.max_bytes} bytes")
@@ -113,7 +114,12 @@ class BodyReader:
                 over = True
             elif hold is not None:
                 hold.take(announced)
-        task = current_task()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        # Given its loop: current_task() looks the running loop up, a getpid() system call per
+        # request on Python 3.11.
+        task = current_task(loop)
         assert task is not None  # Granian (asyncio task mode) runs every request as a task
         deadlines = self._deadlines
         deadlines.add(task)
