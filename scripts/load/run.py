@@ -1289,6 +1289,9 @@ def main(argv: list[str] | None = None) -> int:
                 check=True,
                 timeout=1800,
             )
+            # Hundreds of MB just written: on the disk now, not in the kernel's write-back half a
+            # minute into a measurement (see _write_durably).
+            os.sync()
             log(f"history of {a.history_rows:,} rows generated in {time.monotonic() - t0:.0f} s")
         wf_port = free_port()
         wf = Server(
