@@ -261,10 +261,9 @@ def _mount_type(path: str, mounts: str = "/proc/self/mounts") -> str | None:
 
 def _metrics_base() -> Path:
     """Where the metric directory is made. prometheus_client's multiprocess files are mmap'd and
-    written several times a second: on a disk, the kernel writes them back every half minute and
-    updates their inodes, and each of those journal commits stalled the database's own fsyncs
-    (the WAL's, PostgreSQL's) by tens of milliseconds. In memory they cost no I/O; they are
-    thrown away at exit anyway."""
+    written several times a second, and deleted at exit: on a disk the kernel keeps writing them
+    back (and journalling their inodes) beside the database's fsyncs, for nothing. In memory they
+    cost no I/O."""
     for candidate in _MEMORY_DIRS:
         try:
             usable = os.access(candidate, os.W_OK | os.X_OK) and _free_bytes(candidate) >= _MEMORY_DIR_MIN_FREE
