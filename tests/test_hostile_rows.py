@@ -617,6 +617,21 @@ def test_a_group_is_touched_once_per_slack_not_per_flush(store_url: str) -> None
     assert groups_of(store_url) == {"busy": T0 + HOUR + 1}
 
 
+@pytest.mark.parametrize("groups", [2, 4, 5, 12])  # PostgreSQL: a statement per group up to 4, a join above
+def test_a_flush_of_many_groups_touches_each_lagging_one(store_url: str, groups: int) -> None:
+    def batch(receiver: str, at_us: int) -> Batch:
+        return decode(
+            am_body([am_alert({"alertname": "Many", "r": receiver}, rfc3339(at(T0)))], receiver=receiver),
+            received_at_us=at_us,
+        )
+
+    names = [f"r{i:02d}" for i in range(groups)]
+    lagging = set(names[::2])
+    write(store_url, [batch(r, T0 if r in lagging else T0 + HOUR) for r in names])
+    write(store_url, [batch(r, T0 + HOUR + 1) for r in names])  # one flush, every group in it
+    assert groups_of(store_url) == {r: T0 + HOUR + 1 if r in lagging else T0 + HOUR for r in names}
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("order", ["desc", "asc"])
 def test_cursors_progress_over_out_of_range_rows_stored_before_0006(

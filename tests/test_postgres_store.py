@@ -362,14 +362,16 @@ def test_a_restart_between_two_flushes_costs_no_failed_write(pg_url: str, postgr
 
 
 def test_the_flush_function_merges_by_the_shared_rule() -> None:
-    """Migration 0010's webhookfast_flush spells out storage/upsert.py's rule for current state,
-    and its slack for groups: they must stay the same text."""
+    """The migrations that define webhookfast_flush (0010, then 0012) spell out storage/upsert.py's
+    rule for current state, and its slack for groups: they must stay the same text."""
     from webhookfast.storage.upsert import GROUP_LAST_USED_SLACK_S, POSTGRES_ALERTS_CONFLICT
 
-    (flush,) = [m for m in migrations.load("postgres") if m.name == "flush_function"]
-    words = " ".join(flush.sql.split())
-    assert " ".join(POSTGRES_ALERTS_CONFLICT.split()) + ";" in words
-    assert f"interval '{GROUP_LAST_USED_SLACK_S} seconds'" in words
+    flushes = [m for m in migrations.load("postgres") if "FUNCTION webhookfast_flush(" in m.sql]
+    assert [m.version for m in flushes] == [10, 12]
+    for flush in flushes:
+        words = " ".join(flush.sql.split())
+        assert " ".join(POSTGRES_ALERTS_CONFLICT.split()) + ";" in words
+        assert words.count(f"interval '{GROUP_LAST_USED_SLACK_S} seconds'") == words.count("UPDATE notification_groups")
 
 
 def test_open_does_not_block_while_the_server_is_down(postgres_server: PostgresServer) -> None:
