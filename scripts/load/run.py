@@ -66,7 +66,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,20 +331,24 @@ def make_payloads(tmp: Path, alerts: int, unique: bool, seed_base: int) -> Paylo
     count = max(1, min(UNIQUE_RING_MAX, UNIQUE_RING_BYTES // len(first)))
     lines = tmp / f"bodies-{alerts}.jsonl"
     t0 = time.monotonic()
-    bodies = [first]
-    for k in range(1, count):
-        b = payloads.body(alerts, seed_base + k * 10_007)
-        assert b"\n" not in b
-        bodies.append(b)
-    _write_durably(lines, (b + b"\n" for b in bodies))
+
+    def ring() -> Iterator[bytes]:
+        yield first + b"\n"
+        for k in range(1, count):
+            b = payloads.body(alerts, seed_base + k * 10_007)
+            assert b"\n" not in b
+            yield b + b"\n"
+
+    _write_durably(lines, ring())
     log(f"generated {count} unique {alerts}-alert bodies ({len(first)} B each) in {time.monotonic() - t0:.1f} s")
     return PayloadSet(alerts, True, lines, single, count, len(first))
 
 
 def _write_durably(path: Path, chunks: Iterable[bytes]) -> None:
-    """``chunks`` written to ``path``, on the disk before this returns. Left dirty, the ring's ~200 MB were
-    written back by the kernel half a minute later, in the middle of a measurement: every fsync
-    of the server under test (SQLite's WAL, PostgreSQL's) then waited 30-120 ms behind them."""
+    """``chunks`` written to ``path``, on the disk before this returns. Left dirty, the ring's
+    ~200 MB were written back by the kernel half a minute later, in the middle of a measurement:
+    every fsync of the server under test (SQLite's WAL, PostgreSQL's) then waited 30-120 ms
+    behind them."""
     with open(path, "wb") as fh:
         for chunk in chunks:
             fh.write(chunk)
