@@ -83,7 +83,13 @@ def test_migrate_and_prune_on_sqlite(tmp_path: Path) -> None:
 
 def test_stale_metrics_dirs_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "_metrics_base", lambda: tmp_path)
+    temp = tmp_path / "tmp"  # where older versions (or a /dev/shm short of room) made them
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
     old = time.time() - 3600
+    dead_in_temp = temp / "webhookfast-metrics-999999998-abc"
+    dead_in_temp.mkdir()
+    os.utime(dead_in_temp, (old, old))
     dead = tmp_path / "webhookfast-metrics-999999999-abc"  # never locked: its server died
     live = tmp_path / "webhookfast-metrics-1-abc"
     young = tmp_path / "webhookfast-metrics-2-abc"  # a server that has not locked it yet
@@ -96,6 +102,7 @@ def test_stale_metrics_dirs_are_removed(tmp_path: Path, monkeypatch: pytest.Monk
         fresh, lock = cli._metrics_dir()
         try:
             assert not dead.exists()
+            assert not dead_in_temp.exists()
             assert live.exists()
             assert young.exists()
             assert Path(fresh).name.startswith(f"webhookfast-metrics-{os.getpid()}-")

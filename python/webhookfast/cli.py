@@ -283,13 +283,15 @@ def _metrics_dir() -> tuple[str, DirLock]:
     """A private PROMETHEUS_MULTIPROC_DIR, locked for this process's life; the directories of
     processes that died without cleaning up (SIGKILL) are removed first."""
     base = _metrics_base()
-    for old in base.glob(_METRICS_PREFIX + "*"):
-        try:
-            young = time.time() - old.stat().st_mtime < _METRICS_DIR_GRACE_S
-        except OSError:
-            continue
-        if not young and not is_locked(old):
-            shutil.rmtree(old, ignore_errors=True)
+    # The temp directory too: where they were made before, or while /dev/shm was short of room.
+    for root in dict.fromkeys((base, Path(tempfile.gettempdir()))):
+        for old in root.glob(_METRICS_PREFIX + "*"):
+            try:
+                young = time.time() - old.stat().st_mtime < _METRICS_DIR_GRACE_S
+            except OSError:
+                continue
+            if not young and not is_locked(old):
+                shutil.rmtree(old, ignore_errors=True)
     path = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-", dir=base)
     return path, DirLock(path).acquire()
 
