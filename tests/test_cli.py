@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 import pytest
@@ -142,7 +143,7 @@ def test_metric_files_go_to_memory_when_there_is_room(tmp_path: Path, monkeypatc
     monkeypatch.setattr(cli, "_mount_type", lambda path: kinds.get(path, "ext4"))
     assert cli._metrics_base() == memory
     # Too little room (a container's 64 MB /dev/shm, mostly used): a full tmpfs would be a SIGBUS.
-    monkeypatch.setattr(cli, "_free_bytes", lambda path: cli._MEMORY_DIR_MIN_FREE - 1)
+    monkeypatch.setattr("shutil.disk_usage", lambda path: SimpleNamespace(free=cli._MEMORY_DIR_MIN_FREE - 1))
     assert cli._metrics_base() == tmp_path / "disk"
     monkeypatch.undo()
     monkeypatch.setattr(cli, "_MEMORY_DIRS", (str(memory),))

@@ -266,17 +266,14 @@ def _metrics_base() -> Path:
     cost no I/O."""
     for candidate in _MEMORY_DIRS:
         try:
-            usable = os.access(candidate, os.W_OK | os.X_OK) and _free_bytes(candidate) >= _MEMORY_DIR_MIN_FREE
+            usable = (
+                os.access(candidate, os.W_OK | os.X_OK) and shutil.disk_usage(candidate).free >= _MEMORY_DIR_MIN_FREE
+            )
         except OSError:
             continue
         if usable and _mount_type(candidate) in _MEMORY_FS_TYPES:
             return Path(candidate)
     return Path(tempfile.gettempdir())
-
-
-def _free_bytes(path: str) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
 
 
 def _metrics_dir() -> tuple[str, DirLock]:
