@@ -7,11 +7,18 @@ call (282 µs against 92 µs for a 1-alert flush, measured with ``time.thread_ti
 requests/s, when flushes are small, that was a fifth of the core. psycopg still opens, configures,
 checks and pools the connection, and every error is psycopg's own (``error_from_result``, or the
 ``OperationalError`` that libpq's failures raise), so callers handle them as before.
+
+A named statement is prepared once per connection, so that each call sends only its parameters
+and PostgreSQL neither parses nor plans the call again (a 1-alert flush: ~30 µs of the backend's
+~600 µs). A connection on which a prepared statement vanishes (a pooler that hands each
+transaction another server connection, such as PgBouncer in transaction mode before 1.21) sends
+its statements whole from then on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Sequence
 
 import psycopg
@@ -19,17 +26,25 @@ from psycopg import errors, pq
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
+# invalid_sql_statement_name: "prepared statement ... does not exist"
+_NO_SUCH_STATEMENT = "26000"
 
 
 class Statement:
-    """SQL with ``$n`` parameters, all sent in binary with the given type OIDs."""
+    """SQL with ``$n`` parameters, all sent in binary with the given type OIDs; prepared once per
+    connection under ``name`` unless that is empty."""
 
-    __slots__ = ("formats", "sql", "types")
+    __slots__ = ("formats", "name", "sql", "types")
 
-    def __init__(self, sql: str, types: Sequence[int]) -> None:
+    def __init__(self, sql: str, types: Sequence[int], name: str = "") -> None:
         self.sql = sql.encode()
         self.types = list(types)
         self.formats = [pq.Format.BINARY] * len(self.types)
+        self.name = name.encode()
+
+
+# The statements prepared on each open connection; None for one that must not prepare any more.
+_prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection, set[bytes] | None] = weakref.WeakKeyDictionary()
 
 
 async def _ready(
@@ -50,7 +65,32 @@ async def call(
     """Run ``statement`` once (in autocommit: its own transaction) and wait for it to finish;
     its result rows are dropped. Raises what psycopg would have raised."""
     pgconn = conn.pgconn
+    name = statement.name
+    if name:
+        if conn not in _prepared:
+            _prepared[conn] = set()
+        names = _prepared[conn]
+        if names is not None and name not in names:
+            pgconn.send_prepare(name, statement.sql, statement.types)
+            await _finish(loop, conn)
+            names.add(name)
+        if names is not None:
+            pgconn.send_query_prepared(name, params, statement.formats, pq.Format.TEXT)
+            try:
+                await _finish(loop, conn)
+                return
+            except psycopg.Error as exc:
+                if exc.sqlstate != _NO_SUCH_STATEMENT:
+                    raise
+            # Refused at Bind, before executing anything: sent whole instead, safely.
+            _prepared[conn] = None
     pgconn.send_query_params(statement.sql, params, statement.types, statement.formats, pq.Format.TEXT)
+    await _finish(loop, conn)
+
+
+async def _finish(loop: asyncio.AbstractEventLoop, conn: psycopg.AsyncConnection) -> None:
+    """Send what is queued, wait for every result of the command, raise its error if any."""
+    pgconn = conn.pgconn
     fd = pgconn.socket
     # Nonblocking (psycopg's connections are): a large flush goes out as the socket takes it.
     while pgconn.flush():

@@ -159,6 +159,7 @@ FLUSH_PARAMETER_CLASSES = tuple(_ARRAY_CLASSES[oid] for oid in PG_ARRAY_ELEMENT_
 FLUSH_STATEMENT = pg_call.Statement(
     "SELECT webhookfast_flush({})".format(", ".join(f"${i}" for i in range(1, len(PG_ARRAY_ELEMENT_OIDS) + 1))),
     [cls.oid for cls in FLUSH_PARAMETER_CLASSES],
+    name="webhookfast_flush",
 )
 
 
