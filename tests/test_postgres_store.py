@@ -19,7 +19,7 @@ from psycopg import sql
 from support.postgres import PostgresServer, database_url, read_tables
 from webhookfast._core import Batch, decode, fingerprint
 from webhookfast.storage import StoreUnavailable, migrations, open_store
-from webhookfast.storage.postgres import PostgresStore, new_pool
+from webhookfast.storage.postgres import LABEL_INDEX_LOCK, PostgresStore, new_pool
 
 pytestmark = pytest.mark.postgres
 
@@ -434,3 +434,65 @@ def test_the_pool_hands_out_the_connection_returned_last(pg_url: str) -> None:
             await pool.close()
 
     asyncio.run(main())
+
+
+def new_label_sets(n: int, received_at_us: int = T0) -> Batch:
+    alerts = [
+        am_alert({"alertname": "Merge", "instance": f"host-{i}", "run": uuid.uuid4().hex}, STARTS) for i in range(n)
+    ]
+    return decode(payload(alerts), received_at_us=received_at_us)
+
+
+def test_the_label_index_merge_empties_the_pending_list(pg_url: str) -> None:
+    async def go(store: PostgresStore) -> tuple[int, int]:
+        await store.write([new_label_sets(300)])
+        return await store.merge_label_index(), await store.merge_label_index()
+
+    first, second = run_with_store(pg_url, go)
+    assert first > 0  # the 300 label sets' entries were pending
+    assert second == 0
+
+
+def test_label_index_entries_are_merged_in_the_background(pg_url: str) -> None:
+    async def go(store: PostgresStore) -> int:
+        await store.write([new_label_sets(300)])
+        await asyncio.sleep(1.0)  # a few rounds of the background merge
+        return await store.merge_label_index()
+
+    # Left to the flushes: the entries are still pending (the control for the assertion below).
+    assert run_with_store(pg_url, go) > 0
+    assert run_with_store(pg_url, go, label_index_merge_s=0.1) == 0
+
+
+def test_a_merge_in_progress_elsewhere_is_skipped_not_waited_for(pg_url: str) -> None:
+    async def go(store: PostgresStore) -> tuple[int, float]:
+        await store.write([new_label_sets(50)])
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as other, other.transaction():
+            await other.execute("SELECT pg_advisory_xact_lock(%s)", (LABEL_INDEX_LOCK,))
+            started = time.monotonic()
+            merged = await store.merge_label_index()
+            return merged, time.monotonic() - started
+
+    merged, seconds = run_with_store(pg_url, go)
+    assert merged == 0
+    assert seconds < 1.0
+
+
+def test_a_label_index_that_cannot_be_merged_stops_the_background_merge(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP INDEX label_sets_labels")
+
+    async def go(store: PostgresStore) -> bool:
+        await store.write([new_label_sets(5)])
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if store._merge_task is not None and store._merge_task.done():
+                break
+        assert store._merge_task is not None
+        return store._merge_task.done()
+
+    with caplog.at_level("WARNING", logger="webhookfast.storage.postgres"):
+        assert run_with_store(pg_url, go, label_index_merge_s=0.05)
+    assert "left to the flushes" in caplog.text

@@ -49,6 +49,7 @@ class App:
                 connect_timeout_s=settings.connect_timeout_s,
                 write_deadline_s=settings.write_deadline_s,
                 sqlite_native_writer=settings.sqlite_native_writer,
+                label_index_merge_s=settings.label_index_merge_s,
             )
         )
         self.spool = spool_for(settings, self.store)
