@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(4, ge=1, description="most PostgreSQL connections per worker")
     connect_timeout_s: float = Field(2.0, gt=0, description="PostgreSQL connection timeout")
     label_index_merge_s: float = Field(
-        1.0,
+        5.0,
         ge=0,
         description="PostgreSQL: seconds between merges of the label-set index's new entries off the ingest path "
         "(0: the flush that overflows GIN's pending list merges it, ~0.2 s at a time)",
