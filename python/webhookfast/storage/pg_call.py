@@ -45,6 +45,7 @@ class Statement:
 
 # The statements prepared on each open connection; None for one that must not prepare any more.
 _prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection, set[bytes] | None] = weakref.WeakKeyDictionary()
+_UNSEEN: set[bytes] = set()  # a connection's entry before its first named statement (never filled)
 
 
 async def _ready(
@@ -66,24 +67,23 @@ async def call(
     its result rows are dropped. Raises what psycopg would have raised."""
     pgconn = conn.pgconn
     name = statement.name
-    if name:
-        if conn not in _prepared:
-            _prepared[conn] = set()
-        names = _prepared[conn]
-        if names is not None and name not in names:
+    names = _prepared.get(conn, _UNSEEN) if name else None
+    if names is _UNSEEN:
+        names = _prepared[conn] = set()
+    if names is not None:
+        if name not in names:
             pgconn.send_prepare(name, statement.sql, statement.types)
             await _finish(loop, conn)
             names.add(name)
-        if names is not None:
-            pgconn.send_query_prepared(name, params, statement.formats, pq.Format.TEXT)
-            try:
-                await _finish(loop, conn)
-                return
-            except psycopg.Error as exc:
-                if exc.sqlstate != _NO_SUCH_STATEMENT:
-                    raise
-            # Refused at Bind, before executing anything: sent whole instead, safely.
-            _prepared[conn] = None
+        pgconn.send_query_prepared(name, params, statement.formats, pq.Format.TEXT)
+        try:
+            await _finish(loop, conn)
+            return
+        except psycopg.Error as exc:
+            if exc.sqlstate != _NO_SUCH_STATEMENT:
+                raise
+        # Refused at Bind, before executing anything: sent whole instead, safely.
+        _prepared[conn] = None
     pgconn.send_query_params(statement.sql, params, statement.types, statement.formats, pq.Format.TEXT)
     await _finish(loop, conn)
 
