@@ -41,8 +41,11 @@ issue #12's ceiling for big bodies; ``--no-pg-ceiling`` to skip it), so that the
 Output: one table (scenario, target, alerts per request, mode, req/s, alerts/s, p50/p99/p99.9 ms,
 errors = non-2xx answers + socket errors, RSS per worker process, CPU per request of the whole
 server and of its busiest thread — from /proc/PID/task/*/stat before and after each wrk run; the
-busiest thread of a Granian worker is its event loop's — and the ratios to the bare app and the
-reference).
+busiest thread of a Granian worker is its event loop's —, PostgreSQL's CPU per request (its
+processes under their own system user, as ``--postgres-temp`` runs them, for the servers that write
+to it), each CPU's share of time left idle during the run (/proc/stat, CPU 0 first: with
+``--pin`` the servers' CPU, then the load generator's; a server that leaves its CPU idle is
+waiting, not computing), and the ratios to the bare app and the reference).
 ``--json FILE`` also writes every row.
 
 Tools: wrk (``apt-get install -y wrk``) and oha (``cargo install oha --locked``) are installed when
@@ -164,9 +167,19 @@ class Server:
     """A server in its own process group (so that stop() reaches Granian's workers)."""
 
     def __init__(
-        self, name: str, argv: list[str], port: int, health_path: str, log_path: Path, env: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        health_path: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        *,
+        uses_database: bool = True,
     ) -> None:
         self.name = name
+        # Whether the database's CPU during its runs is this server's doing (not the bare app's).
+        self.uses_database = uses_database
         self.argv = argv
         self.port = port
         self.health_path = health_path
@@ -300,6 +313,39 @@ def postgres_cpu_seconds() -> float | None:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_times() -> list[list[int]]:
+    """Each CPU's time so far by state (user, nice, system, idle, iowait, ...: /proc/stat's cpuN lines)."""
+    with open("/proc/stat") as fh:
+        return [[int(x) for x in line.split()[1:]] for line in fh if line.startswith("cpu") and line[3].isdigit()]
+
+
+def idle_percent(before: list[list[int]], after: list[list[int]]) -> list[float]:
+    """Each CPU's share of time spent idle or waiting for I/O between two ``cpu_times()``."""
+    shares = []
+    for old, new in zip(before, after, strict=True):
+        spent = [b - a for a, b in zip(old, new, strict=True)]
+        total = sum(spent)
+        shares.append(100.0 * (spent[3] + spent[4]) / total if total > 0 else 0.0)
+    return shares
+
+
+class Usage:
+    """What the machine and the database use from its creation to ``per_request``."""
+
+    def __init__(self, server: Server, on_postgres: bool) -> None:
+        self.db = on_postgres and server.uses_database
+        self.times = cpu_times()
+        self.db_seconds = postgres_cpu_seconds() if self.db else None
+
+    def per_request(self, requests: int) -> tuple[float | None, list[float]]:
+        """(the database's CPU µs per request or None, each CPU's idle share in %)"""
+        idle = idle_percent(self.times, cpu_times())
+        db_seconds = postgres_cpu_seconds() if self.db else None
+        if requests <= 0 or self.db_seconds is None or db_seconds is None:
+            return None, idle
+        return (db_seconds - self.db_seconds) * 1e6 / requests, idle
+
+
 def free_port() -> int:
     import socket
 
@@ -411,6 +457,8 @@ class Result:
     # busiest thread (the event loop's, for Granian's Python workers).
     cpu_us: float | None = None
     thread_us: float | None = None
+    db_us: float | None = None  # PostgreSQL's CPU per completed request (see Usage)
+    idle_pct: list[float] | None = None  # each CPU's time left idle during the run, in %
 
 
 class Tools:
@@ -420,6 +468,10 @@ class Tools:
         self.wrk = ensure_wrk(not args.no_install)
         self.oha = ensure_oha(not args.no_install) if args.needs_oha else None
         self.pin = ["taskset", "-c", "1"] if args.pin else []
+
+    @property
+    def on_postgres(self) -> bool:
+        return (self.args.database_url or "").startswith("postgres")
 
     def wrk_run(self, server: Server, ps: PayloadSet, seconds: float, settle: bool = True) -> Result:
         a = self.args
@@ -444,6 +496,7 @@ class Tools:
             f"http://127.0.0.1:{port}/webhook",
         ]
         before = server.thread_ticks()
+        usage = Usage(server, self.on_postgres)
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         after = server.thread_ticks()
         m = re.search(r"^WRKJSON (\{.*\})$", out.stdout, re.M)
@@ -457,6 +510,7 @@ class Tools:
         def ms(us: int) -> float | None:
             return us / 1000 if done else None
 
+        db_us, idle_pct = usage.per_request(j["requests"])
         cpu_us = thread_us = None
         if done:
             tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
@@ -474,6 +528,8 @@ class Tools:
             {"non_2xx": j["status"], "socket_errors": socket_errors, "max_ms": j["max"] / 1000},
             cpu_us,
             thread_us,
+            db_us,
+            idle_pct,
         )
 
     def oha_run(self, server: Server, ps: PayloadSet, rate: float, seconds: float, settle: bool = True) -> Result:
@@ -505,6 +561,7 @@ class Tools:
             "10s",
             f"http://127.0.0.1:{port}/webhook",
         ]
+        usage = Usage(server, self.on_postgres)
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         try:
             j = json.loads(out.stdout)
@@ -525,6 +582,7 @@ class Tools:
 
         total = sum(codes.values())
         secs = float(summary.get("total") or seconds)
+        db_us, idle_pct = usage.per_request(ok)
         return Result(
             total,
             secs,
@@ -541,6 +599,8 @@ class Tools:
                 "target_rate": rate,
                 "success_rate": summary.get("successRate"),
             },
+            db_us=db_us,
+            idle_pct=idle_pct,
         )
 
 
@@ -564,6 +624,8 @@ class Row:
     note: str = ""
     cpu_us: float | None = None
     thread_us: float | None = None
+    db_us: float | None = None
+    idle_pct: list[float] | None = None
 
     @property
     def alerts_s(self) -> float:
@@ -589,6 +651,8 @@ def print_table(rows: list[Row], header: str) -> None:
         "RSS MB/worker",
         "CPU µs/req",
         "thread µs/req",
+        "DB CPU µs/req",
+        "idle % per CPU",
         "vs bare",
         "note",
     ]
@@ -607,6 +671,8 @@ def print_table(rows: list[Row], header: str) -> None:
             f"{r.rss_mb:.0f}" if r.rss_mb else "-",
             "-" if r.cpu_us is None else f"{r.cpu_us:.0f}",
             "-" if r.thread_us is None else f"{r.thread_us:.0f}",
+            "-" if r.db_us is None else f"{r.db_us:.0f}",
+            "-" if r.idle_pct is None else "/".join(f"{x:.0f}" for x in r.idle_pct),
             r.ratio,
             r.note,
         ]
@@ -683,6 +749,8 @@ class Runner:
                         note="wrk: latency not CO-corrected",
                         cpu_us=b.cpu_us,
                         thread_us=b.thread_us,
+                        db_us=b.db_us,
+                        idle_pct=b.idle_pct,
                     )
                 )
             ref_rps = None
@@ -705,6 +773,8 @@ class Runner:
                         "../shared/reference c_batch, ack after commit",
                         cpu_us=f.cpu_us,
                         thread_us=f.thread_us,
+                        db_us=f.db_us,
+                        idle_pct=f.idle_pct,
                     )
                 )
             ceiling = self.pg_ceiling(n) if n >= PG_CEILING_MIN_ALERTS else None
@@ -734,6 +804,8 @@ class Runner:
                     "; ".join(x for x in ["wrk: not CO-corrected", wrapped] if x),
                     cpu_us=r.cpu_us,
                     thread_us=r.thread_us,
+                    db_us=r.db_us,
+                    idle_pct=r.idle_pct,
                 )
             )
 
@@ -792,6 +864,7 @@ class Runner:
                         b.errors,
                         self.bare.worker_rss_mb(),
                         note=f"oha -q {rate:g}, CO-corrected",
+                        idle_pct=b.idle_pct,
                     )
                 )
             r = self.tools.oha_run(self.wf, ps, rate, self.a.duration)
@@ -811,6 +884,8 @@ class Runner:
                     self.wf.worker_rss_mb(),
                     ratio,
                     "; ".join(x for x in [f"oha -q {rate:g}, CO-corrected", short] if x),
+                    db_us=r.db_us,
+                    idle_pct=r.idle_pct,
                 )
             )
 
@@ -849,6 +924,7 @@ class Runner:
                         b.errors,
                         self.bare.worker_rss_mb(),
                         note=f"knee {bare_knee:,.0f} req/s",
+                        idle_pct=b.idle_pct,
                     )
                 )
         knee, r = self._stress(self.wf, "webhookfast")
@@ -886,6 +962,8 @@ class Runner:
                 ratio,
                 f"knee {knee:,.0f} req/s (next step x{self.a.stress_factor:g}: errors or p99 > "
                 f"{self.a.stress_p99_ms:g} ms)",
+                db_us=r.db_us,
+                idle_pct=r.idle_pct,
             )
         )
 
@@ -1347,6 +1425,7 @@ def main(argv: list[str] | None = None) -> int:
                 "/",
                 tmp / "bare.log",
                 env,
+                uses_database=False,
             )
         reference = None
         if a.reference and db_url.startswith("postgres"):
