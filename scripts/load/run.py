@@ -46,7 +46,10 @@ processes under their own system user, as ``--postgres-temp`` runs them, for the
 to it), each CPU's share of time left idle during the run (/proc/stat, CPU 0 first: with
 ``--pin`` the servers' CPU, then the load generator's; a server that leaves its CPU idle is
 waiting, not computing), and the ratios to the bare app and the reference).
-``--json FILE`` also writes every row.
+``--json FILE`` also writes every row. Before fixed-rate scenarios (steady, stress, spike, soak)
+the disk's own sync latency is measured for ``--disk-probe`` seconds (fsync_probe.py) and printed
+under the table: a server that acknowledges after commit waits for such syncs, so their tail is
+part of its own.
 
 Tools: wrk (``apt-get install -y wrk``) and oha (``cargo install oha --locked``) are installed when
 missing unless ``--no-install``. Servers run in their own process groups and are always stopped
@@ -1308,10 +1311,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-install", action="store_true", help="never install wrk/oha")
     p.add_argument("--json", type=Path, help="also write the rows as JSON")
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument(
+        "--disk-probe",
+        type=float,
+        default=10.0,
+        help="seconds of fsync_probe.py in the run's temp dir before fixed-rate scenarios (0: none)",
+    )
     a = p.parse_args(argv)
     if a.quick:
         a.duration, a.step, a.stress_steps = 2.0, 1.5, 5
         a.spike_duration, a.spike_recovery, a.soak_duration = 1.5, 3.0, 6.0
+        a.disk_probe = min(a.disk_probe, 1.0)
     a.scenario_list = [s.strip() for s in a.scenarios.split(",") if s.strip()]
     unknown = set(a.scenario_list) - {"max", "steady", "stress", "spike", "soak", "reads"}
     if unknown:
@@ -1346,6 +1356,14 @@ def main(argv: list[str] | None = None) -> int:
             sets[(n, False)] = make_payloads(tmp, n, False, seed_base + n)
             if a.unique:
                 sets[(n, True)] = make_payloads(tmp, n, True, seed_base + n)
+
+        disk = None
+        if a.disk_probe > 0 and a.needs_oha:
+            # The floor under every fixed-rate p99 of a server that acknowledges after commit.
+            from fsync_probe import probe
+
+            disk = probe(tmp, a.disk_probe)
+            log(f"disk: {disk.summary()}")
 
         pin = ["taskset", "-c", "0"] if a.pin else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
@@ -1462,6 +1480,11 @@ def main(argv: list[str] | None = None) -> int:
             "(rows collapse: upserts). errors = non-2xx + socket errors. RSS = largest worker process. "
             "vs bare: req/s ratio (max), p99 ratio (steady), knee ratio (stress, with --bare-stress)."
         )
+        if disk is not None:
+            print(
+                f"disk before the servers started (scripts/load/fsync_probe.py, {a.disk_probe:g} s in the run's "
+                f"temp dir): 4 KiB + fdatasync every 10 ms, {disk.summary()}. Every commit waits for such a sync."
+            )
         if a.json:
             a.json.write_text(json.dumps([{**asdict(r), "alerts_s": r.alerts_s} for r in runner.rows], indent=2))
         return 0
