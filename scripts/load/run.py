@@ -1086,7 +1086,7 @@ class Runner:
         ps = self.payload(self.a.read_alerts, self.a.unique)
         paths = read_paths(self.wf.port)
         self.wf.settle()
-        on_pg = (self.a.database_url or "").startswith("postgres")
+        on_pg = self.tools.on_postgres
         server0, pg0 = self.wf.cpu_seconds(), postgres_cpu_seconds() if on_pg else None
         load = ReadLoad(self.wf.port, paths, 0).start()
         time.sleep(self.a.duration)
