@@ -1086,14 +1086,13 @@ class Runner:
         ps = self.payload(self.a.read_alerts, self.a.unique)
         paths = read_paths(self.wf.port)
         self.wf.settle()
-        on_pg = self.tools.on_postgres
-        server0, pg0 = self.wf.cpu_seconds(), postgres_cpu_seconds() if on_pg else None
+        server0, usage = self.wf.cpu_seconds(), Usage(self.wf, self.tools.on_postgres)
         load = ReadLoad(self.wf.port, paths, 0).start()
         time.sleep(self.a.duration)
         st = load.stop()
         server_ms = (self.wf.cpu_seconds() - server0) * 1000 / max(1, st.requests)
-        pg1 = postgres_cpu_seconds() if on_pg else None
-        pg_ms = f"{(pg1 - pg0) * 1000 / max(1, st.requests):.1f}" if pg0 is not None and pg1 is not None else "n/a"
+        pg_us, _ = usage.per_request(st.requests)
+        pg_ms = "n/a" if pg_us is None else f"{pg_us / 1000:.1f}"
         self.add(
             Row(
                 "reads",
