@@ -779,6 +779,8 @@ struct SqliteWriter {
     inner: Mutex<Option<(core::sqlite::Writer, core::RowEncoder)>>,
     #[pyo3(get)]
     library_version: String,
+    #[pyo3(get)]
+    wal_buffered: bool,
 }
 
 #[pymethods]
@@ -808,9 +810,11 @@ impl SqliteWriter {
         let writer = py
             .detach(|| core::sqlite::Writer::open(lib, &database, setup, &sql))
             .map_err(|e| sqlite_error(py, e))?;
+        let wal_buffered = writer.wal_buffered();
         Ok(SqliteWriter {
             inner: Mutex::new(Some((writer, core::RowEncoder::new(true)))),
             library_version: lib.version(),
+            wal_buffered,
         })
     }
 

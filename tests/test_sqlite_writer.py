@@ -125,3 +125,35 @@ def test_the_setting_reaches_the_store(tmp_path: Path, native: bool) -> None:
     app = App(Settings(database_url=f"sqlite:///{tmp_path}/s.db", sqlite_native_writer=native, spool=False))
     assert isinstance(app.store, SQLiteStore)
     assert app.store.native_writer is native
+
+
+@pytest.mark.skipif(sqlite_library() is None, reason="this Python's SQLite is not a shared library of its own")
+def test_the_stores_writer_gathers_its_wal_writes_and_a_writer_without_full_sync_does_not(tmp_path: Path) -> None:
+    store, db = _store(tmp_path, "wal.db", True)
+
+    async def run() -> bool:
+        await store.open()
+        try:
+            assert store._writer is not None
+            await store.write(_batches()[0])
+            return store._writer.wal_buffered
+        finally:
+            await store.close()
+
+    assert asyncio.run(run())
+    assert _rows(db)["alerts"]
+    library = sqlite_library()
+    assert library is not None
+    statements = (
+        sqlite_store.INSERT_GROUPS,
+        sqlite_store.INSERT_LABEL_SETS,
+        sqlite_store.INSERT_EVENTS,
+        sqlite_store.UPSERT_ALERTS,
+    )
+    # A commit that does not sync the WAL publishes its frames unsynced: nothing may be held then.
+    writer = SqliteWriter(library, _sqlite3.__file__, str(db), "PRAGMA synchronous = NORMAL", statements)
+    try:
+        assert not writer.wal_buffered
+        assert writer.write(_batches()[1])[2] > 0
+    finally:
+        writer.close()

@@ -252,6 +252,10 @@ class SqliteWriter:
 
     @property
     def library_version(self) -> str: ...
+    @property
+    def wal_buffered(self) -> bool:
+        """Whether the connection gathers its WAL writes into a few per commit (a VFS over the
+        default one): only when every commit syncs the WAL (``synchronous`` FULL or EXTRA)."""
     def __new__(
         cls,
         library: str,

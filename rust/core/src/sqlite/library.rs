@@ -9,6 +9,8 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::{Mutex, OnceLock};
 
+use super::wal_buffer::{self, Vfs};
+
 pub type Db = c_void;
 pub type Stmt = c_void;
 
@@ -53,6 +55,9 @@ type BindText = unsafe extern "C" fn(
 type StmtCall = unsafe extern "C" fn(*mut Stmt) -> c_int;
 type ErrMsg = unsafe extern "C" fn(*mut Db) -> *const c_char;
 type DbInt = unsafe extern "C" fn(*mut Db) -> c_int;
+type ColumnInt64 = unsafe extern "C" fn(*mut Stmt, c_int) -> i64;
+type VfsFind = unsafe extern "C" fn(*const c_char) -> *mut Vfs;
+type VfsRegister = unsafe extern "C" fn(*mut Vfs, c_int) -> c_int;
 
 /// The functions the writer calls, as the C API declares them (sqlite3.h).
 pub struct Library {
@@ -70,6 +75,11 @@ pub struct Library {
     pub errmsg: ErrMsg,
     pub extended_errcode: DbInt,
     pub get_autocommit: DbInt,
+    pub column_int64: ColumnInt64,
+    vfs_find: VfsFind,
+    vfs_register: VfsRegister,
+    /// Whether the WAL-buffering VFS is registered in this library (once tried).
+    wal_buffer: OnceLock<bool>,
 }
 
 // The function pointers are plain code addresses: shareable between threads.
@@ -131,6 +141,10 @@ impl Library {
             errmsg: sym!("sqlite3_errmsg" as ErrMsg),
             extended_errcode: sym!("sqlite3_extended_errcode" as DbInt),
             get_autocommit: sym!("sqlite3_get_autocommit" as DbInt),
+            column_int64: sym!("sqlite3_column_int64" as ColumnInt64),
+            vfs_find: sym!("sqlite3_vfs_find" as VfsFind),
+            vfs_register: sym!("sqlite3_vfs_register" as VfsRegister),
+            wal_buffer: OnceLock::new(),
         }));
         loaded.push((path.to_owned(), lib));
         Ok(lib)
@@ -153,6 +167,23 @@ impl Library {
             let p = libc::dlsym(handle, c"sqlite3_libversion".as_ptr());
             !p.is_null() && p as usize == self.libversion as usize
         }
+    }
+
+    /// The name of the VFS that buffers WAL writes ([`wal_buffer`]), registered in this library
+    /// on first use; None if SQLite refused it.
+    pub fn wal_buffer_vfs(&self) -> Option<&'static CStr> {
+        let registered = *self.wal_buffer.get_or_init(|| {
+            // SAFETY: the default VFS (null name) is registered for the life of the process;
+            // the new VFS is leaked, as a registered one must live as long.
+            unsafe {
+                let default = (self.vfs_find)(std::ptr::null());
+                if default.is_null() {
+                    return false;
+                }
+                (self.vfs_register)(wal_buffer::new(default), 0) == SQLITE_OK
+            }
+        });
+        registered.then_some(wal_buffer::C_NAME)
     }
 
     /// `sqlite3_libversion()`, e.g. "3.40.1".

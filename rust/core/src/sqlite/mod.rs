@@ -8,6 +8,7 @@
 //! connection's settings come from the caller (the Python store), which keeps them in one place.
 
 pub mod library;
+pub mod wal_buffer;
 
 use std::ffi::{c_int, CStr, CString};
 use std::fmt;
@@ -65,6 +66,7 @@ pub struct Writer {
     lib: &'static Library,
     db: *mut Db,
     statements: [*mut Stmt; 4],
+    wal_buffered: bool,
 }
 
 // The connection is used by one thread at a time (the store's thread; `&mut self` everywhere).
@@ -73,6 +75,10 @@ unsafe impl Send for Writer {}
 impl Writer {
     /// Opens `path` (which must exist: the migrations made it), runs `setup` (the connection's
     /// PRAGMAs) and prepares `statements`.
+    ///
+    /// The connection gathers its WAL writes ([`wal_buffer`]) when SQLite syncs the WAL at every
+    /// commit (`synchronous` FULL or EXTRA) both before and after `setup`; otherwise it is opened
+    /// again on the default VFS.
     pub fn open(
         lib: &'static Library,
         path: &Path,
@@ -80,29 +86,25 @@ impl Writer {
         statements: &Statements<'_>,
     ) -> Result<Writer, Error> {
         let cpath = c_string(path.to_string_lossy().as_ref())?;
-        let mut db: *mut Db = ptr::null_mut();
-        // SAFETY: valid C strings and out-pointer; the handle is closed by Drop even on failure.
-        let rc = unsafe {
-            (lib.open_v2)(
-                cpath.as_ptr(),
-                &mut db,
-                library::SQLITE_OPEN_READWRITE | library::SQLITE_OPEN_NOMUTEX,
-                ptr::null(),
-            )
+        let mut writer = match lib.wal_buffer_vfs() {
+            Some(vfs) => {
+                let mut w = Writer::connect(lib, &cpath, Some(vfs))?;
+                if w.syncs_every_commit()? && w.exec(setup).is_ok() && w.syncs_every_commit()? {
+                    w.wal_buffered = true;
+                    w
+                } else {
+                    drop(w);
+                    let mut w = Writer::connect(lib, &cpath, None)?;
+                    w.exec(setup)?;
+                    w
+                }
+            }
+            None => {
+                let mut w = Writer::connect(lib, &cpath, None)?;
+                w.exec(setup)?;
+                w
+            }
         };
-        let mut writer = Writer {
-            lib,
-            db,
-            statements: [ptr::null_mut(); 4],
-        };
-        if db.is_null() {
-            return Err(Error {
-                code: rc,
-                message: "out of memory opening the database".to_owned(),
-            });
-        }
-        writer.check(rc)?;
-        writer.exec(setup)?;
         let sqls = [
             statements.groups,
             statements.label_sets,
@@ -113,13 +115,79 @@ impl Writer {
             let csql = c_string(sql)?;
             let mut stmt: *mut Stmt = ptr::null_mut();
             // SAFETY: valid connection, C string and out-pointer.
-            let rc = unsafe { (lib.prepare_v2)(db, csql.as_ptr(), -1, &mut stmt, ptr::null_mut()) };
+            let rc = unsafe {
+                (lib.prepare_v2)(writer.db, csql.as_ptr(), -1, &mut stmt, ptr::null_mut())
+            };
             if rc != library::SQLITE_OK {
-                return Err(last_error(lib, db, rc));
+                return Err(last_error(lib, writer.db, rc));
             }
             *slot = stmt;
         }
         Ok(writer)
+    }
+
+    /// A connection to `path` on the VFS named `vfs` (the default when None).
+    fn connect(lib: &'static Library, path: &CStr, vfs: Option<&CStr>) -> Result<Writer, Error> {
+        let mut db: *mut Db = ptr::null_mut();
+        // SAFETY: valid C strings and out-pointer; the handle is closed by Drop even on failure.
+        let rc = unsafe {
+            (lib.open_v2)(
+                path.as_ptr(),
+                &mut db,
+                library::SQLITE_OPEN_READWRITE | library::SQLITE_OPEN_NOMUTEX,
+                vfs.map_or(ptr::null(), CStr::as_ptr),
+            )
+        };
+        let writer = Writer {
+            lib,
+            db,
+            statements: [ptr::null_mut(); 4],
+            wal_buffered: false,
+        };
+        if db.is_null() {
+            return Err(Error {
+                code: rc,
+                message: "out of memory opening the database".to_owned(),
+            });
+        }
+        writer.check(rc)?;
+        Ok(writer)
+    }
+
+    /// Whether this connection gathers its WAL writes into one per commit ([`wal_buffer`]).
+    pub fn wal_buffered(&self) -> bool {
+        self.wal_buffered
+    }
+
+    /// Whether `PRAGMA synchronous` is FULL (2) or EXTRA (3): every commit syncs the WAL.
+    fn syncs_every_commit(&mut self) -> Result<bool, Error> {
+        let lib = self.lib;
+        let mut stmt: *mut Stmt = ptr::null_mut();
+        // SAFETY: valid connection, static C string and out-pointer; the statement is finalized
+        // below on every path.
+        let rc = unsafe {
+            (lib.prepare_v2)(
+                self.db,
+                c"PRAGMA synchronous".as_ptr(),
+                -1,
+                &mut stmt,
+                ptr::null_mut(),
+            )
+        };
+        if rc != library::SQLITE_OK {
+            return Err(last_error(lib, self.db, rc));
+        }
+        // SAFETY: the statement just prepared; column 0 exists when a row is returned.
+        let level = unsafe {
+            let level = if (lib.step)(stmt) == library::SQLITE_ROW {
+                Some((lib.column_int64)(stmt, 0))
+            } else {
+                None
+            };
+            (lib.finalize)(stmt);
+            level
+        };
+        Ok(matches!(level, Some(2 | 3)))
     }
 
     /// Writes `rows` in one transaction (`BEGIN IMMEDIATE` … `COMMIT`; rolled back on any error).

@@ -1,4 +1,6 @@
+use std::ffi::CString;
 use std::path::PathBuf;
+use std::ptr;
 
 use super::*;
 use crate::rows::RowTuples;
@@ -117,4 +119,103 @@ fn a_library_is_used_by_what_resolves_its_functions_to_it() {
     assert!(lib.used_by("libsqlite3.so.0"));
     assert!(!lib.used_by("libc.so.6"), "libc has no SQLite of its own");
     assert!(!lib.used_by("/nonexistent/_sqlite3.so"));
+}
+
+/// One integer from `sql` on a connection of the default VFS (as Python's readers open theirs).
+fn query_int(path: &std::path::Path, sql: &str) -> i64 {
+    let lib = library();
+    let cpath = CString::new(path.to_str().unwrap()).unwrap();
+    let csql = CString::new(sql).unwrap();
+    let mut db = ptr::null_mut();
+    let mut stmt = ptr::null_mut();
+    // SAFETY: valid C strings and out-pointers; statement and connection closed below.
+    unsafe {
+        let rc = (lib.open_v2)(
+            cpath.as_ptr(),
+            &mut db,
+            library::SQLITE_OPEN_READWRITE,
+            ptr::null(),
+        );
+        assert_eq!(rc, library::SQLITE_OK);
+        let rc = (lib.prepare_v2)(db, csql.as_ptr(), -1, &mut stmt, ptr::null_mut());
+        assert_eq!(rc, library::SQLITE_OK, "{sql}");
+        assert_eq!((lib.step)(stmt), library::SQLITE_ROW, "{sql}");
+        let value = (lib.column_int64)(stmt, 0);
+        (lib.finalize)(stmt);
+        (lib.close_v2)(db);
+        value
+    }
+}
+
+/// `n` label-set rows from fingerprint `first` on, each with labels of `width` bytes.
+fn label_sets(first: i64, n: i64, width: usize) -> RowTuples<'static> {
+    let labels: &'static str =
+        Box::leak(format!("{{\"a\":\"{}\"}}", "x".repeat(width)).into_boxed_str());
+    RowTuples {
+        groups: vec![],
+        label_sets: (first..first + n)
+            .map(|fp| (fp * 7919 % 1_000_003, labels, "A", ""))
+            .collect(),
+        events: vec![],
+        alerts: vec![],
+    }
+}
+
+const BAD_PAGES: &str = "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'";
+
+#[test]
+fn a_writer_that_syncs_every_commit_gathers_its_wal_writes() {
+    let (_dir, path) = database();
+    let mut w = Writer::open(library(), &path, SETUP, &STATEMENTS).unwrap();
+    assert!(w.wal_buffered());
+    let (asked, made) = wal_buffer::write_counts();
+    for k in 0..30 {
+        w.write(&label_sets(k * 20, 20, 300)).unwrap();
+    }
+    let (asked, made) = (
+        wal_buffer::write_counts().0 - asked,
+        wal_buffer::write_counts().1 - made,
+    );
+    // Two writes per frame asked, about one made per commit (other tests may add theirs).
+    assert!(asked >= 30 * 4, "{asked} writes asked");
+    assert!(made * 4 <= asked, "{made} writes made for {asked} asked");
+    // Committed means on file: a connection of the default VFS reads every row while the writer
+    // is still open.
+    assert_eq!(query_int(&path, "SELECT count(*) FROM l"), 600);
+    drop(w);
+    assert_eq!(query_int(&path, BAD_PAGES), 0);
+}
+
+#[test]
+fn a_writer_whose_commits_do_not_all_sync_keeps_the_default_vfs() {
+    let (_dir, path) = database();
+    let normal = SETUP.replace("synchronous = FULL", "synchronous = NORMAL");
+    let mut w = Writer::open(library(), &path, &normal, &STATEMENTS).unwrap();
+    assert!(!w.wal_buffered());
+    w.write(&label_sets(0, 10, 10)).unwrap();
+    assert_eq!(query_int(&path, "SELECT count(*) FROM l"), 10);
+}
+
+#[test]
+fn spilled_frames_and_a_restarted_wal_read_back_whole() {
+    let (_dir, path) = database();
+    // A page cache of ten pages: a large transaction spills frames into the WAL before its
+    // commit, and reads them back through the buffering file.
+    let setup = format!("{SETUP} PRAGMA cache_size = 10;");
+    let mut w = Writer::open(library(), &path, &setup, &STATEMENTS).unwrap();
+    assert!(w.wal_buffered());
+    w.write(&label_sets(0, 3000, 900)).unwrap();
+    // Everything copied into the database and the WAL emptied: the next commit writes the WAL
+    // from its start again.
+    w.exec("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    for k in 0..5 {
+        w.write(&label_sets(3000 + k * 100, 100, 900)).unwrap();
+    }
+    let refused = w.write(&label_sets(3000, 1, 900)).unwrap_err();
+    assert!(refused.refused_content(), "{refused}");
+    assert_eq!(query_int(&path, "SELECT count(*) FROM l"), 3500);
+    assert_eq!(query_int(&path, BAD_PAGES), 0);
+    drop(w);
+    assert_eq!(query_int(&path, "SELECT count(*) FROM l"), 3500);
+    assert_eq!(query_int(&path, BAD_PAGES), 0);
 }
