@@ -11,7 +11,7 @@
 //! default VFS's own. A wrapped file keeps contiguous writes in memory and writes them at once, in
 //! order, before anything can observe the file: a sync, a read, a truncation, a size query, a file
 //! control or the close. A write that does not follow the held bytes, or would make them pass
-//! [`HOLD_BYTES`], writes them first. They go out in writes of at most [`WRITE_BYTES`].
+//! [`HOLD_BYTES`], writes them first.
 //!
 //! Why this keeps SQLite's guarantees: readers see new frames only once the commit has published
 //! them in the wal-index, and with `synchronous = FULL` or `EXTRA` SQLite syncs the WAL before it
@@ -29,13 +29,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The name under which the VFS is registered (never as the default).
 pub const C_NAME: &CStr = c"webhookfast-wal-buffer";
 
-/// Held bytes at most (about 250 frames of 4 KiB pages): a larger commit writes in steps of this.
-pub const HOLD_BYTES: usize = 1 << 20;
-
-/// The most one write to the default VFS may carry: SQLite's largest page. The unix VFS writes
-/// at most 128 KiB - 1 bytes per call (`seekAndWriteFd` masks the length with `0x1ffff`), and a
-/// longer write comes back as SQLITE_FULL.
-pub const WRITE_BYTES: usize = 1 << 16;
+/// Held bytes at most: 16 frames of 4 KiB pages, and the most one write to the default VFS may
+/// carry (SQLite's largest page). The unix VFS writes at most 128 KiB - 1 bytes per call
+/// (`seekAndWriteFd` masks the length with `0x1ffff`), and a longer write comes back as
+/// SQLITE_FULL; holding more would only add memory, not save calls.
+pub const HOLD_BYTES: usize = 1 << 16;
 
 pub const SQLITE_OPEN_WAL: c_int = 0x0008_0000;
 const SQLITE_OK: c_int = 0;
@@ -204,7 +202,7 @@ unsafe extern "C" fn open(
         return rc;
     }
     ptr::addr_of_mut!((*wal).inner).write(inner);
-    ptr::addr_of_mut!((*wal).held).write(Vec::new());
+    ptr::addr_of_mut!((*wal).held).write(Vec::with_capacity(HOLD_BYTES));
     ptr::addr_of_mut!((*wal).held_at).write(0);
     (*file).methods = &WAL_METHODS;
     SQLITE_OK
@@ -219,25 +217,20 @@ unsafe fn inner_methods<'a>(w: &WalFile) -> &'a IoMethods {
 }
 
 impl WalFile {
-    /// Writes the held bytes, in pieces of at most [`WRITE_BYTES`] (forgotten even if a write
-    /// fails: SQLite then fails the transaction, and writes its frames again in the next one).
+    /// Writes the held bytes (forgotten even if the write fails: SQLite then fails the
+    /// transaction, and writes its frames again in the next one).
     unsafe fn write_held(&mut self) -> c_int {
-        let write = inner_methods(self).write.expect("a file's xWrite");
-        let mut rc = SQLITE_OK;
-        let mut at = self.held_at;
-        for piece in self.held.chunks(WRITE_BYTES) {
-            WRITES_MADE.fetch_add(1, Ordering::Relaxed);
-            rc = write(
-                self.inner,
-                piece.as_ptr() as *const c_void,
-                piece.len() as c_int,
-                at,
-            );
-            if rc != SQLITE_OK {
-                break;
-            }
-            at += piece.len() as i64;
+        if self.held.is_empty() {
+            return SQLITE_OK;
         }
+        let write = inner_methods(self).write.expect("a file's xWrite");
+        WRITES_MADE.fetch_add(1, Ordering::Relaxed);
+        let rc = write(
+            self.inner,
+            self.held.as_ptr() as *const c_void,
+            self.held.len() as c_int,
+            self.held_at,
+        );
         self.held.clear();
         rc
     }
