@@ -154,7 +154,8 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Whether this connection gathers its WAL writes into one per commit ([`wal_buffer`]).
+    /// Whether this connection gathers its WAL writes into a few large ones per commit
+    /// ([`wal_buffer`]).
     pub fn wal_buffered(&self) -> bool {
         self.wal_buffered
     }

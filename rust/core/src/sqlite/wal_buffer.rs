@@ -151,25 +151,30 @@ pub fn write_counts() -> (u64, u64) {
 /// `default` must point to a valid, registered `sqlite3_vfs` that outlives the process's use of
 /// SQLite (the default VFS does).
 pub unsafe fn new(default: *mut Vfs) -> *mut Vfs {
-    let d = &*default;
+    // Read through the raw pointer: a VFS of version 1 or 2 is shorter than `Vfs`.
+    let version = (*default).version;
     let mut vfs = Vfs {
-        version: d.version,
-        os_file_size: d.os_file_size + WAL_FILE_BYTES as c_int,
-        max_pathname: d.max_pathname,
+        version,
+        os_file_size: (*default).os_file_size + WAL_FILE_BYTES as c_int,
+        max_pathname: (*default).max_pathname,
         next: ptr::null_mut(),
         name: C_NAME.as_ptr(),
         // The default VFS's own data: its calls copied below may read it.
-        app_data: d.app_data,
+        app_data: (*default).app_data,
         open: Some(open),
         others: [ptr::null(); OTHER_SLOTS],
     };
     // Only the slots that the default VFS's version has.
-    let slots = match d.version {
+    let slots = match version {
         1 => 11,
         2 => 12,
         _ => OTHER_SLOTS,
     };
-    vfs.others[..slots].copy_from_slice(&d.others[..slots]);
+    ptr::copy_nonoverlapping(
+        ptr::addr_of!((*default).others) as *const *const c_void,
+        vfs.others.as_mut_ptr(),
+        slots,
+    );
     let shim = Box::leak(Box::new(Shim { vfs, default }));
     &mut shim.vfs
 }
