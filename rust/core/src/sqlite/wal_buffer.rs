@@ -286,52 +286,54 @@ unsafe extern "C" fn wal_close(file: *mut File) -> c_int {
     }
 }
 
-unsafe extern "C" fn wal_read(file: *mut File, buf: *mut c_void, amount: c_int, at: i64) -> c_int {
+/// The wrapped file once its held writes are written, or the error that writing them gave:
+/// every call that can observe the file goes through here first.
+unsafe fn written<'a>(file: *mut File) -> Result<&'a mut WalFile, c_int> {
     let w = wal(file);
-    let rc = w.write_held();
-    if rc != SQLITE_OK {
-        return rc;
+    match w.write_held() {
+        SQLITE_OK => Ok(w),
+        rc => Err(rc),
     }
-    (inner_methods(w).read.expect("a file's xRead"))(w.inner, buf, amount, at)
+}
+
+unsafe extern "C" fn wal_read(file: *mut File, buf: *mut c_void, amount: c_int, at: i64) -> c_int {
+    written(file).map_or_else(
+        |rc| rc,
+        |w| (inner_methods(w).read.expect("a file's xRead"))(w.inner, buf, amount, at),
+    )
 }
 
 unsafe extern "C" fn wal_truncate(file: *mut File, size: i64) -> c_int {
-    let w = wal(file);
-    let rc = w.write_held();
-    if rc != SQLITE_OK {
-        return rc;
-    }
-    (inner_methods(w).truncate.expect("a file's xTruncate"))(w.inner, size)
+    written(file).map_or_else(
+        |rc| rc,
+        |w| (inner_methods(w).truncate.expect("a file's xTruncate"))(w.inner, size),
+    )
 }
 
 unsafe extern "C" fn wal_sync(file: *mut File, flags: c_int) -> c_int {
-    let w = wal(file);
-    let rc = w.write_held();
-    if rc != SQLITE_OK {
-        return rc;
-    }
-    (inner_methods(w).sync.expect("a file's xSync"))(w.inner, flags)
+    written(file).map_or_else(
+        |rc| rc,
+        |w| (inner_methods(w).sync.expect("a file's xSync"))(w.inner, flags),
+    )
 }
 
 unsafe extern "C" fn wal_file_size(file: *mut File, size: *mut i64) -> c_int {
-    let w = wal(file);
-    let rc = w.write_held();
-    if rc != SQLITE_OK {
-        return rc;
-    }
-    (inner_methods(w).file_size.expect("a file's xFileSize"))(w.inner, size)
+    written(file).map_or_else(
+        |rc| rc,
+        |w| (inner_methods(w).file_size.expect("a file's xFileSize"))(w.inner, size),
+    )
 }
 
 unsafe extern "C" fn wal_file_control(file: *mut File, op: c_int, arg: *mut c_void) -> c_int {
-    let w = wal(file);
-    let rc = w.write_held();
-    if rc != SQLITE_OK {
-        return rc;
-    }
-    match inner_methods(w).file_control {
-        Some(control) => control(w.inner, op, arg),
-        None => 12, // SQLITE_NOTFOUND: an unknown file control
-    }
+    written(file).map_or_else(
+        |rc| rc,
+        // SQLITE_NOTFOUND: a file control the file does not know
+        |w| {
+            inner_methods(w)
+                .file_control
+                .map_or(12, |control| control(w.inner, op, arg))
+        },
+    )
 }
 
 unsafe extern "C" fn wal_lock(file: *mut File, level: c_int) -> c_int {
