@@ -21,6 +21,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from support.net import wait_until
+from support.sqlite import query
 from webhookfast._core import Batch, Limits, PayloadError, decode, fingerprint, fingerprint_to_int
 from webhookfast.ingest.batcher import Batcher, QueueFull
 from webhookfast.storage import open_store
@@ -72,11 +73,10 @@ def notifications(url: str, fp: str) -> int:
     key = fingerprint_to_int(fp)
     sql = "SELECT coalesce(sum(notifications), 0) FROM alerts WHERE fingerprint = {}"
     if url.startswith("sqlite:"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            row = conn.execute(sql.format("?"), (key,)).fetchone()
-    else:
-        with psycopg.connect(url) as conn:
-            row = conn.execute(sql.format("%s"), (key,)).fetchone()
+        ((total,),) = query(Path(url.removeprefix("sqlite:///")), sql.format("?"), (key,))
+        return int(total)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.format("%s"), (key,)).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -86,19 +86,21 @@ impl Writer {
         statements: &Statements<'_>,
     ) -> Result<Writer, Error> {
         let cpath = c_string(path.to_string_lossy().as_ref())?;
-        let mut writer = match lib.wal_buffer_vfs() {
+        // On the buffering VFS only if every commit syncs, before and after the setup.
+        let buffered = match lib.wal_buffer_vfs() {
             Some(vfs) => {
                 let mut w = Writer::connect(lib, &cpath, Some(vfs))?;
-                if w.syncs_every_commit()? && w.exec(setup).is_ok() && w.syncs_every_commit()? {
+                let safe =
+                    w.syncs_every_commit()? && w.exec(setup).is_ok() && w.syncs_every_commit()?;
+                safe.then(|| {
                     w.wal_buffered = true;
                     w
-                } else {
-                    drop(w);
-                    let mut w = Writer::connect(lib, &cpath, None)?;
-                    w.exec(setup)?;
-                    w
-                }
+                })
             }
+            None => None,
+        };
+        let mut writer = match buffered {
+            Some(w) => w,
             None => {
                 let mut w = Writer::connect(lib, &cpath, None)?;
                 w.exec(setup)?;
