@@ -5,6 +5,8 @@ mark that says part of the spool was committed before a crash."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -361,3 +363,18 @@ def test_a_record_its_own_late_flush_committed_moves_the_mark_at_once(tmp_path: 
         await spool.close()
 
     asyncio.run(run())
+
+
+def test_a_sqlite_worker_does_not_load_psycopg(tmp_path: Path) -> None:
+    # spool_for asks whether the store is PostgreSQL's; importing that store's module to ask
+    # loaded psycopg and its libraries into every SQLite worker (8 MB of its RSS, issue #12).
+    script = (
+        "import sys\n"
+        "from webhookfast.app import App\n"
+        "from webhookfast.settings import Settings\n"
+        f"app = App(Settings(database_url='sqlite:///{tmp_path}/w.db'))\n"
+        "assert app.spool is None\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

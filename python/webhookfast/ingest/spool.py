@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -570,9 +571,11 @@ class Spool:
 def spool_for(settings: Settings, store: object) -> Spool | None:
     """The spool of this worker's app: PostgreSQL with the spool on (the default), else None."""
     from webhookfast.settings import AckMode
-    from webhookfast.storage.postgres import PostgresStore
 
-    if not settings.spool or not isinstance(store, PostgresStore):
+    # Only a PostgreSQL store spools. Its module is loaded once such a store exists; importing it
+    # here would load psycopg and its libraries into every SQLite worker (4.5 MB of RSS).
+    postgres = sys.modules.get("webhookfast.storage.postgres")
+    if not settings.spool or postgres is None or not isinstance(store, postgres.PostgresStore):
         if settings.ack is AckMode.spool:
             raise ValueError("--ack spool needs the spool: a PostgreSQL database and no --no-spool")
         return None
