@@ -174,6 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)",
     )
+    p.add_argument(
+        "--pg-warm-wal",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="with --postgres-temp: write this much WAL and checkpoint before measuring, so that the runs "
+        "reuse recycled WAL segments as a database in service does (0: a cluster fresh from initdb, which "
+        "zero-fills a new 16 MB segment while every commit waits; see pgtemp.py)",
+    )
     p.add_argument("--alerts", default="1,10,100", help="alerts per request")
     p.add_argument("--requests-per-txn", default="1,10", help="requests written per transaction")
     p.add_argument("--modes", default="onetable,copy,store", help="onetable, copy, store, store-copy, store-unnest")
@@ -186,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.postgres_temp:
             from pgtemp import TempPostgres
 
-            pg = TempPostgres(fsync=not a.pg_no_fsync).start()
+            pg = TempPostgres(fsync=not a.pg_no_fsync, warm_wal_mb=a.pg_warm_wal).start()
             a.database_url = pg.url
-            log(f"temporary PostgreSQL at {pg.url}")
+            log(f"temporary PostgreSQL at {pg.url}, {a.pg_warm_wal} MB of WAL written before the runs")
         url = a.database_url
         PostgresStore(url).migrate()
         seed_base = int(time.time()) % 100_000 * 1_000_000

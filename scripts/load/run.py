@@ -1256,6 +1256,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)",
     )
+    p.add_argument(
+        "--pg-warm-wal",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="with --postgres-temp: write this much WAL and checkpoint before measuring, so that the runs "
+        "reuse recycled WAL segments as a database in service does (0: a cluster fresh from initdb, which "
+        "zero-fills a new 16 MB segment while every commit waits; see pgtemp.py)",
+    )
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--scenarios", default="max,steady,stress,spike,soak")
     p.add_argument("--alerts", default="1,10,100,1000", help="payload sizes for max throughput")
@@ -1350,9 +1359,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.postgres_temp:
             from pgtemp import TempPostgres
 
-            pg = TempPostgres(fsync=not a.pg_no_fsync).start()
+            pg = TempPostgres(fsync=not a.pg_no_fsync, warm_wal_mb=a.pg_warm_wal).start()
             a.database_url = pg.url
-            log(f"temporary PostgreSQL at {pg.url}")
+            log(f"temporary PostgreSQL at {pg.url}, {a.pg_warm_wal} MB of WAL written before the runs")
         db_url = a.database_url or f"sqlite:///{tmp / 'webhookfast.db'}"
 
         seed_base = int(time.time()) % 100_000 * 1_000_000
