@@ -1483,6 +1483,8 @@ def main(argv: list[str] | None = None) -> int:
                     "reads": runner.reads,
                 }[name]()
         store = "postgresql" if db_url.startswith("postgres") else "sqlite"
+        if pg is not None:
+            store += f" (temporary cluster, {a.pg_warm_wal} MB of WAL written first)"
         header = (
             f"webhookfast load run {time.strftime('%Y-%m-%d %H:%M:%S')}: store={store}, workers={a.workers}, "
             f"cpus={os.cpu_count()}, wrk -t{a.threads} -c{a.connections}, "
