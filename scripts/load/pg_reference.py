@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
 import payloads  # noqa: E402
+import pgtemp  # noqa: E402
 import psycopg  # noqa: E402
 from webhookfast._core import Limits, RowEncoder, decode  # noqa: E402
 from webhookfast.storage.postgres import ALERT_COLUMNS, EVENT_COLUMNS, LABEL_SET_COLUMNS, PostgresStore  # noqa: E402
@@ -168,21 +169,7 @@ async def run_store(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url")
-    p.add_argument("--postgres-temp", action="store_true", help="start a throw-away PostgreSQL cluster")
-    p.add_argument(
-        "--pg-no-fsync",
-        action="store_true",
-        help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)",
-    )
-    p.add_argument(
-        "--pg-warm-wal",
-        type=int,
-        default=1024,
-        metavar="MB",
-        help="with --postgres-temp: write this much WAL and checkpoint before measuring, so that the runs "
-        "reuse recycled WAL segments as a database in service does (0: a cluster fresh from initdb, which "
-        "zero-fills a new 16 MB segment while every commit waits; see pgtemp.py)",
-    )
+    pgtemp.add_arguments(p)
     p.add_argument("--alerts", default="1,10,100", help="alerts per request")
     p.add_argument("--requests-per-txn", default="1,10", help="requests written per transaction")
     p.add_argument("--modes", default="onetable,copy,store", help="onetable, copy, store, store-copy, store-unnest")
@@ -193,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     pg = None
     try:
         if a.postgres_temp:
-            from pgtemp import TempPostgres
-
-            pg = TempPostgres(fsync=not a.pg_no_fsync, warm_wal_mb=a.pg_warm_wal).start()
+            pg = pgtemp.start_from_args(a)
             a.database_url = pg.url
             log(f"temporary PostgreSQL at {pg.url}, {a.pg_warm_wal} MB of WAL written before the runs")
         url = a.database_url

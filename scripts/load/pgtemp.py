@@ -14,6 +14,7 @@ to twice the warm-up).
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import pwd
@@ -45,6 +46,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the scripts that can start a throw-away cluster (``--postgres-temp``)."""
+    p.add_argument("--postgres-temp", action="store_true", help="start a throw-away PostgreSQL cluster")
+    p.add_argument(
+        "--pg-no-fsync",
+        action="store_true",
+        help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)",
+    )
+    p.add_argument(
+        "--pg-warm-wal",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="with --postgres-temp: write this much WAL and checkpoint before measuring, so that the runs "
+        "reuse recycled WAL segments as a database in service does (0: a cluster fresh from initdb, which "
+        "zero-fills a new 16 MB segment while every commit waits; see pgtemp.py)",
+    )
+
+
+def start_from_args(a: argparse.Namespace) -> TempPostgres:
+    """The cluster that ``add_arguments``' options ask for, started."""
+    return TempPostgres(fsync=not a.pg_no_fsync, warm_wal_mb=a.pg_warm_wal).start()
 
 
 class TempPostgres:

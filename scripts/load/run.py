@@ -85,6 +85,7 @@ sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(LOAD_DIR))
 
 import payloads  # noqa: E402
+import pgtemp  # noqa: E402
 from read_load import ReadLoad, ReadStats, read_paths  # noqa: E402
 
 UNIQUE_RING_BYTES = (
@@ -1250,21 +1251,7 @@ FIXED_RATE_SCENARIOS = {"steady", "stress", "spike", "soak"}
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url", help="default: SQLite in a temp dir; or postgresql://...")
-    p.add_argument("--postgres-temp", action="store_true", help="start a throw-away PostgreSQL cluster")
-    p.add_argument(
-        "--pg-no-fsync",
-        action="store_true",
-        help="with --postgres-temp: fsync=off (CPU-bound ceiling; not durable, never the published figure)",
-    )
-    p.add_argument(
-        "--pg-warm-wal",
-        type=int,
-        default=1024,
-        metavar="MB",
-        help="with --postgres-temp: write this much WAL and checkpoint before measuring, so that the runs "
-        "reuse recycled WAL segments as a database in service does (0: a cluster fresh from initdb, which "
-        "zero-fills a new 16 MB segment while every commit waits; see pgtemp.py)",
-    )
+    pgtemp.add_arguments(p)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--scenarios", default="max,steady,stress,spike,soak")
     p.add_argument("--alerts", default="1,10,100,1000", help="payload sizes for max throughput")
@@ -1357,9 +1344,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.needs_oha and tools.oha is None:
             a.scenario_list = [s for s in a.scenario_list if s in ("max", "reads")]
         if a.postgres_temp:
-            from pgtemp import TempPostgres
-
-            pg = TempPostgres(fsync=not a.pg_no_fsync, warm_wal_mb=a.pg_warm_wal).start()
+            pg = pgtemp.start_from_args(a)
             a.database_url = pg.url
             log(f"temporary PostgreSQL at {pg.url}, {a.pg_warm_wal} MB of WAL written before the runs")
         db_url = a.database_url or f"sqlite:///{tmp / 'webhookfast.db'}"
