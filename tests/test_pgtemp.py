@@ -3,7 +3,6 @@ are recycled as a database in service recycles them (not zero-filled while commi
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -17,20 +16,16 @@ from pgtemp import TempPostgres, find_pg_bin  # noqa: E402
 pytestmark = pytest.mark.skipif(find_pg_bin() is None, reason="no PostgreSQL server binaries")
 
 
-def segments(pg: TempPostgres) -> int:
-    return len([f for f in os.listdir(pg.data / "pg_wal") if f[:1].isdigit()])
-
-
 @pytest.mark.parametrize("warm_mb", [0, 64])
 def test_a_warmed_cluster_holds_its_segments_for_reuse(warm_mb: int) -> None:
     pg = TempPostgres(warm_wal_mb=warm_mb)
     try:
         pg.start()
         if warm_mb:
-            # 64 MB is four 16-MB segments; the checkpoints keep them (renamed ahead) instead of removing them.
-            assert segments(pg) >= 4
+            # 64 MB is four 16-MB segments; the checkpoint keeps them (renamed ahead) instead of removing them.
+            assert pg.wal_segments() >= 4
         else:
-            assert segments(pg) <= 2  # fresh from initdb: the next segment will be created, zero-filled
+            assert pg.wal_segments() <= 2  # fresh from initdb: the next segment will be created, zero-filled
         base = pg.base
     finally:
         pg.stop()

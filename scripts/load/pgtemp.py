@@ -134,9 +134,9 @@ class TempPostgres:
             self.warm_wal()
         return self
 
-    def warm_wal(self) -> int:
+    def warm_wal(self) -> None:
         """Write ``warm_wal_mb`` of WAL and checkpoint: the segments before the checkpoint are renamed
-        ahead for reuse. Returns the segments now in pg_wal."""
+        ahead for reuse."""
         rows = self.warm_wal_mb * 1000  # a ~1 kB row logs ~1 kB
         self._run(
             str(self.bindir / "psql"),
@@ -159,6 +159,9 @@ class TempPostgres:
             "-c",
             "CHECKPOINT",
         )
+
+    def wal_segments(self) -> int:
+        """The WAL segment files in pg_wal: the one in use and those ready for reuse."""
         return len([f for f in os.listdir(self.data / "pg_wal") if f[:1].isdigit()])
 
     def stop(self) -> None:
