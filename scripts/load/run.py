@@ -8,6 +8,7 @@
     python scripts/load/run.py --database-url postgresql://user@host:5432/db
     python scripts/load/run.py --scenarios max,steady --alerts 1,100 -d 20 --workers 2 --repeated
     python scripts/load/run.py --postgres-temp --history-rows 1000000 --scenarios reads --no-bare
+    python scripts/load/run.py --postgres-temp --pg-flush-only events   # an experiment (below)
 
 Scenarios (each bounded in time by -d / its own duration option; every subprocess has a timeout):
 
@@ -46,7 +47,12 @@ processes under their own system user, as ``--postgres-temp`` runs them, for the
 to it), each CPU's share of time left idle during the run (/proc/stat, CPU 0 first: with
 ``--pin`` the servers' CPU, then the load generator's; a server that leaves its CPU idle is
 waiting, not computing), and the ratios to the bare app and the reference).
-``--json FILE`` also writes every row. Before fixed-rate scenarios (steady, stress, spike, soak)
+``--json FILE`` also writes every row.
+
+``--pg-flush-only events|commit`` is an experiment, not a measurement of webhookfast: on the
+throw-away cluster only, the flush function is replaced by one that writes only alert_events, or
+nothing but a logged commit (flush_variants.py), to show what the ingest path would reach if its
+transaction did less. The table's header says so. Before fixed-rate scenarios (steady, stress, spike, soak)
 the disk's own sync latency is measured for ``--disk-probe`` seconds (fsync_probe.py) and printed
 under the table: a server that acknowledges after commit waits for such syncs, so their tail is
 part of its own.
@@ -84,6 +90,7 @@ PG_CEILING_MIN_ALERTS = 10
 sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(LOAD_DIR))
 
+import flush_variants  # noqa: E402
 import payloads  # noqa: E402
 import pgtemp  # noqa: E402
 from read_load import ReadLoad, ReadStats, read_paths  # noqa: E402
@@ -1316,7 +1323,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10.0,
         help="seconds of fsync_probe.py in the run's temp dir before fixed-rate scenarios (0: none)",
     )
+    p.add_argument(
+        "--pg-flush-only",
+        choices=sorted(flush_variants.VARIANTS),
+        help="an experiment, with --postgres-temp only: webhookfast's flush writes less (scripts/load/flush_variants.py)",
+    )
     a = p.parse_args(argv)
+    if a.pg_flush_only and not a.postgres_temp:
+        p.error("--pg-flush-only replaces a database function: only on the throw-away cluster of --postgres-temp")
     if a.quick:
         a.duration, a.step, a.stress_steps = 2.0, 1.5, 5
         a.spike_duration, a.spike_recovery, a.soak_duration = 1.5, 3.0, 6.0
@@ -1367,14 +1381,18 @@ def main(argv: list[str] | None = None) -> int:
         pin = ["taskset", "-c", "0"] if a.pin else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
         env["WEBHOOKFAST_SPOOL_DIR"] = str(tmp / "spool")  # PostgreSQL's spool stays in the temp dir
-        if a.history_rows:
-            t0 = time.monotonic()
+        if a.history_rows or a.pg_flush_only:
             subprocess.run(
                 [sys.executable, "-m", "webhookfast", "migrate", "--database-url", db_url],
                 env=env,
                 check=True,
                 timeout=300,
             )
+        if a.pg_flush_only:
+            flush_variants.apply(db_url, a.pg_flush_only)
+            log(f"EXPERIMENT: webhookfast_flush writes only {a.pg_flush_only!r} (flush_variants.py)")
+        if a.history_rows:
+            t0 = time.monotonic()
             subprocess.run(
                 [
                     sys.executable,
@@ -1470,6 +1488,8 @@ def main(argv: list[str] | None = None) -> int:
         store = "postgresql" if db_url.startswith("postgres") else "sqlite"
         if pg is not None:
             store += f" (temporary cluster, {a.pg_warm_wal} MB of WAL written first)"
+        if a.pg_flush_only:
+            store += f", EXPERIMENT: the flush writes only {a.pg_flush_only!r}, not what webhookfast stores"
         header = (
             f"webhookfast load run {time.strftime('%Y-%m-%d %H:%M:%S')}: store={store}, workers={a.workers}, "
             f"cpus={os.cpu_count()}, wrk -t{a.threads} -c{a.connections}, "

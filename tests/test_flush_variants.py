@@ -1,0 +1,79 @@
+"""scripts/load/flush_variants.py: the load runs' experiment that makes webhookfast's flush write
+less (``run.py --pg-flush-only``). Each variant must write exactly its tables, or the ceiling it
+measures is not the one its name says; and it must never touch a database that is not a
+throw-away one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from support.postgres import read_tables
+from webhookfast._core import decode
+from webhookfast.storage import open_store
+from webhookfast.storage.postgres import PostgresStore
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts" / "load"))
+
+import flush_variants  # noqa: E402
+import run  # noqa: E402
+
+BODY = json.dumps(
+    {
+        "version": "4",
+        "status": "firing",
+        "receiver": "webhookfast",
+        "groupKey": "{}:{}",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "DiskFull", "instance": "db-1"},
+                "annotations": {"summary": "disk full"},
+                "startsAt": "2026-12-07T10:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph",
+            }
+        ],
+    }
+).encode()
+
+
+def write_one(url: str) -> None:
+    async def main() -> None:
+        store = open_store(url)
+        assert isinstance(store, PostgresStore)
+        await store.open()
+        try:
+            await store.write([decode(BODY, received_at_us=1_796_000_000_000_000)])
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def tables_written(url: str) -> set[str]:
+    return {table for table, rows in read_tables(url).items() if rows}
+
+
+@pytest.mark.postgres
+def test_the_shipped_flush_writes_every_table(pg_url: str) -> None:
+    write_one(pg_url)
+    assert tables_written(pg_url) == {"label_sets", "alert_events", "alerts"}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("variant", "written"), [("events", {"alert_events"}), ("commit", set())])
+def test_a_variant_writes_only_its_tables(pg_url: str, variant: str, written: set[str]) -> None:
+    flush_variants.apply(pg_url, variant)
+    write_one(pg_url)
+    assert tables_written(pg_url) == written
+
+
+def test_the_experiment_refuses_a_database_that_is_not_throw_away() -> None:
+    with pytest.raises(SystemExit):
+        run.parse_args(["--database-url", "postgresql://db.example/alerts", "--pg-flush-only", "events"])
+    assert run.parse_args(["--postgres-temp", "--pg-flush-only", "commit"]).pg_flush_only == "commit"
