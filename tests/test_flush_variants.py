@@ -73,6 +73,15 @@ def test_a_variant_writes_only_its_tables(pg_url: str, variant: str, written: se
     assert tables_written(pg_url) == written
 
 
+def test_every_webhookfast_row_of_the_experiment_says_so() -> None:
+    args = run.parse_args(["--postgres-temp", "--pg-flush-only", "events"])
+    runner = run.Runner(args, tools=None, wf=None, bare=None, sets={})  # type: ignore[arg-type]
+    wf = runner.add(run.Row("max", "webhookfast", 1, "unique/10", 100.0, 1.0, 2.0, 3.0, 0, 60.0, note="wrk"))
+    bare = runner.add(run.Row("max", "bare", 1, "unique/10", 100.0, 1.0, 2.0, 3.0, 0, 30.0, note="wrk"))
+    assert wf.note == "EXPERIMENT: --pg-flush-only events; wrk"
+    assert bare.note == "wrk"
+
+
 def test_the_experiment_refuses_a_database_that_is_not_throw_away() -> None:
     with pytest.raises(SystemExit):
         run.parse_args(["--database-url", "postgresql://db.example/alerts", "--pg-flush-only", "events"])

@@ -47,15 +47,15 @@ processes under their own system user, as ``--postgres-temp`` runs them, for the
 to it), each CPU's share of time left idle during the run (/proc/stat, CPU 0 first: with
 ``--pin`` the servers' CPU, then the load generator's; a server that leaves its CPU idle is
 waiting, not computing), and the ratios to the bare app and the reference).
-``--json FILE`` also writes every row.
+``--json FILE`` also writes every row. Before fixed-rate scenarios (steady, stress, spike, soak)
+the disk's own sync latency is measured for ``--disk-probe`` seconds (fsync_probe.py) and printed
+under the table: a server that acknowledges after commit waits for such syncs, so their tail is
+part of its own.
 
 ``--pg-flush-only events|commit`` is an experiment, not a measurement of webhookfast: on the
 throw-away cluster only, the flush function is replaced by one that writes only alert_events, or
 nothing but a logged commit (flush_variants.py), to show what the ingest path would reach if its
-transaction did less. The table's header says so. Before fixed-rate scenarios (steady, stress, spike, soak)
-the disk's own sync latency is measured for ``--disk-probe`` seconds (fsync_probe.py) and printed
-under the table: a server that acknowledges after commit waits for such syncs, so their tail is
-part of its own.
+transaction did less. The table's header and every webhookfast row's note say so.
 
 Tools: wrk (``apt-get install -y wrk``) and oha (``cargo install oha --locked``) are installed when
 missing unless ``--no-install``. Servers run in their own process groups and are always stopped
@@ -727,6 +727,9 @@ class Runner:
         return self.sets[(alerts, unique)]
 
     def add(self, row: Row) -> Row:
+        if self.a.pg_flush_only and row.target == "webhookfast":
+            # On every such row, so that no row of the experiment passes for a measurement of webhookfast.
+            row.note = "; ".join(x for x in [f"EXPERIMENT: --pg-flush-only {self.a.pg_flush_only}", row.note] if x)
         self.rows.append(row)
         log(
             f"{row.scenario:7} {row.target:11} {row.alerts:5} alerts  {row.rps:9,.0f} req/s  p99 {fmt_ms(row.p99_ms)} ms"
@@ -1390,7 +1393,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if a.pg_flush_only:
             flush_variants.apply(db_url, a.pg_flush_only)
-            log(f"EXPERIMENT: webhookfast_flush writes only {a.pg_flush_only!r} (flush_variants.py)")
+            log(f"EXPERIMENT: webhookfast_flush replaced by flush_variants.py's {a.pg_flush_only!r}")
         if a.history_rows:
             t0 = time.monotonic()
             subprocess.run(
@@ -1489,7 +1492,7 @@ def main(argv: list[str] | None = None) -> int:
         if pg is not None:
             store += f" (temporary cluster, {a.pg_warm_wal} MB of WAL written first)"
         if a.pg_flush_only:
-            store += f", EXPERIMENT: the flush writes only {a.pg_flush_only!r}, not what webhookfast stores"
+            store += f", EXPERIMENT: --pg-flush-only {a.pg_flush_only} (not what webhookfast stores)"
         header = (
             f"webhookfast load run {time.strftime('%Y-%m-%d %H:%M:%S')}: store={store}, workers={a.workers}, "
             f"cpus={os.cpu_count()}, wrk -t{a.threads} -c{a.connections}, "
