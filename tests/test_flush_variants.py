@@ -5,16 +5,13 @@ throw-away one."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 from pathlib import Path
 
 import pytest
 from support.postgres import read_tables
+from support.stores import write_flushes
 from webhookfast._core import decode
-from webhookfast.storage import open_store
-from webhookfast.storage.postgres import PostgresStore
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "load"))
@@ -22,37 +19,10 @@ sys.path.insert(0, str(ROOT / "scripts" / "load"))
 import flush_variants  # noqa: E402
 import run  # noqa: E402
 
-BODY = json.dumps(
-    {
-        "version": "4",
-        "status": "firing",
-        "receiver": "webhookfast",
-        "groupKey": "{}:{}",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": {"alertname": "DiskFull", "instance": "db-1"},
-                "annotations": {"summary": "disk full"},
-                "startsAt": "2026-12-07T10:00:00Z",
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://prometheus:9090/graph",
-            }
-        ],
-    }
-).encode()
 
-
-def write_one(url: str) -> None:
-    async def main() -> None:
-        store = open_store(url)
-        assert isinstance(store, PostgresStore)
-        await store.open()
-        try:
-            await store.write([decode(BODY, received_at_us=1_796_000_000_000_000)])
-        finally:
-            await store.close()
-
-    asyncio.run(main())
+def write_one(payloads_dir: Path, url: str) -> None:
+    body = (payloads_dir / "firing_single.json").read_bytes()  # one firing alert, as Alertmanager sent it
+    write_flushes(url, [decode(body, received_at_us=1_796_000_000_000_000)])
 
 
 def tables_written(url: str) -> set[str]:
@@ -60,16 +30,16 @@ def tables_written(url: str) -> set[str]:
 
 
 @pytest.mark.postgres
-def test_the_shipped_flush_writes_every_table(pg_url: str) -> None:
-    write_one(pg_url)
+def test_the_shipped_flush_writes_every_table(payloads_dir: Path, pg_url: str) -> None:
+    write_one(payloads_dir, pg_url)
     assert tables_written(pg_url) == {"label_sets", "alert_events", "alerts"}
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(("variant", "written"), [("events", {"alert_events"}), ("commit", set())])
-def test_a_variant_writes_only_its_tables(pg_url: str, variant: str, written: set[str]) -> None:
+def test_a_variant_writes_only_its_tables(payloads_dir: Path, pg_url: str, variant: str, written: set[str]) -> None:
     flush_variants.apply(pg_url, variant)
-    write_one(pg_url)
+    write_one(payloads_dir, pg_url)
     assert tables_written(pg_url) == written
 
 

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from support.net import wait_until
 from support.sqlite import query
+from support.stores import write_flushes
 from webhookfast._core import Batch, Limits, PayloadError, decode, fingerprint, fingerprint_to_int
 from webhookfast.ingest.batcher import Batcher, QueueFull
 from webhookfast.storage import open_store
@@ -37,19 +38,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         SQLiteStore(url).migrate()
         return url
     return request.getfixturevalue("pg_url")
-
-
-def write(url: str, *flushes: Sequence[Batch]) -> None:
-    async def main() -> None:
-        store = open_store(url)
-        await store.open()
-        try:
-            for batches in flushes:
-                await store.write(batches)
-        finally:
-            await store.close()
-
-    asyncio.run(main())
 
 
 def stored_bytes(url: str) -> int:
@@ -225,7 +213,7 @@ def test_rows_written_before_the_groups_table_keep_their_receiver(store_url: str
         receiver="new-rx",
         group_key="new-gk",
     )
-    write(store_url, [decode(body, received_at_us=start_us + 10**9)])
+    write_flushes(store_url, [decode(body, received_at_us=start_us + 10**9)])
     eps, evs = _read_history(store_url, fpi)
     assert [e[6] for e in eps] == ["new-rx"]
     assert sorted((e[1], e[4], e[5]) for e in evs) == [("firing", "old-rx", "old-gk"), ("resolved", "new-rx", "new-gk")]
@@ -549,10 +537,10 @@ def test_a_stale_prometheus_retry_does_not_reopen(store_url: str) -> None:
     resolved = decode(prom_body(starts, at(T0 + 100_000_000)), received_at_us=T0 + 110_000_000)
     stale = decode(prom_body(starts, at(T0 + 90_000_000)), received_at_us=T0 + 30_000_000)
     assert (resolved.resolved, stale.firing) == (1, 1)
-    write(store_url, [resolved], [stale])
+    write_flushes(store_url, [resolved], [stale])
     assert status_of(store_url, {"alertname": "Late"}) == ("resolved", T0 + 100_000_000)
     # In one flush, the same.
-    write(
+    write_flushes(
         store_url,
         [
             decode(prom_body(starts, at(T0 + 95_000_000), {"alertname": "One"}), received_at_us=T0 + 200_000_000),
@@ -574,7 +562,7 @@ def test_an_explicit_resolution_is_never_reopened(store_url: str) -> None:
     retry = decode(am_body([am_alert(labels, rfc3339(starts))]), received_at_us=T0 + 62_000_000)
     prom = decode(prom_body(starts, at(T0 + 900_000_000), labels), received_at_us=T0 + 63_000_000)
     assert prom.firing == 1
-    write(store_url, [resolved], [retry], [prom])
+    write_flushes(store_url, [resolved], [retry], [prom])
     assert status_of(store_url, labels) == ("resolved", T0 + 60_000_000)
 
 
@@ -603,7 +591,7 @@ def test_retention_deletes_groups_no_kept_row_refers_to(store_url: str) -> None:
             am_body([am_alert({"alertname": name}, rfc3339(at(at_us)))], receiver=receiver), received_at_us=at_us
         )
 
-    write(
+    write_flushes(
         store_url,
         [batch("gone", "Old", old), batch("shared", "OldShared", old)],
         [batch("shared", "NewShared", new), batch("kept", "New", new)],
@@ -631,9 +619,9 @@ def test_a_group_is_touched_once_per_slack_not_per_flush(store_url: str) -> None
             am_body([am_alert({"alertname": "Busy"}, rfc3339(at(T0)))], receiver="busy"), received_at_us=at_us
         )
 
-    write(store_url, [batch(T0)], [batch(T0 + HOUR // 2)], [batch(T0 + HOUR)])
+    write_flushes(store_url, [batch(T0)], [batch(T0 + HOUR // 2)], [batch(T0 + HOUR)])
     assert groups_of(store_url) == {"busy": T0}  # within the slack: left alone
-    write(store_url, [batch(T0 + HOUR + 1)])
+    write_flushes(store_url, [batch(T0 + HOUR + 1)])
     assert groups_of(store_url) == {"busy": T0 + HOUR + 1}
 
 
@@ -647,8 +635,8 @@ def test_a_flush_of_many_groups_touches_each_lagging_one(store_url: str, groups:
 
     names = [f"r{i:02d}" for i in range(groups)]
     lagging = set(names[::2])
-    write(store_url, [batch(r, T0 if r in lagging else T0 + HOUR) for r in names])
-    write(store_url, [batch(r, T0 + HOUR + 1) for r in names])  # one flush, every group in it
+    write_flushes(store_url, [batch(r, T0 if r in lagging else T0 + HOUR) for r in names])
+    write_flushes(store_url, [batch(r, T0 + HOUR + 1) for r in names])  # one flush, every group in it
     assert groups_of(store_url) == {r: T0 + HOUR + 1 if r in lagging else T0 + HOUR for r in names}
 
 
@@ -750,7 +738,7 @@ def test_upgrade_to_0006_keeps_old_rows_readable(unmigrated_url: str, monkeypatc
     conn.close()
 
     assert open_store(url).migrate()[0] == "0006_notification_groups"  # later migrations may follow
-    write(
+    write_flushes(
         url,
         [decode(am_body([am_alert({"alertname": "After"}, rfc3339(now))], receiver="rx-after", group_key="gk-after"))],
     )
