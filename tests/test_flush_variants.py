@@ -1,13 +1,14 @@
 """scripts/load/flush_variants.py: the load runs' experiment that makes webhookfast's flush write
-less (``run.py --pg-flush-only``). Each variant must write exactly its tables, or the ceiling it
-measures is not the one its name says; and it must never touch a database that is not a
-throw-away one."""
+less, or later (``run.py --pg-flush-only``). Each variant must write exactly its tables, or the
+ceiling it measures is not the one its name says; the journal, once folded, must hold exactly
+what the shipped flush stores; and no variant may touch a database that is not a throw-away one."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from support.postgres import read_tables
 from support.stores import write_flushes
@@ -43,6 +44,58 @@ def test_a_variant_writes_only_its_tables(payloads_dir: Path, pg_url: str, varia
     assert tables_written(pg_url) == written
 
 
+def write_history(payloads_dir: Path, url: str) -> None:
+    """Flushes that exercise every table and their order: a group firing, then part of it resolved."""
+    t = 1_796_000_000_000_000
+    write_flushes(
+        url,
+        [decode((payloads_dir / "prometheus_firing.json").read_bytes(), received_at_us=t)],
+        [decode((payloads_dir / "prometheus_resolved.json").read_bytes(), received_at_us=t + 60_000_000)],
+        [decode((payloads_dir / "resolved_group.json").read_bytes(), received_at_us=t + 120_000_000)],
+    )
+
+
+def clear_history(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE label_sets, alert_events, alerts, notification_groups")
+
+
+@pytest.mark.postgres
+def test_the_journal_stores_what_the_shipped_flush_stores_once_folded(payloads_dir: Path, pg_url: str) -> None:
+    write_history(payloads_dir, pg_url)
+    shipped = read_tables(pg_url)
+    assert all(shipped.values())
+    clear_history(pg_url)
+
+    flush_variants.apply(pg_url, "journal")
+    write_history(payloads_dir, pg_url)
+    assert tables_written(pg_url) == set()  # acknowledged, in the journal only
+    folder = flush_variants.Folder(pg_url, idle_s=0.005)
+    assert folder.pending() > 0
+    folder.start()
+    try:
+        note = folder.drain(timeout_s=60)
+    finally:
+        folder.stop()
+    assert folder.pending() == 0
+    assert note.startswith("journal: ") and "alerts not yet folded at the end" in note
+    assert read_tables(pg_url) == shipped
+
+
+@pytest.mark.postgres
+def test_a_failing_fold_is_reported_not_waited_for(pg_url: str) -> None:
+    flush_variants.apply(pg_url, "journal")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION webhookfast_apply")
+        conn.execute("INSERT INTO flush_journal (e_fingerprint) VALUES ('{1}')")
+    folder = flush_variants.Folder(pg_url).start()
+    try:
+        with pytest.raises(RuntimeError, match="folder failed"):
+            folder.drain(timeout_s=60)
+    finally:
+        folder.stop()
+
+
 def test_every_webhookfast_row_of_the_experiment_says_so() -> None:
     args = run.parse_args(["--postgres-temp", "--pg-flush-only", "events"])
     runner = run.Runner(args, tools=None, wf=None, bare=None, sets={})  # type: ignore[arg-type]
@@ -56,3 +109,4 @@ def test_the_experiment_refuses_a_database_that_is_not_throw_away() -> None:
     with pytest.raises(SystemExit):
         run.parse_args(["--database-url", "postgresql://db.example/alerts", "--pg-flush-only", "events"])
     assert run.parse_args(["--postgres-temp", "--pg-flush-only", "commit"]).pg_flush_only == "commit"
+    assert run.parse_args(["--postgres-temp", "--pg-flush-only", "journal"]).pg_flush_only == "journal"

@@ -52,10 +52,13 @@ the disk's own sync latency is measured for ``--disk-probe`` seconds (fsync_prob
 under the table: a server that acknowledges after commit waits for such syncs, so their tail is
 part of its own.
 
-``--pg-flush-only events|commit`` is an experiment, not a measurement of webhookfast: on the
-throw-away cluster only, the flush function is replaced by one that writes only alert_events, or
-nothing but a logged commit (flush_variants.py), to show what the ingest path would reach if its
-transaction did less. The table's header and every webhookfast row's note say so.
+``--pg-flush-only events|commit|journal`` is an experiment, not a measurement of webhookfast: on
+the throw-away cluster only, the flush function is replaced by one that writes only alert_events,
+nothing but a logged commit, or the flush's arrays into a journal that a thread of this script
+folds into the tables afterwards (flush_variants.py), to show what the ingest path would reach if
+its transaction did less. The table's header and every webhookfast row's note say so; with
+``journal`` the note also gives the alerts still in the journal when the run ended and how long
+they took to fold (the next run starts only then).
 
 Tools: wrk (``apt-get install -y wrk``) and oha (``cargo install oha --locked``) are installed when
 missing unless ``--no-install``. Servers run in their own process groups and are always stopped
@@ -722,6 +725,9 @@ class Runner:
         self.sets = sets
         self.rows: list[Row] = []
         self.knee: float | None = None
+        # --pg-flush-only journal: drained after each webhookfast run, so that no other run
+        # shares the machine with the fold.
+        self.folder: flush_variants.Folder | None = None
 
     def payload(self, alerts: int, unique: bool) -> PayloadSet:
         return self.sets[(alerts, unique)]
@@ -729,7 +735,10 @@ class Runner:
     def add(self, row: Row) -> Row:
         if self.a.pg_flush_only and row.target == "webhookfast":
             # On every such row, so that no row of the experiment passes for a measurement of webhookfast.
-            row.note = "; ".join(x for x in [f"EXPERIMENT: --pg-flush-only {self.a.pg_flush_only}", row.note] if x)
+            folded = self.folder.drain() if self.folder is not None else ""
+            row.note = "; ".join(
+                x for x in [f"EXPERIMENT: --pg-flush-only {self.a.pg_flush_only}", folded, row.note] if x
+            )
         self.rows.append(row)
         log(
             f"{row.scenario:7} {row.target:11} {row.alerts:5} alerts  {row.rps:9,.0f} req/s  p99 {fmt_ms(row.p99_ms)} ms"
@@ -1329,7 +1338,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--pg-flush-only",
         choices=sorted(flush_variants.VARIANTS),
-        help="an experiment, with --postgres-temp only: webhookfast's flush writes less (scripts/load/flush_variants.py)",
+        help="an experiment, with --postgres-temp only: webhookfast's flush writes less, or later (scripts/load/flush_variants.py)",
     )
     a = p.parse_args(argv)
     if a.pg_flush_only and not a.postgres_temp:
@@ -1356,6 +1365,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="webhookfast-load-"))
     servers: list[Server] = []
     pg = None
+    folder: flush_variants.Folder | None = None
     try:
         tools = Tools(a, tmp)
         if a.needs_oha and tools.oha is None:
@@ -1394,6 +1404,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.pg_flush_only:
             flush_variants.apply(db_url, a.pg_flush_only)
             log(f"EXPERIMENT: webhookfast_flush replaced by flush_variants.py's {a.pg_flush_only!r}")
+        if a.pg_flush_only == "journal":
+            folder = flush_variants.Folder(db_url).start()
         if a.history_rows:
             t0 = time.monotonic()
             subprocess.run(
@@ -1476,6 +1488,7 @@ def main(argv: list[str] | None = None) -> int:
                 s.start()
 
         runner = Runner(a, tools, wf, bare, sets, reference)
+        runner.folder = folder
         started = time.monotonic()
         for name in ["max", "steady", "stress", "spike", "soak", "reads"]:
             if name in a.scenario_list:
@@ -1518,6 +1531,8 @@ def main(argv: list[str] | None = None) -> int:
                 s.stop()
             except Exception as exc:  # keep stopping the others
                 log(f"stopping {s.name}: {exc}")
+        if folder is not None:
+            folder.stop()
         if pg is not None:
             pg.stop()
         if a.keep_tmp:
