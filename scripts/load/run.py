@@ -98,9 +98,9 @@ import payloads  # noqa: E402
 import pgtemp  # noqa: E402
 from read_load import ReadLoad, ReadStats, read_paths  # noqa: E402
 
-UNIQUE_RING_BYTES = (
-    192 * 1024 * 1024
-)  # per payload size, loaded by each wrk thread: a 10 s run at full speed sends no body twice
+# Per payload size, loaded by each wrk thread: a 10-s run of the shipped server at full speed sends
+# no body twice (--ring-mb for faster servers or longer runs).
+UNIQUE_RING_MB = 192
 UNIQUE_RING_MAX = 200_000
 
 
@@ -382,13 +382,13 @@ class PayloadSet:
     bytes_each: int
 
 
-def make_payloads(tmp: Path, alerts: int, unique: bool, seed_base: int) -> PayloadSet:
+def make_payloads(tmp: Path, alerts: int, unique: bool, seed_base: int, ring_mb: int = UNIQUE_RING_MB) -> PayloadSet:
     first = payloads.body(alerts, seed_base)
     single = tmp / f"body-{alerts}.json"
     _write_durably(single, [first])  # as it is: oha sends the file's bytes
     if not unique:
         return PayloadSet(alerts, False, single, single, 1, len(first))
-    count = max(1, min(UNIQUE_RING_MAX, UNIQUE_RING_BYTES // len(first)))
+    count = max(1, min(UNIQUE_RING_MAX, ring_mb * 1024 * 1024 // len(first)))
     lines = tmp / f"bodies-{alerts}.jsonl"
     t0 = time.monotonic()
 
@@ -1281,6 +1281,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--unique", dest="unique", action="store_true", default=True, help="distinct label sets per request (default)"
     )
     g.add_argument("--repeated", dest="unique", action="store_false", help="one body, repeated")
+    p.add_argument(
+        "--ring-mb",
+        type=int,
+        default=UNIQUE_RING_MB,
+        help=f"MB of distinct bodies per payload size (at most {UNIQUE_RING_MAX:,} bodies); a row's note says when "
+        "its run sent some twice",
+    )
     p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per max/steady measurement")
     p.add_argument("-c", "--connections", type=int, default=64)
     p.add_argument("-t", "--threads", type=int, default=2, help="wrk threads")
@@ -1347,6 +1354,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.duration, a.step, a.stress_steps = 2.0, 1.5, 5
         a.spike_duration, a.spike_recovery, a.soak_duration = 1.5, 3.0, 6.0
         a.disk_probe = min(a.disk_probe, 1.0)
+    if not 1 <= a.ring_mb <= 4096:
+        p.error("--ring-mb must be within 1-4096")
     if not 0 <= a.disk_probe <= 3600:
         p.error("--disk-probe must be within 0-3600 seconds")
     a.scenario_list = [s.strip() for s in a.scenarios.split(",") if s.strip()]
@@ -1381,7 +1390,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sorted(set(a.alert_sizes) | set(a.steady_sizes) | {a.rate_alerts, a.read_alerts}):
             sets[(n, False)] = make_payloads(tmp, n, False, seed_base + n)
             if a.unique:
-                sets[(n, True)] = make_payloads(tmp, n, True, seed_base + n)
+                sets[(n, True)] = make_payloads(tmp, n, True, seed_base + n, a.ring_mb)
 
         disk = None
         if a.disk_probe > 0 and set(a.scenario_list) & FIXED_RATE_SCENARIOS:
