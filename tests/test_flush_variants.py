@@ -5,6 +5,7 @@ what the shipped flush stores; and no variant may touch a database that is not a
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -37,11 +38,25 @@ def test_the_shipped_flush_writes_every_table(payloads_dir: Path, pg_url: str) -
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize(("variant", "written"), [("events", {"alert_events"}), ("commit", set())])
+@pytest.mark.parametrize(
+    ("variant", "written"), [("events", {"alert_events"}), ("events_wide", {"alert_events"}), ("commit", set())]
+)
 def test_a_variant_writes_only_its_tables(payloads_dir: Path, pg_url: str, variant: str, written: set[str]) -> None:
     flush_variants.apply(pg_url, variant)
     write_one(payloads_dir, pg_url)
     assert tables_written(pg_url) == written
+
+
+@pytest.mark.postgres
+def test_the_wide_events_carry_their_alerts_labels(payloads_dir: Path, pg_url: str) -> None:
+    flush_variants.apply(pg_url, "events_wide")
+    body = (payloads_dir / "firing_largest.json").read_bytes()  # 40 alerts, as Alertmanager sent them
+    write_flushes(pg_url, [decode(body, received_at_us=1_796_000_000_000_000)])
+    events = read_tables(pg_url)["alert_events"]
+    assert all(e["alertname"] == e["labels"]["alertname"] for e in events)  # type: ignore[index]
+    labels = sorted(json.dumps(e["labels"], sort_keys=True) for e in events)
+    sent = sorted(json.dumps(a["labels"], sort_keys=True) for a in json.loads(body)["alerts"])
+    assert labels == sent and len(sent) == 40
 
 
 def write_history(payloads_dir: Path, url: str) -> None:

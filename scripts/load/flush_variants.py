@@ -4,6 +4,9 @@ receiver would reach if its ingest transaction did less (issue #12, targets 1 an
 
 - ``events``: only the alert_events insert, one table per alert, as the reference receiver
   writes; label sets, alerts and notification groups are left unwritten.
+- ``events_wide``: only alert_events, each event with its alert's labels and name, and an index
+  on the name: one table per alert that still holds what the history reads, the budget of a
+  history kept in the events alone.
 - ``commit``: no table at all, only a transaction id, so that the commit is still logged and
   synced: the ceiling of the Python server with a database that does nothing but commit.
 - ``journal``: the tables written after the acknowledgement (issue #12's "design change"). The
@@ -36,7 +39,25 @@ _EVENTS = """
 _COMMIT = """
     PERFORM pg_current_xact_id();
 """
-_BODIES = {"events": _EVENTS, "commit": _COMMIT}
+# Each event with its alert's labels and name, one table and no other: what a history kept in the
+# events alone would write per alert (the label sets arrive beside the events, one per fingerprint).
+_EVENTS_WIDE = """
+    INSERT INTO alert_events (fingerprint, starts_at, status, ends_at, received_at, group_id, source,
+                              generator_url, annotations, labels, alertname)
+    SELECT e.*, l.labels, l.alertname
+    FROM unnest(e_fingerprint, e_starts_at, e_status, e_ends_at, e_received_at, e_group_id,
+                e_source, e_generator_url, e_annotations) AS e(fingerprint, starts_at, status, ends_at,
+                received_at, group_id, source, generator_url, annotations)
+    JOIN unnest(l_fingerprint, l_labels, l_alertname) AS l(fingerprint, labels, alertname) USING (fingerprint)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (fingerprint, starts_at, status) DO NOTHING;
+"""
+# The columns, and the index the history's "alerts named X" would need on them.
+_EVENTS_WIDE_SCHEMA = (
+    "ALTER TABLE alert_events ADD COLUMN labels jsonb, ADD COLUMN alertname text",
+    "CREATE INDEX alert_events_alertname ON alert_events (left(alertname, 512))",
+)
+_BODIES = {"events": _EVENTS, "commit": _COMMIT, "events_wide": _EVENTS_WIDE}
 VARIANTS = (*_BODIES, "journal")
 
 _LOCK = re.compile(r"PERFORM pg_advisory_xact_lock_shared\(\d+\);")
@@ -57,6 +78,9 @@ def apply(url: str, variant: str) -> None:
         if variant == "journal":
             _apply_journal(conn, arguments, source)
             return
+        if variant == "events_wide":
+            for statement in _EVENTS_WIDE_SCHEMA:
+                conn.execute(statement)
         conn.execute(
             f"CREATE OR REPLACE FUNCTION webhookfast_flush({arguments}) RETURNS void LANGUAGE plpgsql "
             f"AS $fn$ BEGIN {lock.group(0)} {_BODIES[variant]} END $fn$"
