@@ -52,12 +52,15 @@ _EVENTS_WIDE = """
     ORDER BY 1, 2, 3
     ON CONFLICT (fingerprint, starts_at, status) DO NOTHING;
 """
-# The columns, and the index the history's "alerts named X" would need on them.
-_EVENTS_WIDE_SCHEMA = (
-    "ALTER TABLE alert_events ADD COLUMN labels jsonb, ADD COLUMN alertname text",
-    "CREATE INDEX alert_events_alertname ON alert_events (left(alertname, 512))",
-)
 _BODIES = {"events": _EVENTS, "commit": _COMMIT, "events_wide": _EVENTS_WIDE}
+# What a variant's body needs beside the shipped schema: for events_wide, the columns and the
+# index the history's "alerts named X" would need on them.
+_SCHEMA = {
+    "events_wide": (
+        "ALTER TABLE alert_events ADD COLUMN labels jsonb, ADD COLUMN alertname text",
+        "CREATE INDEX alert_events_alertname ON alert_events (left(alertname, 512))",
+    ),
+}
 VARIANTS = (*_BODIES, "journal")
 
 _LOCK = re.compile(r"PERFORM pg_advisory_xact_lock_shared\(\d+\);")
@@ -78,9 +81,8 @@ def apply(url: str, variant: str) -> None:
         if variant == "journal":
             _apply_journal(conn, arguments, source)
             return
-        if variant == "events_wide":
-            for statement in _EVENTS_WIDE_SCHEMA:
-                conn.execute(statement)
+        for statement in _SCHEMA.get(variant, ()):
+            conn.execute(statement)
         conn.execute(
             f"CREATE OR REPLACE FUNCTION webhookfast_flush({arguments}) RETURNS void LANGUAGE plpgsql "
             f"AS $fn$ BEGIN {lock.group(0)} {_BODIES[variant]} END $fn$"
@@ -118,7 +120,6 @@ class Folder:
         self.url = url
         self.per_call = per_call
         self.idle_s = idle_s
-        self.folded = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="journal-folder", daemon=True)
@@ -132,28 +133,29 @@ class Folder:
             with psycopg.connect(self.url, autocommit=True) as conn:
                 while not self._stop.is_set():
                     row = conn.execute("SELECT webhookfast_fold(%s)", (self.per_call,)).fetchone()
-                    folded = int(row[0]) if row else 0
-                    self.folded += folded
-                    if folded == 0:
+                    if not row or not row[0]:
                         self._stop.wait(self.idle_s)
         except BaseException as exc:  # reported by drain(), never silently lost
             self.error = exc
 
-    def pending(self) -> int:
+    def pending(self, conn: psycopg.Connection | None = None) -> int:
         """Alerts in the journal, not yet in the history tables."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute("SELECT coalesce(sum(cardinality(e_fingerprint)), 0) FROM flush_journal").fetchone()
+        if conn is None:
+            with psycopg.connect(self.url, autocommit=True) as own:
+                return self.pending(own)
+        row = conn.execute("SELECT coalesce(sum(cardinality(e_fingerprint)), 0) FROM flush_journal").fetchone()
         return int(row[0]) if row else 0
 
     def drain(self, timeout_s: float = 600.0) -> str:
         """Waits until the journal is empty; a note for the run's row: what was pending when it was
         called, and how long folding it took."""
-        pending = self.pending()
-        t0 = time.monotonic()
-        while self.error is None and self.pending() > 0:
-            if time.monotonic() - t0 > timeout_s:
-                raise RuntimeError(f"the journal did not drain within {timeout_s:.0f} s")
-            time.sleep(0.1)
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            pending = self.pending(conn)
+            t0 = time.monotonic()
+            while self.error is None and self.pending(conn) > 0:
+                if time.monotonic() - t0 > timeout_s:
+                    raise RuntimeError(f"the journal did not drain within {timeout_s:.0f} s")
+                time.sleep(0.1)
         if self.error is not None:
             raise RuntimeError(f"the journal folder failed: {self.error!r}")
         took = time.monotonic() - t0

@@ -56,9 +56,10 @@ part of its own.
 webhookfast: on the throw-away cluster only, the flush function is replaced by one that writes only
 alert_events (``events_wide``: with each alert's labels and name), nothing but a logged commit, or
 the flush's arrays into a journal that a thread of this script folds into the tables afterwards
-(flush_variants.py), to show what the ingest path would reach if its transaction did less. The table's header and every webhookfast row's note say so; with
-``journal`` the note also gives the alerts still in the journal when the run ended and how long
-they took to fold (the next run starts only then).
+(flush_variants.py), to show what the ingest path would reach if its transaction did less. The
+table's header and every webhookfast row's note say so; with ``journal`` the note also gives the
+alerts still in the journal when the run ended and how long they took to fold (the next run starts
+only then).
 
 Tools: wrk (``apt-get install -y wrk``) and oha (``cargo install oha --locked``) are installed when
 missing unless ``--no-install``. Servers run in their own process groups and are always stopped
@@ -716,6 +717,7 @@ class Runner:
         bare: Server | None,
         sets: dict[tuple[int, bool], PayloadSet],
         reference: Server | None = None,
+        folder: flush_variants.Folder | None = None,
     ) -> None:
         self.a = args
         self.tools = tools
@@ -727,7 +729,7 @@ class Runner:
         self.knee: float | None = None
         # --pg-flush-only journal: drained after each webhookfast run, so that no other run
         # shares the machine with the fold.
-        self.folder: flush_variants.Folder | None = None
+        self.folder = folder
 
     def payload(self, alerts: int, unique: bool) -> PayloadSet:
         return self.sets[(alerts, unique)]
@@ -1496,8 +1498,7 @@ def main(argv: list[str] | None = None) -> int:
                 servers.append(s)
                 s.start()
 
-        runner = Runner(a, tools, wf, bare, sets, reference)
-        runner.folder = folder
+        runner = Runner(a, tools, wf, bare, sets, reference, folder)
         started = time.monotonic()
         for name in ["max", "steady", "stress", "spike", "soak", "reads"]:
             if name in a.scenario_list:
