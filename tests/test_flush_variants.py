@@ -39,7 +39,15 @@ def test_the_shipped_flush_writes_every_table(payloads_dir: Path, pg_url: str) -
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(
-    ("variant", "written"), [("events", {"alert_events"}), ("events_wide", {"alert_events"}), ("commit", set())]
+    ("variant", "written"),
+    [
+        ("events", {"alert_events"}),
+        ("events_wide", {"alert_events"}),
+        ("instances", {"alerts"}),
+        ("instances_keyed", {"alerts"}),
+        ("instances_nogin", {"alerts"}),
+        ("commit", set()),
+    ],
 )
 def test_a_variant_writes_only_its_tables(payloads_dir: Path, pg_url: str, variant: str, written: set[str]) -> None:
     flush_variants.apply(pg_url, variant)
@@ -73,6 +81,66 @@ def write_history(payloads_dir: Path, url: str) -> None:
 def clear_history(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE label_sets, alert_events, alerts, notification_groups")
+
+
+@pytest.mark.postgres
+def test_the_instances_hold_what_the_shipped_tables_hold(payloads_dir: Path, pg_url: str) -> None:
+    def write(url: str) -> None:
+        # Instances still firing (40 Alertmanager alerts; a firing and a resolved one in one
+        # body), then the history of write_history, which ends resolved.
+        t = 1_796_000_000_000_000
+        write_flushes(
+            url,
+            [
+                decode((payloads_dir / name).read_bytes(), received_at_us=t)
+                for name in ("firing_largest.json", "handwritten_minimal_v4.json")
+            ],
+        )
+        write_history(payloads_dir, url)
+
+    write(pg_url)
+    shipped = read_tables(pg_url)
+    clear_history(pg_url)
+
+    flush_variants.apply(pg_url, "instances")
+    write(pg_url)
+    instances = read_tables(pg_url)["alerts"]
+    assert len(instances) == len(shipped["alerts"]) > 1
+    label_sets = {row["fingerprint"]: row for row in shipped["label_sets"]}
+    events = {(e["fingerprint"], e["starts_at"], e["status"]): e for e in shipped["alert_events"]}
+    fired = resolved = 0
+    for alert, row in zip(shipped["alerts"], instances, strict=True):
+        assert {k: row[k] for k in alert} == alert  # the counts, as the shipped upsert keeps them
+        label_set = label_sets[alert["fingerprint"]]
+        assert (row["labels"], row["alertname"], row["severity"]) == (
+            label_set["labels"],
+            label_set["alertname"],
+            label_set["severity"],
+        )
+        firing = events.get((alert["fingerprint"], alert["starts_at"], "firing"))
+        ended = events.get((alert["fingerprint"], alert["starts_at"], "resolved"))
+        assert row["fired_at"] == (firing["received_at"] if firing else None)
+        assert row["resolved_at"] == (ended["received_at"] if ended else None)
+        assert row["annotations"] == (ended or firing or {}).get("annotations")
+        fired += firing is not None
+        resolved += ended is not None
+    assert fired > 0 and resolved > 0  # both events' columns were compared
+
+
+HISTORY_INDEXES = {"alerts_starts_at", "alerts_last_seen", "alerts_status", "alerts_resolved_ends_at"}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("variant", "dropped"),
+    [("instances", set()), ("instances_keyed", HISTORY_INDEXES), ("instances_nogin", {"label_sets_labels"})],
+)
+def test_an_instances_variant_keeps_the_indexes_its_name_says(pg_url: str, variant: str, dropped: set[str]) -> None:
+    flush_variants.apply(pg_url, variant)
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'alerts'").fetchall()
+    every = {"alerts_pkey", "alerts_alertname", "label_sets_labels", *HISTORY_INDEXES}
+    assert {name for (name,) in rows} == every - dropped
 
 
 @pytest.mark.postgres
@@ -125,3 +193,4 @@ def test_the_experiment_refuses_a_database_that_is_not_throw_away() -> None:
         run.parse_args(["--database-url", "postgresql://db.example/alerts", "--pg-flush-only", "events"])
     assert run.parse_args(["--postgres-temp", "--pg-flush-only", "commit"]).pg_flush_only == "commit"
     assert run.parse_args(["--postgres-temp", "--pg-flush-only", "journal"]).pg_flush_only == "journal"
+    assert run.parse_args(["--postgres-temp", "--pg-flush-only", "instances"]).pg_flush_only == "instances"

@@ -7,6 +7,12 @@ receiver would reach if its ingest transaction did less (issue #12, targets 1 an
 - ``events_wide``: only alert_events, each event with its alert's labels and name, and an index
   on the name: one table per alert that still holds what the history reads, the budget of a
   history kept in the events alone.
+- ``instances``: one table, ``alerts``, whose row per alert instance also holds its labels, its
+  name and what its events held (when it fired and resolved, its annotations, source and
+  generator URL), with every index the history reads today plus the label index on the labels:
+  the budget of the history's read model kept in one table. ``instances_keyed``: the same
+  without the four indexes that list and count instances by time and status;
+  ``instances_nogin``: without the labels' GIN index.
 - ``commit``: no table at all, only a transaction id, so that the commit is still logged and
   synced: the ceiling of the Python server with a database that does nothing but commit.
 - ``journal``: the tables written after the acknowledgement (issue #12's "design change"). The
@@ -52,14 +58,76 @@ _EVENTS_WIDE = """
     ORDER BY 1, 2, 3
     ON CONFLICT (fingerprint, starts_at, status) DO NOTHING;
 """
-_BODIES = {"events": _EVENTS, "commit": _COMMIT, "events_wide": _EVENTS_WIDE}
+# One upsert per alert instance, with its labels and its events' columns beside the counts. An
+# instance has at most one firing and one resolved event (alert_events' key), so both fit in its
+# row; the first of each is kept, as alert_events' ON CONFLICT DO NOTHING keeps it. The groups'
+# statements and the rule that merges a notification into its instance are the shipped flush's
+# own ({groups}, {alerts_set}: read from the catalog).
+_INSTANCES = """
+    {groups}
+    INSERT INTO alerts AS a (fingerprint, starts_at, status, ends_at, first_seen, last_seen, notifications,
+                             group_id, status_from_ends, labels, alertname, severity, fired_at, resolved_at,
+                             source, generator_url, annotations)
+    SELECT s.*, l.labels, l.alertname, l.severity, f.received_at, r.received_at,
+           coalesce(r.source, f.source), coalesce(r.generator_url, f.generator_url),
+           coalesce(r.annotations, f.annotations)
+    FROM unnest(a_fingerprint, a_starts_at, a_status, a_ends_at, a_first_seen, a_last_seen, a_notifications,
+                a_group_id, a_status_from_ends) AS s(fingerprint, starts_at, status, ends_at, first_seen,
+                last_seen, notifications, group_id, status_from_ends)
+    JOIN unnest(l_fingerprint, l_labels, l_alertname, l_severity) AS l(fingerprint, labels, alertname, severity)
+        ON l.fingerprint = s.fingerprint
+    LEFT JOIN unnest(e_fingerprint, e_starts_at, e_status, e_received_at, e_source, e_generator_url, e_annotations)
+        AS f(fingerprint, starts_at, status, received_at, source, generator_url, annotations)
+        ON f.fingerprint = s.fingerprint AND f.starts_at = s.starts_at AND f.status = 'firing'
+    LEFT JOIN unnest(e_fingerprint, e_starts_at, e_status, e_received_at, e_source, e_generator_url, e_annotations)
+        AS r(fingerprint, starts_at, status, received_at, source, generator_url, annotations)
+        ON r.fingerprint = s.fingerprint AND r.starts_at = s.starts_at AND r.status = 'resolved'
+    ORDER BY 1, 2
+    ON CONFLICT (fingerprint, starts_at) DO UPDATE SET {alerts_set},
+        fired_at = coalesce(a.fired_at, excluded.fired_at),
+        resolved_at = coalesce(a.resolved_at, excluded.resolved_at),
+        source = coalesce(excluded.source, a.source),
+        generator_url = coalesce(excluded.generator_url, a.generator_url),
+        annotations = coalesce(excluded.annotations, a.annotations);
+"""
+_BODIES = {
+    "events": _EVENTS,
+    "commit": _COMMIT,
+    "events_wide": _EVENTS_WIDE,
+    "instances": _INSTANCES,
+    "instances_keyed": _INSTANCES,
+    "instances_nogin": _INSTANCES,
+}
 # What a variant's body needs beside the shipped schema: for events_wide, the columns and the
-# index the history's "alerts named X" would need on them.
+# index the history's "alerts named X" would need on them; for instances, the columns that take
+# the label sets' and the events' place, with the label sets' indexes.
 _SCHEMA = {
     "events_wide": (
         "ALTER TABLE alert_events ADD COLUMN labels jsonb, ADD COLUMN alertname text",
         "CREATE INDEX alert_events_alertname ON alert_events (left(alertname, 512))",
     ),
+    # The label index keeps its name, so that the store's merge task merges it off the ingest
+    # path as it does the shipped one.
+    "instances": (
+        "ALTER TABLE alerts ADD COLUMN labels jsonb, ADD COLUMN alertname text, ADD COLUMN severity text,"
+        " ADD COLUMN fired_at timestamptz, ADD COLUMN resolved_at timestamptz, ADD COLUMN source text,"
+        " ADD COLUMN generator_url text, ADD COLUMN annotations jsonb",
+        "CREATE INDEX alerts_alertname ON alerts (left(alertname, 512))",
+        "DROP INDEX label_sets_labels",
+        "CREATE INDEX label_sets_labels ON alerts USING gin (labels jsonb_path_ops)",
+    ),
+}
+# Without the four indexes that list and count instances by time and status: what they cost.
+_SCHEMA["instances_keyed"] = (
+    *_SCHEMA["instances"],
+    "DROP INDEX alerts_starts_at, alerts_last_seen, alerts_status, alerts_resolved_ends_at",
+)
+# Without the GIN index on the labels, which the label matchers (labels @> ...) use.
+_SCHEMA["instances_nogin"] = (*_SCHEMA["instances"], "DROP INDEX label_sets_labels")
+# The parts of the shipped flush that the instances variant reuses.
+_SHIPPED_PARTS = {
+    "groups": re.compile(r"INSERT INTO notification_groups .*?END IF;", re.S),
+    "alerts_set": re.compile(r"ON CONFLICT \(fingerprint, starts_at\) DO UPDATE SET(.*?);", re.S),
 }
 VARIANTS = (*_BODIES, "journal")
 
@@ -83,10 +151,22 @@ def apply(url: str, variant: str) -> None:
             return
         for statement in _SCHEMA.get(variant, ()):
             conn.execute(statement)
+        body = _BODIES[variant].format(**shipped_parts(source))
         conn.execute(
             f"CREATE OR REPLACE FUNCTION webhookfast_flush({arguments}) RETURNS void LANGUAGE plpgsql "
-            f"AS $fn$ BEGIN {lock.group(0)} {_BODIES[variant]} END $fn$"
+            f"AS $fn$ BEGIN {lock.group(0)} {body} END $fn$"
         )
+
+
+def shipped_parts(source: str) -> dict[str, str]:
+    """The statements of the shipped flush's ``source`` that a variant's body may name."""
+    parts = {}
+    for name, pattern in _SHIPPED_PARTS.items():
+        found = pattern.search(source)
+        if found is None:
+            raise RuntimeError(f"webhookfast_flush's {name} not found: update flush_variants.py")
+        parts[name] = found.group(found.lastindex or 0)
+    return parts
 
 
 def _apply_journal(conn: psycopg.Connection, arguments: str, source: str) -> None:

@@ -52,9 +52,11 @@ the disk's own sync latency is measured for ``--disk-probe`` seconds (fsync_prob
 under the table: a server that acknowledges after commit waits for such syncs, so their tail is
 part of its own.
 
-``--pg-flush-only events|events_wide|commit|journal`` is an experiment, not a measurement of
-webhookfast: on the throw-away cluster only, the flush function is replaced by one that writes only
-alert_events (``events_wide``: with each alert's labels and name), nothing but a logged commit, or
+``--pg-flush-only events|events_wide|instances[_keyed|_nogin]|commit|journal`` is an experiment,
+not a measurement of webhookfast: on the throw-away cluster only, the flush function is replaced by
+one that writes only alert_events (``events_wide``: with each alert's labels and name), only one
+row per alert instance that also holds its labels and events (``instances``; ``_keyed`` without
+its time and status indexes, ``_nogin`` without its labels' index), nothing but a logged commit, or
 the flush's arrays into a journal that a thread of this script folds into the tables afterwards
 (flush_variants.py), to show what the ingest path would reach if its transaction did less. The
 table's header and every webhookfast row's note say so; with ``journal`` the note also gives the
