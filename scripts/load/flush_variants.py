@@ -124,9 +124,9 @@ _SCHEMA["instances_keyed"] = (
 )
 # Without the GIN index on the labels, which the label matchers (labels @> ...) use.
 _SCHEMA["instances_nogin"] = (*_SCHEMA["instances"], "DROP INDEX label_sets_labels")
-# The parts of the shipped flush that the instances variant reuses.
+# The parts of the shipped flush that the instances variant reuses (each pattern's one group).
 _SHIPPED_PARTS = {
-    "groups": re.compile(r"INSERT INTO notification_groups .*?END IF;", re.S),
+    "groups": re.compile(r"(INSERT INTO notification_groups .*?END IF;)", re.S),
     "alerts_set": re.compile(r"ON CONFLICT \(fingerprint, starts_at\) DO UPDATE SET(.*?);", re.S),
 }
 VARIANTS = (*_BODIES, "journal")
@@ -151,21 +151,21 @@ def apply(url: str, variant: str) -> None:
             return
         for statement in _SCHEMA.get(variant, ()):
             conn.execute(statement)
-        body = _BODIES[variant].format(**shipped_parts(source))
+        body = _BODIES[variant].format(**_shipped_parts(source))
         conn.execute(
             f"CREATE OR REPLACE FUNCTION webhookfast_flush({arguments}) RETURNS void LANGUAGE plpgsql "
             f"AS $fn$ BEGIN {lock.group(0)} {body} END $fn$"
         )
 
 
-def shipped_parts(source: str) -> dict[str, str]:
+def _shipped_parts(source: str) -> dict[str, str]:
     """The statements of the shipped flush's ``source`` that a variant's body may name."""
     parts = {}
     for name, pattern in _SHIPPED_PARTS.items():
         found = pattern.search(source)
         if found is None:
             raise RuntimeError(f"webhookfast_flush's {name} not found: update flush_variants.py")
-        parts[name] = found.group(found.lastindex or 0)
+        parts[name] = found.group(1)
     return parts
 
 
