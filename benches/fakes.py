@@ -182,9 +182,9 @@ def make_settings(*, full_stack: bool, database_url: str = "sqlite:///:memory:",
 class AppHarness:
     """An App started on its own event loop; ``call(scope, proto)`` runs one request to the end."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.app = app
-        self.loop = asyncio.new_event_loop()
+        self.loop = loop if loop is not None else asyncio.new_event_loop()
         self.loop.run_until_complete(app.startup())
 
     def run(self, coro: Any) -> Any:
