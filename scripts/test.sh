@@ -61,7 +61,8 @@ trap cleanup EXIT
 section "System packages (Debian)"
 need_pkgs=()
 # chromium + chromium-driver: the web page's tests run in a real headless browser (Selenium).
-for pkg in postgresql prometheus-alertmanager prometheus wrk chromium chromium-driver; do
+# valgrind: benches/test_allocations.py counts allocations under callgrind (no profiler inside).
+for pkg in postgresql prometheus-alertmanager prometheus wrk chromium chromium-driver valgrind; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     if [[ $status != "install ok installed" ]]; then
         need_pkgs+=("$pkg")
@@ -86,7 +87,7 @@ elif ((${#need_pkgs[@]})); then
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
     if ((created_policy)); then "${SUDO[@]}" rm -f "$policy"; fi
 else
-    echo "all present: postgresql prometheus-alertmanager prometheus wrk chromium chromium-driver"
+    echo "all present: postgresql prometheus-alertmanager prometheus wrk chromium chromium-driver valgrind"
 fi
 
 # --------------------------------------------------------------------------------------------------
