@@ -50,3 +50,19 @@ def test_bearer_header_without_bearer_tokens_is_the_wrong_scheme() -> None:
     auth = Auth(basic_user="alertmanager", basic_password="pw")
     assert auth.check(f"Bearer {TOKEN}") == "wrong_scheme"
     assert auth.check(basic("alertmanager", "pw")) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"Bearer {TOKEN}", None),
+        (f"bearer {TOKEN}", None),
+        (f"Bearer {TOKEN[:-1]}", "bad_token"),
+        (f"Bearer {TOKEN}x", "bad_token"),
+        (f"Bearer {OTHER}", "bad_token"),
+        (f"Token {TOKEN}", "wrong_scheme"),
+    ],
+)
+def test_check_with_one_token(header: str, expected: str | None) -> None:
+    """One configured token, as ``serve`` builds it: compared without the loop over tokens."""
+    assert Auth(bearer_tokens=[TOKEN]).check(header) == expected

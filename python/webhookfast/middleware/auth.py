@@ -101,7 +101,7 @@ class Auth:
         # in that form is admitted without splitting, lowering or encoding its header (a dozen
         # Python allocations per request, benches/test_allocations.py). Other spellings of the
         # scheme or spacing take the general path below.
-        self._bearer_lines = [f"Bearer {t}" for t in bearer_tokens or [] if t.isascii()]
+        self._bearer_lines = tuple(f"Bearer {t}" for t in bearer_tokens or [] if t.isascii())
         self._basic: tuple[bytes, bytes] | None = None
         if basic_user is not None and basic_password is not None:
             self._basic = (basic_user.encode(), basic_password.encode())
@@ -182,10 +182,14 @@ class Auth:
         """None when admitted, else the reason (a bounded metric label)."""
         if header is None:
             return "missing"
-        if self._bearer_lines and header.isascii():
-            ok = False
-            for line in self._bearer_lines:  # no early exit, as in _bearer_ok
-                ok |= hmac.compare_digest(header, line)
+        lines = self._bearer_lines
+        if lines and header.isascii():
+            if len(lines) == 1:  # the usual case, without the loop's iterator object
+                ok = hmac.compare_digest(header, lines[0])
+            else:
+                ok = False
+                for line in lines:  # no early exit, as in _bearer_ok
+                    ok |= hmac.compare_digest(header, line)
             if ok:
                 return None
         scheme, _, credentials = header.partition(" ")
