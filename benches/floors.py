@@ -1,4 +1,4 @@
-"""The least Python that a request can cost in the allocation benchmark's harness, as floors for
+"""Requests that do next to nothing in the allocation benchmark's harness, as floors for
 webhookfast's own figure (benches/test_allocations.py):
 
 - ``bare_app``: the bare Granian app of the load tests (``scripts/load/bare_app.py``): it reads the

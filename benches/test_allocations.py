@@ -28,7 +28,7 @@ Each is driven two ways:
   keeps them in the load tests, so that flushes carry many requests.
 
 Beside webhookfast, two floors run in the same harness (``benches/floors.py``): the load tests'
-bare app, and that app plus a hand-off to a writer task, the least that acknowledging after a
+bare app, and that app plus a hand-off to a writer task, the core of what acknowledging after a
 shared commit needs on asyncio.
 
 ``WEBHOOKFAST_ALLOC_SITES=20`` also prints, for webhookfast on the workers' loop, the 20 lines of
