@@ -66,3 +66,11 @@ def test_bearer_header_without_bearer_tokens_is_the_wrong_scheme() -> None:
 def test_check_with_one_token(header: str, expected: str | None) -> None:
     """One configured token, as ``serve`` builds it: compared without the loop over tokens."""
     assert Auth(bearer_tokens=[TOKEN]).check(header) == expected
+
+
+def test_token_with_blanks_around_it_matches_on_neither_path() -> None:
+    """The general path strips the credentials, so such a token can never match there; the
+    whole-header comparison must not admit it either."""
+    auth = Auth(bearer_tokens=[" padded-token "])
+    assert auth.check("Bearer  padded-token ") == "bad_token"
+    assert auth.check("Bearer padded-token") == "bad_token"

@@ -100,8 +100,9 @@ class Auth:
         # The header exactly as Alertmanager's http_config sends it, compared whole: a request
         # in that form is admitted without splitting, lowering or encoding its header (a dozen
         # Python allocations per request, benches/test_allocations.py). Other spellings of the
-        # scheme or spacing take the general path below.
-        self._bearer_lines = tuple(f"Bearer {t}" for t in bearer_tokens or [] if t.isascii())
+        # scheme or spacing take the general path below. A token with blanks around it never
+        # matches there (the credentials are stripped), so it is left out here too.
+        self._bearer_lines = tuple(f"Bearer {t}" for t in bearer_tokens or [] if t.isascii() and t == t.strip())
         self._basic: tuple[bytes, bytes] | None = None
         if basic_user is not None and basic_password is not None:
             self._basic = (basic_user.encode(), basic_password.encode())
