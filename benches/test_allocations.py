@@ -135,33 +135,30 @@ class _Measured:
     children, interned strings), with a check that its N measured requests all went through."""
 
     def __init__(self, name: str, loop: str, in_flight: int) -> None:
-        self.name = name
         self.in_flight = in_flight
-        self.store = MemoryStore()
         app: Any
+        # What the app has written so far (the bare app writes nothing).
+        self._written: Callable[[], int] | None
         if name == "webhookfast":
-            app = make_app(full_stack=True, store=self.store)
+            store = MemoryStore()
+            app = make_app(full_stack=True, store=store)
+            self._written = lambda: store.alerts
         elif name == "hand-off floor":
-            app = HandoffApp()
+            app = handoff = HandoffApp()
+            self._written = lambda: handoff.written
         else:
-            app = BareApp()
-        self.app = app
+            app, self._written = BareApp(), None
         self.h = AppHarness(app, _loops()[loop]())
         self.scope, self.proto = webhook_request(body(1))
         self.run(WARMUP)
-        self._before = self._done()
+        self._before = self._written() if self._written is not None else 0
 
     def run(self, count: int) -> None:
         _requests(self.h, self.scope, self.proto, count, self.in_flight)
 
-    def _done(self) -> int:
-        if self.name == "webhookfast":
-            return self.store.alerts
-        return self.app.written if isinstance(self.app, HandoffApp) else 0
-
     def check(self, count: int) -> None:
-        if self.name != "bare floor":
-            assert self._done() - self._before == count
+        if self._written is not None:
+            assert self._written() - self._before == count
 
     def close(self) -> None:
         self.h.close()
@@ -330,14 +327,14 @@ def _sites_with_memray(loop: str, in_flight: int) -> dict[str, float] | None:
     return {"all lines": sum(objects.values()), **top}
 
 
-def _retained_with_tracemalloc(h: AppHarness, scope: FakeScope, proto: FakeProto) -> dict[str, float]:
+def _retained_with_tracemalloc(measured: _Measured) -> dict[str, float]:
     gc.collect()
     tracemalloc.start(1)
     try:
         before = tracemalloc.take_snapshot()
-        _requests(h, scope, proto, N)
+        measured.run(N)
         # The access log keeps up to 1,024 requests' records until its next write: not a leak.
-        h.app.access_log.flush()
+        measured.h.app.access_log.flush()
         gc.collect()
         after = tracemalloc.take_snapshot()
     finally:
@@ -353,21 +350,17 @@ def _instrumented() -> bool:
 
 
 def test_allocations_per_request(benchmark: Any, capsys: pytest.CaptureFixture[str], record_property: Any) -> None:
-    loops = _loops()
-    production = next(iter(loops))
-    store = MemoryStore()
-    h = AppHarness(make_app(full_stack=True, store=store), loops[production]())
+    production = next(iter(_loops()))
+    measured = _Measured("webhookfast", production, 1)
     try:
-        scope, proto = webhook_request(body(1))
-        app = h.app
-        benchmark(lambda: h.loop.run_until_complete(app.__rsgi__(scope, proto)))
+        loop, app, scope, proto = measured.h.loop, measured.h.app, measured.scope, measured.proto
+        benchmark(lambda: loop.run_until_complete(app.__rsgi__(scope, proto)))
         assert proto.status == 200
         if _instrumented():
             return
-        _requests(h, scope, proto, WARMUP)
-        retained = _retained_with_tracemalloc(h, scope, proto)
+        retained = _retained_with_tracemalloc(measured)
     finally:
-        h.close()
+        measured.close()
 
     counts = _count_with_callgrind()
     sites = (
