@@ -99,6 +99,10 @@ spool_torn_records = Counter(
 )
 
 
+# Values a histogram keeps between folds at most (a fold comes sooner if they reach it).
+MAX_PENDING_VALUES = 1024
+
+
 class RequestObserver:
     """Request counts and latencies (and other per-request or per-flush counters, histograms and
     gauges: ``add``, ``observe_value``, ``set_gauge``) gathered in plain Python, folded into the
@@ -114,7 +118,7 @@ class RequestObserver:
         self.bounds: list[float] = request_seconds._upper_bounds  # the histogram's own buckets, +Inf last
         self._pending: dict[tuple[str, int], list[float]] = {}
         self._counts: dict[Counter, float] = {}
-        self._histograms: dict[Histogram, list[float]] = {}
+        self._histograms: dict[Histogram, list[float]] = {}  # the values observed since the fold
         self._gauges: dict[Gauge, float] = {}
         self._timer: asyncio.TimerHandle | None = None
 
@@ -125,15 +129,16 @@ class RequestObserver:
 
     def observe_value(self, histogram: Histogram, value: float) -> None:
         """``histogram.observe(value)`` (a histogram without labels), deferred to the next fold."""
-        # The slot logic of ``observe``, written out in both: a shared helper's call added three
-        # allocations per flush (benches/test_allocations.py).
-        slot = self._histograms.get(histogram)
-        if slot is None:
-            slot = self._histograms[histogram] = [0, 0.0] + [0] * len(histogram._upper_bounds)
-        slot[0] += 1
-        slot[1] += value
-        slot[2 + bisect_left(histogram._upper_bounds, value)] += 1
-        self._arm()
+        # The value is kept, not counted: a count past 256 is a new int object at every update, two
+        # per observation, where an append costs nothing (benches/test_allocations.py).
+        values = self._histograms.get(histogram)
+        if values is None:
+            values = self._histograms[histogram] = []
+        values.append(value)
+        if len(values) >= MAX_PENDING_VALUES:
+            self.fold()
+        else:
+            self._arm()
 
     def set_gauge(self, gauge: Gauge, value: float) -> None:
         """``gauge.set(value)``, deferred to the next fold (only the last value is written)."""
@@ -172,7 +177,11 @@ class RequestObserver:
         for gauge, value in gauges.items():
             gauge.set(value)
         histograms, self._histograms = self._histograms, {}
-        for histogram, slot in histograms.items():
+        for histogram, values in histograms.items():
+            bounds = histogram._upper_bounds
+            slot = [len(values), sum(values)] + [0] * len(bounds)
+            for value in values:
+                slot[2 + bisect_left(bounds, value)] += 1
             _add_observations(histogram, slot)
         pending, self._pending = self._pending, {}
         for (route, status), slot in pending.items():

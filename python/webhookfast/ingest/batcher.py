@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import cast
 
@@ -44,6 +44,9 @@ class SpoolRefused(QueueFull):
 
 class DeadlineExceeded(Exception):
     """The batch was not committed in time (the database is slow or down)."""
+
+
+_NONE_WITHDRAWN: Sequence[int] = (0, 0)
 
 
 def _fail_late(future: asyncio.Future[None]) -> None:
@@ -138,7 +141,7 @@ class Batcher:
         self.queued_bytes = 0
         self._wake = asyncio.Event()
         self._flushers: list[asyncio.Task[None]] = []
-        self._in_flight: dict[int, list[_Pending]] = {}  # what each running flush holds
+        self._in_flight: dict[int, list[_Pending]] = {}  # what each running flush holds, by flusher
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         # A request past its deadline whose flush has not gone out yet is withdrawn from it
@@ -151,7 +154,8 @@ class Batcher:
         # Kept: on Python 3.11 every get_running_loop() is a getpid() system call.
         loop = self._loop = asyncio.get_running_loop()
         self._flushers = [
-            loop.create_task(self._flush_loop(), name=f"webhookfast-flusher-{i}") for i in range(self.flush_concurrency)
+            loop.create_task(self._flush_loop(i), name=f"webhookfast-flusher-{i}")
+            for i in range(self.flush_concurrency)
         ]
 
     def room_bytes(self) -> int | None:
@@ -227,8 +231,10 @@ class Batcher:
         self.queued_bytes += item.nbytes
         self._wake.set()
 
-    def _take(self) -> list[_Pending]:
+    def _take(self) -> tuple[list[_Pending], list[Batch], int]:
+        """The next flush's requests, their batches and their alerts."""
         taken: list[_Pending] = []
+        batches: list[Batch] = []
         alerts = 0
         waiting = self._waiting
         while waiting and (not taken or alerts + waiting[0].alerts <= self.flush_max_alerts):
@@ -239,47 +245,51 @@ class Batcher:
                 item.settle(False)
                 continue
             taken.append(item)
+            batches.append(item.batch)
             alerts += item.alerts
         if not waiting:
             self._wake.clear()
-        return taken
+        return taken, batches, alerts
 
     def _release(self, item: _Pending) -> None:
         self.queued_alerts -= item.alerts
         self.queued_bytes -= item.nbytes
 
-    async def _flush_loop(self) -> None:
+    async def _flush_loop(self, flusher: int) -> None:
+        in_flight = self._in_flight
         while True:
             if not self._waiting:
                 if self._closing:
                     return
                 await self._wake.wait()
                 continue
-            taken = self._take()
+            taken, batches, alerts = self._take()
             if not taken:
                 continue
-            self._in_flight[id(taken)] = taken
+            in_flight[flusher] = taken
             try:
-                await self._flush(taken)
+                await self._flush(taken, batches, alerts)
             except Exception:  # a flusher must outlive any single failure
                 log.exception("flush crashed")
                 self._fail(taken, StoreUnavailable("flush crashed"))
             finally:
-                del self._in_flight[id(taken)]
+                del in_flight[flusher]
 
-    async def _flush(self, taken: list[_Pending]) -> None:
+    async def _flush(self, taken: list[_Pending], batches: list[Batch], alerts: int) -> None:
+        """Write ``taken`` (whose ``batches`` hold ``alerts`` alerts) and answer its requests."""
         started = time.perf_counter()
         requests = len(taken)
-        alerts = sum(item.alerts for item in taken)
-        withdrawn = [0, 0]  # requests and alerts withdrawn before the flush went out
+        # Requests and alerts withdrawn before the flush went out (only a withdrawing store's
+        # ``before_send`` adds to them).
+        withdrawn = _NONE_WITHDRAWN
         try:
             try:
                 if (store := self._withdrawing) is not None:
-                    result = await store.write(
-                        [item.batch for item in taken], before_send=partial(self._before_send, taken, withdrawn)
-                    )
+                    counts = [0, 0]
+                    withdrawn = counts
+                    result = await store.write(batches, before_send=partial(self._before_send, taken, counts))
                 else:
-                    result = await self.store.write([item.batch for item in taken])
+                    result = await self.store.write(batches)
             except StoreRejected as exc:
                 result = await self._write_apart(taken, exc)
         except Exception as exc:
