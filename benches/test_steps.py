@@ -18,9 +18,8 @@ import pytest
 import reference
 from conftest import body, unique_bodies
 from fakes import FakeProto, webhook_request
-from webhookfast._core import Limits, RowEncoder, decode, fingerprint
+from webhookfast._core import Limits, RowEncoder, ack_body, decode, fingerprint
 from webhookfast.http import SECURITY_HEADERS, Context, Response
-from webhookfast.ingest.handler import ack_body
 from webhookfast.middleware.request_id import RequestId
 
 LABELS = {

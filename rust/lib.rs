@@ -7,6 +7,7 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyException, PyMemoryError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyMapping, PyString, PyTuple};
@@ -124,9 +125,15 @@ struct Batch {
 
 #[pymethods]
 impl Batch {
+    /// Interned: the ingest path reads it once per request to pick its metric children.
     #[getter]
-    fn format(&self) -> &'static str {
-        self.inner.format.as_str()
+    fn format<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        match self.inner.format {
+            core::Format::Alertmanager => intern!(py, "alertmanager"),
+            core::Format::Prometheus => intern!(py, "prometheus"),
+            core::Format::Generic => intern!(py, "generic"),
+        }
+        .clone()
     }
     #[getter]
     fn receiver(&self) -> &str {
@@ -905,6 +912,41 @@ impl SpoolWriter {
     }
 }
 
+/// The JSON answer to an accepted ingest request.
+#[pyfunction]
+fn ack_body<'py>(
+    py: Python<'py>,
+    status: &str,
+    alerts: u64,
+    request_id: &str,
+) -> Bound<'py, PyBytes> {
+    let mut out = Vec::with_capacity(64 + request_id.len());
+    core::ack::write_ack(&mut out, status, alerts, request_id);
+    PyBytes::new(py, &out)
+}
+
+/// New request ids, one `str` per call (see `core::ack::RequestIds`).
+#[pyclass(module = "webhookfast._core")]
+struct RequestIds {
+    inner: core::ack::RequestIds,
+    buf: String,
+}
+
+#[pymethods]
+impl RequestIds {
+    #[new]
+    fn new(prefix: &str) -> Self {
+        Self {
+            inner: core::ack::RequestIds::new(prefix),
+            buf: String::with_capacity(prefix.len() + 16),
+        }
+    }
+    fn new_id<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyString> {
+        self.inner.next_into(&mut self.buf);
+        PyString::new(py, &self.buf)
+    }
+}
+
 /// The segments of a spool directory as `(seq, length)`, oldest first.
 #[pyfunction]
 fn spool_segments(directory: PathBuf) -> PyResult<Vec<(u64, u64)>> {
@@ -967,6 +1009,8 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PromRegex>()?;
     m.add_class::<SpoolWriter>()?;
     m.add_class::<SqliteWriter>()?;
+    m.add_class::<RequestIds>()?;
+    m.add_function(wrap_pyfunction!(ack_body, m)?)?;
     m.add("SqliteError", m.py().get_type::<SqliteError>())?;
     m.add_function(wrap_pyfunction!(spool_segments, m)?)?;
     m.add_function(wrap_pyfunction!(spool_read, m)?)?;

@@ -132,6 +132,19 @@ def access_log(
     bucket ``i`` counting the requests with ``bounds[i-1] < seconds <= bounds[i]`` (``bounds``
     ascending, +Inf last)."""
 
+def ack_body(status: str, alerts: int, request_id: str) -> bytes:
+    """The JSON answer to an accepted ingest request,
+    ``{"status":…,"alerts":…,"request_id":…}``, compact and in that order (strings escaped).
+    ``alerts`` must fit an unsigned 64-bit integer (else OverflowError)."""
+
+@final
+class RequestIds:
+    """Ids for requests that came without one: ``prefix`` then a hexadecimal counter from 1."""
+
+    def __new__(cls, prefix: str) -> RequestIds: ...
+    def new_id(self) -> str:
+        """The next id."""
+
 def format_time(us: int | None) -> str | None:
     """Microseconds since the Unix epoch (a signed 64-bit integer, else OverflowError) as
     ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, clamped to years 0001..9999; ``None`` stays ``None``."""

@@ -11,7 +11,7 @@ from typing import Any
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from webhookfast import metrics
-from webhookfast._core import Limits, PayloadError, decode
+from webhookfast._core import Limits, PayloadError, ack_body, decode
 from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import DECODED_TOO_LARGE, HTTPError, overloaded, payload_status, unavailable, unstorable
 from webhookfast.http import Context, Response
@@ -26,13 +26,6 @@ def is_json(content_type: str | None) -> bool:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-def ack_body(status: str, alerts: int, request_id: str) -> bytes:
-    """The JSON answer to an accepted request. ``status`` is one of the handler's words and the
-    request id is plain ASCII without quotes (middleware/request_id.py): nothing to escape. (A
-    function of its own so that benches/test_steps.py measures what the handler sends.)"""
-    return f'{{"status":"{status}","alerts":{alerts},"request_id":"{request_id}"}}'.encode()
 
 
 def _cancel(task: asyncio.Task[Any]) -> None:

@@ -3,10 +3,10 @@ echo, else a new one (a per-process random prefix and a counter: unique, and che
 
 from __future__ import annotations
 
-import itertools
 import re
 import secrets
 
+from webhookfast._core import RequestIds
 from webhookfast.http import Context
 
 _SAFE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
@@ -14,11 +14,8 @@ _SAFE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
 class RequestId:
     def __init__(self) -> None:
-        self._prefix = secrets.token_hex(6) + "-"
-        self._counter = itertools.count(1)
-
-    def new_id(self) -> str:
-        return f"{self._prefix}{next(self._counter):x}"
+        # One str per id, made in Rust (an f-string of a prefix and a counter made four objects).
+        self.new_id = RequestIds(secrets.token_hex(6) + "-").new_id
 
     def assign(self, ctx: Context) -> None:
         incoming = ctx.scope.headers.get("x-request-id")

@@ -7,6 +7,7 @@
 //! alertnames from [`alertnames`]).
 
 pub mod access_log;
+pub mod ack;
 pub mod alertnames;
 pub mod answers;
 pub mod decode;
