@@ -163,7 +163,9 @@ class Batcher:
         (the first batch always enters, whatever its size: see ``submit``)."""
         if self.queued_alerts == 0:
             return None
-        return max(0, self.max_queue_bytes - self.queued_bytes)
+        room = self.max_queue_bytes - self.queued_bytes
+        # Not max(): on Python 3.11 each call packs its arguments in a new tuple.
+        return room if room > 0 else 0
 
     async def submit(self, batch: Batch, request_id: str = "", body: bytes | None = None) -> bool:
         """Return once ``batch`` is committed (or queued, with ack=enqueue), or, given its ``body``

@@ -221,7 +221,8 @@ class Ingest:
         # reaches the queue.)
         room = self.batcher.room_bytes()
         alone = room is None
-        budget = self.lone_decode_bytes if room is None else max(EMPTY_BATCH_BYTES, room)
+        # max(EMPTY_BATCH_BYTES, room) written out: on Python 3.11 max() packs its arguments in a tuple.
+        budget = self.lone_decode_bytes if room is None else (room if room > EMPTY_BATCH_BYTES else EMPTY_BATCH_BYTES)
         try:
             batch = decode(body, self.limits, None, budget)
         except PayloadError as err:

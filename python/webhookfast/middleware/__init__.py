@@ -41,13 +41,13 @@ class Middleware:
             admits.append(rate_limit.admit)
         if auth is not None:
             admits.append(auth.admit)
-        self.admits = tuple(admits)
+        self.admit = _in_turn(admits)
         self.record = access_log.record if access_log is not None else None
 
     async def __call__(self, ctx: Context) -> Response:
         self.request_id.assign(ctx)
         try:
-            for admit in self.admits:
+            if (admit := self.admit) is not None:
                 admit(ctx)
             route = ctx.route
             if route is None:
@@ -61,3 +61,21 @@ class Middleware:
         if self.record is not None:
             self.record(ctx, response)
         return response
+
+
+def _in_turn(admits: list[Callable[[Context], None]]) -> Callable[[Context], None] | None:
+    """One call for the admission steps (none, one, or each in turn): a loop over them per request
+    made an iterator object each time."""
+    if not admits:
+        return None
+    if len(admits) == 1:
+        return admits[0]
+    first, *rest = admits
+    then = _in_turn(rest)
+    assert then is not None
+
+    def admit(ctx: Context) -> None:
+        first(ctx)
+        then(ctx)
+
+    return admit

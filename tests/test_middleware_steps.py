@@ -1,0 +1,54 @@
+"""The admission steps (rate limit, then auth) run as one call, in order, and the first refusal
+stops the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from webhookfast.middleware import _in_turn
+
+
+class Refused(Exception):
+    pass
+
+
+def _steps(n: int, calls: list[int], refuse_at: int | None = None) -> list[Any]:
+    def step(i: int) -> Any:
+        def admit(ctx: object) -> None:
+            calls.append(i)
+            if i == refuse_at:
+                raise Refused(i)
+
+        return admit
+
+    return [step(i) for i in range(n)]
+
+
+def test_no_steps_is_no_call() -> None:
+    assert _in_turn([]) is None
+
+
+def test_one_step_is_called_as_it_is() -> None:
+    steps = _steps(1, [])
+    assert _in_turn(steps) is steps[0]
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_steps_run_in_order(n: int) -> None:
+    calls: list[int] = []
+    admit = _in_turn(_steps(n, calls))
+    assert admit is not None
+    admit(object())
+    assert calls == list(range(n))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_refusal_stops_the_steps_after_it(n: int) -> None:
+    for refuse_at in range(n):
+        calls: list[int] = []
+        admit = _in_turn(_steps(n, calls, refuse_at))
+        assert admit is not None
+        with pytest.raises(Refused):
+            admit(object())
+        assert calls == list(range(refuse_at + 1))
