@@ -61,6 +61,9 @@ def test_a_seen_client_moves_to_the_back() -> None:
         ("[2001:db8::ffff:1:2]:6000", "2001:db8::/64"),  # same /64: one host's addresses
         ("2001:db8:0:1::1:443", "2001:db8:0:1::/64"),
         ("[::ffff:192.0.2.1]:80", "192.0.2.1"),
+        ("[fe80::1%eth0]:80", "fe80::/64"),  # a zone id names no other host
+        ("192.0.2.1", "192.0.2.1"),  # no port
+        ("[not-an-address]:1", "not-an-address"),  # kept as it is, never an error
     ],
 )
 def test_client_key(peer: str, key: str) -> None:

@@ -25,7 +25,10 @@ MAX_CLIENTS = 10_000
 
 def client_key(peer: str) -> str:
     """The bucket of a peer ``host:port``: the IPv4 address, or the /64 of an IPv6 address."""
-    host = peer.rsplit(":", 1)[0].strip("[]")  # "1.2.3.4:p", "[v6]:p" or "v6:p"
+    # "1.2.3.4:p", "[v6]:p" or "v6:p". One slice, not rsplit's list of two: a new object per
+    # request instead of three.
+    port_at = peer.rfind(":")
+    host = (peer[:port_at] if port_at >= 0 else peer).strip("[]")
     if ":" not in host:
         return host
     try:
@@ -56,7 +59,8 @@ class RateLimit:
             tokens = self.burst
         else:
             tokens, last = bucket
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            refilled = tokens + (now - last) * self.rate
+            tokens = refilled if refilled < self.burst else self.burst  # min() would pack a tuple (3.11)
             self._buckets.move_to_end(client)
         if tokens >= 1.0:
             self._buckets[client] = (tokens - 1.0, now)
