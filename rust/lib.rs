@@ -926,10 +926,9 @@ fn ack_body<'py>(
 }
 
 /// New request ids, one `str` per call (see `core::ack::RequestIds`).
-#[pyclass(module = "webhookfast._core")]
+#[pyclass(module = "webhookfast._core", frozen)]
 struct RequestIds {
     inner: core::ack::RequestIds,
-    buf: String,
 }
 
 #[pymethods]
@@ -938,12 +937,12 @@ impl RequestIds {
     fn new(prefix: &str) -> Self {
         Self {
             inner: core::ack::RequestIds::new(prefix),
-            buf: String::with_capacity(prefix.len() + 16),
         }
     }
-    fn new_id<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyString> {
-        self.inner.next_into(&mut self.buf);
-        PyString::new(py, &self.buf)
+    fn new_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        let mut id = String::with_capacity(32);
+        self.inner.next_into(&mut id);
+        PyString::new(py, &id)
     }
 }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from webhookfast.middleware import _in_turn
+from webhookfast.middleware import Middleware, _in_turn
 
 
 class Refused(Exception):
@@ -52,3 +52,24 @@ def test_a_refusal_stops_the_steps_after_it(n: int) -> None:
         with pytest.raises(Refused):
             admit(object())
         assert calls == list(range(refuse_at + 1))
+
+
+class _Step:
+    def __init__(self, name: str, calls: list[str]) -> None:
+        self.name = name
+        self.calls = calls
+
+    def admit(self, ctx: object) -> None:
+        self.calls.append(self.name)
+
+
+def test_the_middleware_runs_the_rate_limit_before_auth() -> None:
+    calls: list[str] = []
+    mw = Middleware(auth=_Step("auth", calls), rate_limit=_Step("rate_limit", calls))  # type: ignore[arg-type]
+    assert mw.admit is not None
+    mw.admit(object())  # type: ignore[arg-type]
+    assert calls == ["rate_limit", "auth"]
+
+
+def test_the_middleware_without_steps_has_no_admission_call() -> None:
+    assert Middleware().admit is None

@@ -179,8 +179,10 @@ class RequestObserver:
         histograms, self._histograms = self._histograms, {}
         for histogram, values in histograms.items():
             bounds = histogram._upper_bounds
-            slot = [len(values), sum(values)] + [0] * len(bounds)
+            slot = [len(values), 0.0] + [0] * len(bounds)
             for value in values:
+                # Added one at a time, as observe() adds them (sum() rounds differently from 3.12).
+                slot[1] += value
                 slot[2 + bisect_left(bounds, value)] += 1
             _add_observations(histogram, slot)
         pending, self._pending = self._pending, {}

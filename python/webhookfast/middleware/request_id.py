@@ -15,7 +15,10 @@ _SAFE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 class RequestId:
     def __init__(self) -> None:
         # One str per id, made in Rust (an f-string of a prefix and a counter made four objects).
-        self.new_id = RequestIds(secrets.token_hex(6) + "-").new_id
+        self._ids = RequestIds(secrets.token_hex(6) + "-")
+
+    def new_id(self) -> str:
+        return self._ids.new_id()
 
     def assign(self, ctx: Context) -> None:
         incoming = ctx.scope.headers.get("x-request-id")
