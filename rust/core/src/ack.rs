@@ -8,6 +8,10 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+// Escaped as orjson escapes (the request id is checked or made safe before, so this is a second
+// guard, not the only one).
+use crate::answers::string;
+
 /// Appends the JSON answer to an accepted request: `{"status":…,"alerts":…,"request_id":…}`,
 /// compact, in that order (what the Python layer wrote with an f-string before).
 pub fn write_ack(out: &mut Vec<u8>, status: &str, alerts: u64, request_id: &str) {
@@ -17,12 +21,6 @@ pub fn write_ack(out: &mut Vec<u8>, status: &str, alerts: u64, request_id: &str)
     let _ = write!(out, ",\"alerts\":{alerts},\"request_id\":");
     string(out, request_id);
     out.push(b'}');
-}
-
-fn string(out: &mut Vec<u8>, s: &str) {
-    // Escaped as orjson would (the request id is checked or made safe before, so this is a
-    // second guard, not the only one).
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// New request ids: a per-process prefix and a hexadecimal counter, unique within the process and

@@ -164,7 +164,7 @@ fn stored_json(
 
 /// A JSON string escaped as orjson escapes it: `"` `\` and the C0 controls (with the short forms
 /// `\b \t \n \f \r`, others as `\u00xx`); everything else, DEL and non-ASCII included, as is.
-fn string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
