@@ -121,6 +121,18 @@ fn payload_error(py: Python<'_>, e: core::PayloadError) -> PyErr {
 #[pyclass(module = "webhookfast._core", frozen)]
 struct Batch {
     inner: core::Batch,
+    /// Computed once: the queue's bounds read it when the batch enters and when it leaves.
+    decoded_bytes: u64,
+}
+
+impl Batch {
+    fn new(inner: core::Batch) -> Self {
+        let decoded_bytes = inner.decoded_bytes() as u64;
+        Self {
+            inner,
+            decoded_bytes,
+        }
+    }
 }
 
 #[pymethods]
@@ -168,8 +180,8 @@ impl Batch {
         self.inner.body_bytes
     }
     #[getter]
-    fn decoded_bytes(&self) -> usize {
-        self.inner.decoded_bytes()
+    fn decoded_bytes(&self) -> u64 {
+        self.decoded_bytes
     }
     fn __len__(&self) -> usize {
         self.inner.len()
@@ -227,19 +239,110 @@ fn decode(
     body: &[u8],
     limits: Option<PyRef<'_, Limits>>,
     received_at_us: Option<i64>,
-    max_decoded_bytes: Option<usize>,
+    max_decoded_bytes: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Batch> {
     let limits = limits.map(|l| l.core()).unwrap_or_default();
     let received_at_us = received_at_us.unwrap_or_else(now_us);
-    let budget = max_decoded_bytes.unwrap_or(usize::MAX);
+    let budget = match max_decoded_bytes {
+        None => usize::MAX,
+        // Tried by hand, not by a derived enum: a failed variant builds an error, ~10,000
+        // instructions a call (scripts/instructions.py).
+        Some(arg) => match arg.cast::<DecodeBudget>() {
+            Ok(b) => usize::try_from(b.get().bytes()).unwrap_or(usize::MAX),
+            Err(_) => arg.extract::<usize>()?,
+        },
+    };
     let result = if body.len() >= DETACH_BODY_BYTES {
         py.detach(|| core::decode_within(body, &limits, received_at_us, budget))
     } else {
         core::decode_within(body, &limits, received_at_us, budget)
     };
     match result {
-        Ok(inner) => Ok(Batch { inner }),
+        Ok(inner) => Ok(Batch::new(inner)),
         Err(e) => Err(payload_error(py, e)),
+    }
+}
+
+/// The ingest queue's bounds (see `core::queue_bounds`).
+#[pyclass(module = "webhookfast._core", frozen)]
+struct QueueBounds {
+    inner: core::queue_bounds::QueueBounds,
+}
+
+#[pymethods]
+impl QueueBounds {
+    #[new]
+    fn new(max_alerts: u64, max_bytes: u64) -> Self {
+        Self {
+            inner: core::queue_bounds::QueueBounds::new(max_alerts, max_bytes),
+        }
+    }
+    /// Counts ``batch`` (and ``extra_bytes`` kept with it) in if it fits, or if the queue is empty.
+    #[pyo3(signature = (batch, extra_bytes = 0))]
+    fn admit(&self, batch: &Bound<'_, Batch>, extra_bytes: u64) -> bool {
+        let b = batch.get();
+        self.inner.admit(
+            b.inner.len() as u64,
+            b.decoded_bytes.saturating_add(extra_bytes),
+        )
+    }
+    /// Counts ``batch`` (and ``extra_bytes``) out again.
+    #[pyo3(signature = (batch, extra_bytes = 0))]
+    fn release(&self, batch: &Bound<'_, Batch>, extra_bytes: u64) {
+        let b = batch.get();
+        self.inner.release(
+            b.inner.len() as u64,
+            b.decoded_bytes.saturating_add(extra_bytes),
+        );
+    }
+    #[getter]
+    fn alerts(&self) -> u64 {
+        self.inner.queued().alerts
+    }
+    #[getter]
+    fn bytes(&self) -> u64 {
+        self.inner.queued().bytes
+    }
+    #[getter]
+    fn room(&self) -> Option<u64> {
+        self.inner.room()
+    }
+    #[getter]
+    fn max_alerts(&self) -> u64 {
+        self.inner.max_alerts
+    }
+    #[getter]
+    fn max_bytes(&self) -> u64 {
+        self.inner.max_bytes
+    }
+}
+
+/// What a body may decode into, given a queue: see `core::queue_bounds::QueueBounds::decode_budget`.
+/// Passed to `decode` as its `max_decoded_bytes`, read when decoding starts, so that the ingest
+/// path makes no `int` for it.
+#[pyclass(module = "webhookfast._core", frozen)]
+struct DecodeBudget {
+    queue: Py<QueueBounds>,
+    floor: u64,
+    lone: u64,
+}
+
+impl DecodeBudget {
+    fn bytes(&self) -> u64 {
+        self.queue.get().inner.decode_budget(self.floor, self.lone)
+    }
+}
+
+#[pymethods]
+impl DecodeBudget {
+    #[new]
+    fn new(queue: Py<QueueBounds>, floor: u64, lone: u64) -> Self {
+        Self { queue, floor, lone }
+    }
+    /// The budget now.
+    #[getter(bytes)]
+    fn py_bytes(&self) -> u64 {
+        self.bytes()
     }
 }
 
@@ -1009,6 +1112,8 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SpoolWriter>()?;
     m.add_class::<SqliteWriter>()?;
     m.add_class::<RequestIds>()?;
+    m.add_class::<QueueBounds>()?;
+    m.add_class::<DecodeBudget>()?;
     m.add_function(wrap_pyfunction!(ack_body, m)?)?;
     m.add("SqliteError", m.py().get_type::<SqliteError>())?;
     m.add_function(wrap_pyfunction!(spool_segments, m)?)?;

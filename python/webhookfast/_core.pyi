@@ -88,7 +88,7 @@ def decode(
     body: bytes,
     limits: Limits | None = None,
     received_at_us: int | None = None,
-    max_decoded_bytes: int | None = None,
+    max_decoded_bytes: int | DecodeBudget | None = None,
 ) -> Batch:
     """Detect the format of ``body``, parse and validate it, and fingerprint every alert.
 
@@ -96,7 +96,8 @@ def decode(
     parsing large bodies. ``received_at_us`` (microseconds since the Unix epoch) defaults to now;
     it stamps every alert and decides firing/resolved for Prometheus' alert list. With
     ``max_decoded_bytes``, decoding stops with reason ``decoded_too_large`` as soon as the batch
-    would hold more (``Batch.decoded_bytes``): memory is checked while decoding, not after.
+    would hold more (``Batch.decoded_bytes``): memory is checked while decoding, not after. A
+    ``DecodeBudget`` is read when decoding starts.
     """
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -144,6 +145,40 @@ class RequestIds:
     def __new__(cls, prefix: str) -> RequestIds: ...
     def new_id(self) -> str:
         """The next id."""
+
+@final
+class QueueBounds:
+    """The ingest queue's bounds: the alerts and bytes (``Batch.decoded_bytes`` plus whatever
+    is kept with a batch) of the batches queued or being flushed. One step per call, whatever
+    thread calls."""
+
+    def __new__(cls, max_alerts: int, max_bytes: int) -> QueueBounds: ...
+    def admit(self, batch: Batch, extra_bytes: int = 0) -> bool:
+        """Count ``batch`` in and return True if it fits under both bounds, or if the queue is
+        empty (the first batch always enters, whatever its size); else count nothing, False."""
+    def release(self, batch: Batch, extra_bytes: int = 0) -> None:
+        """Count ``batch`` out again, with the ``extra_bytes`` it was admitted with."""
+    @property
+    def alerts(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def room(self) -> int | None:
+        """Bytes a new batch may still hold, None while the queue is empty."""
+    @property
+    def max_alerts(self) -> int: ...
+    @property
+    def max_bytes(self) -> int: ...
+
+@final
+class DecodeBudget:
+    """What a body may decode into, as ``decode``'s ``max_decoded_bytes``: ``lone`` while
+    ``queue`` is empty, else its room and never less than ``floor``."""
+
+    def __new__(cls, queue: QueueBounds, floor: int, lone: int) -> DecodeBudget: ...
+    @property
+    def bytes(self) -> int:
+        """The budget now."""
 
 def format_time(us: int | None) -> str | None:
     """Microseconds since the Unix epoch (a signed 64-bit integer, else OverflowError) as

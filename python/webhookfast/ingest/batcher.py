@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import cast
 
-from webhookfast._core import Batch
+from webhookfast._core import Batch, QueueBounds
 from webhookfast.deadlines import DeadlineQueue
 from webhookfast.ingest.spool import MarkedStore, Spool, SpoolFull
 from webhookfast.storage.base import Store, StoreRejected, StoreUnavailable, WriteResult
@@ -59,8 +59,8 @@ class _Pending:
         "alerts",
         "batch",
         "body",
+        "extra_bytes",
         "future",
-        "nbytes",
         "outcome",
         "request_id",
         "sent",
@@ -73,7 +73,6 @@ class _Pending:
         self,
         batch: Batch,
         future: asyncio.Future[None] | None,
-        nbytes: int,
         request_id: str,
         body: bytes | None = None,
     ) -> None:
@@ -81,11 +80,10 @@ class _Pending:
         # Kept for an acknowledged batch (ack=enqueue) while a spool exists: if its flush fails
         # or shutdown comes first, it goes to the spool instead of being lost.
         self.body = body
+        # Counted against the queue's bytes beside what the decoded batch holds.
+        self.extra_bytes = 0 if body is None else len(body)
         self.future = future
         self.alerts = len(batch)
-        # What the decoded batch holds (Batch.decoded_bytes), not its body: many short labels
-        # take 10x+ their JSON.
-        self.nbytes = nbytes
         self.request_id = request_id
         # How its flush ended (True: committed), for a spooled batch whose flush was still running.
         self.outcome: bool | None = None
@@ -96,6 +94,13 @@ class _Pending:
         # from its flush instead, and its record is replayed like any other.
         self.sent = False
         self.withdrawn = False
+
+    @property
+    def nbytes(self) -> int:
+        """What it counts against the queue's bytes: what the decoded batch holds
+        (Batch.decoded_bytes), not its body (many short labels take 10x+ their JSON), and the
+        body when it is kept."""
+        return self.batch.decoded_bytes + self.extra_bytes
 
     def settle(self, committed: bool) -> None:
         self.outcome = committed
@@ -137,8 +142,7 @@ class Batcher:
         self.ack_spool = ack_spool
         self._waiting: deque[_Pending] = deque()
         # Alerts and bytes queued or being flushed: what the bounds apply to.
-        self.queued_alerts = 0
-        self.queued_bytes = 0
+        self.bounds = QueueBounds(max_queue_alerts, max_queue_bytes)
         self._wake = asyncio.Event()
         self._flushers: list[asyncio.Task[None]] = []
         self._in_flight: dict[int, list[_Pending]] = {}  # what each running flush holds, by flusher
@@ -158,22 +162,19 @@ class Batcher:
             for i in range(self.flush_concurrency)
         ]
 
-    def room_bytes(self) -> int | None:
-        """Bytes a new batch may still hold under the queue's bound, None while the queue is empty
-        (the first batch always enters, whatever its size: see ``submit``)."""
-        if self.queued_alerts == 0:
-            return None
-        room = self.max_queue_bytes - self.queued_bytes
-        # Not max(): on Python 3.11 each call packs its arguments in a new tuple.
-        return room if room > 0 else 0
+    @property
+    def queued_alerts(self) -> int:
+        return self.bounds.alerts
+
+    @property
+    def queued_bytes(self) -> int:
+        return self.bounds.bytes
 
     async def submit(self, batch: Batch, request_id: str = "", body: bytes | None = None) -> bool:
         """Return once ``batch`` is committed (or queued, with ack=enqueue), or, given its ``body``
         and a spool, once spooled (True); raise QueueFull, DeadlineExceeded, StoreRejected or
         StoreUnavailable otherwise. ``request_id`` names the request in the log if the database
         refuses it."""
-        alerts = len(batch)
-        nbytes = batch.decoded_bytes
         if self._closing:
             raise QueueFull("shutting down")
         spool = self.spool
@@ -181,23 +182,21 @@ class Batcher:
             # While records wait in the spool, new ones follow them there: arrival order is kept.
             await self._spool(spool, batch, body, None)
             return True
-        if (
-            self.queued_alerts + alerts > self.max_queue_alerts or self.queued_bytes + nbytes > self.max_queue_bytes
-        ) and self.queued_alerts > 0:
-            raise QueueFull("ingest queue is full")
         if self.ack_enqueue:
             kept = body if spool is not None else None
-            if kept is not None:
-                nbytes += len(kept)
-                if self.queued_bytes + nbytes > self.max_queue_bytes and self.queued_alerts > 0:
-                    raise QueueFull("ingest queue is full")
-            self._enqueue(_Pending(batch, None, nbytes, request_id, kept))
+            item = _Pending(batch, None, request_id, kept)
+            # Counted in from here on (the first batch always enters, whatever its size).
+            if not self.bounds.admit(batch, item.extra_bytes):
+                raise QueueFull("ingest queue is full")
+            self._enqueue(item)
             return False
+        if not self.bounds.admit(batch):
+            raise QueueFull("ingest queue is full")
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        item = _Pending(batch, future, nbytes, request_id)
+        item = _Pending(batch, future, request_id)
         self._enqueue(item)
         # If the deadline passes first the flush still commits the batch (the sender's retry then
         # collapses into the same rows).
@@ -228,9 +227,8 @@ class Batcher:
             raise SpoolRefused("spool is full") from None
 
     def _enqueue(self, item: _Pending) -> None:
+        """Queue ``item``, already counted in by ``bounds.admit``."""
         self._waiting.append(item)
-        self.queued_alerts += item.alerts
-        self.queued_bytes += item.nbytes
         self._wake.set()
 
     def _take(self) -> tuple[list[_Pending], list[Batch], int]:
@@ -254,8 +252,7 @@ class Batcher:
         return taken, batches, alerts
 
     def _release(self, item: _Pending) -> None:
-        self.queued_alerts -= item.alerts
-        self.queued_bytes -= item.nbytes
+        self.bounds.release(item.batch, item.extra_bytes)
 
     async def _flush_loop(self, flusher: int) -> None:
         in_flight = self._in_flight

@@ -11,7 +11,7 @@ from typing import Any
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from webhookfast import metrics
-from webhookfast._core import Limits, PayloadError, ack_body, decode
+from webhookfast._core import DecodeBudget, Limits, PayloadError, ack_body, decode
 from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import DECODED_TOO_LARGE, HTTPError, overloaded, payload_status, unavailable, unstorable
 from webhookfast.http import Context, Response
@@ -195,6 +195,9 @@ class Ingest:
         # than a largest body made of one value (held twice: the value and its canonical JSON), so
         # that any real alert under the body cap passes with default settings.
         self.lone_decode_bytes = max(batcher.max_queue_bytes, 2 * reader.max_bytes + LONE_BODY_SLACK)
+        # Else the room the queue leaves, read by the decoder itself (at least what a batch of
+        # no alerts takes: such a request never reaches the queue).
+        self.decode_budget = DecodeBudget(batcher.bounds, EMPTY_BATCH_BYTES, self.lone_decode_bytes)
 
     async def __call__(self, ctx: Context) -> Response:
         scope = ctx.scope
@@ -217,17 +220,14 @@ class Ingest:
                 hold.release()
         ctx.bytes_in = len(body)
         # Memory is checked while decoding: a body stops decoding once it would hold more than
-        # the queue can take. (At least what a batch of no alerts takes: such a request never
-        # reaches the queue.)
-        room = self.batcher.room_bytes()
-        alone = room is None
-        # max(EMPTY_BATCH_BYTES, room) written out: on Python 3.11 max() packs its arguments in a tuple.
-        budget = self.lone_decode_bytes if room is None else (room if room > EMPTY_BATCH_BYTES else EMPTY_BATCH_BYTES)
+        # the queue can take.
         try:
-            batch = decode(body, self.limits, None, budget)
+            batch = decode(body, self.limits, None, self.decode_budget)
         except PayloadError as err:
             if err.reason == DECODED_TOO_LARGE:
-                raise self._decoded_too_large(err, alone) from None
+                # Decoding runs on the loop's thread, the only one that queues: the queue is as
+                # the decoder found it.
+                raise self._decoded_too_large(err, self.batcher.queued_alerts == 0) from None
             metrics.payload_errors.labels(err.reason).inc()
             raise HTTPError(
                 payload_status(err.reason), err.reason, err.message, path=err.path, offset=err.offset

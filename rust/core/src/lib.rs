@@ -17,6 +17,7 @@ pub mod limits;
 pub mod model;
 pub mod pgarray;
 pub mod promregex;
+pub mod queue_bounds;
 pub mod rfc3339;
 pub mod rows;
 pub mod spool;
