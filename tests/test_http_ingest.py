@@ -173,3 +173,49 @@ def test_bearer_token_required_when_configured(server_factory, tmp_path: Path) -
     assert ok.status == 200
     assert server.get("/healthz").status == 200  # open unless WEBHOOKFAST_PROTECT_HEALTH
     assert "s3cret" not in server.log()
+
+
+def test_the_access_log_counts_the_bytes_each_body_framing_delivered(server_factory, tmp_path: Path) -> None:
+    """``bytes_in`` is the Content-Length already checked (Granian delivers exactly that many bytes;
+    what a sender adds past it is not this request's body) or, for a chunked body, what arrived."""
+    import http.client
+    import socket
+
+    server = server_factory(f"sqlite:///{tmp_path}/framing.db")
+    body = (PAYLOADS / "firing_largest.json").read_bytes()
+    host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("POST", "/webhook", body, {**JSON_HEADERS, "X-Request-Id": "framing-length"})
+    first = conn.getresponse()
+    assert (first.status, first.read()) == (200, b'{"status":"stored","alerts":40,"request_id":"framing-length"}')
+    half = len(body) // 2
+    conn.request(
+        "POST", "/webhook", iter([body[:half], body[half:]]), {**JSON_HEADERS, "X-Request-Id": "framing-chunked"}
+    )
+    assert conn.getresponse().status == 200
+    conn.close()
+
+    # Bytes past the Content-Length: the body is the announced bytes, whole and valid; the rest
+    # is read as the start of another request, which the server refuses.
+    with socket.create_connection((host, port), timeout=10) as sock:
+        head = (
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-Request-Id: framing-extra\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body + b"garbage that is no request line\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+
+    assert server.stop(signal.SIGTERM) == 0
+    logged = {}
+    for line in server.log().splitlines():
+        if line.startswith("{") and '"request_id":"framing-' in line:
+            record = json.loads(line)
+            logged[record["request_id"]] = record["bytes_in"]
+    assert logged == {"framing-length": len(body), "framing-chunked": len(body), "framing-extra": len(body)}
+    assert query(tmp_path / "framing.db", "SELECT count(*) FROM alerts") == [(len(decode(body)),)]

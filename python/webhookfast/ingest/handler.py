@@ -94,9 +94,11 @@ class BodyReader:
     def too_large(self) -> HTTPError:
         return HTTPError(413, "payload_too_large", f"body exceeds {self.max_bytes} bytes")
 
-    async def read(self, scope: Any, proto: Any, hold: ByteHold | None = None) -> bytes:
-        """The body; with ``hold``, every byte is taken from its budget before it is read
-        (BudgetExceeded when it would pass)."""
+    async def read(self, ctx: Context, hold: ByteHold | None = None) -> bytes:
+        """The body, its length set as ``ctx.bytes_in``; with ``hold``, every byte is taken from
+        its budget before it is read (BudgetExceeded when it would pass)."""
+        scope = ctx.scope
+        proto = ctx.proto
         length = scope.headers.get("content-length")
         over = False
         if length is not None:
@@ -128,10 +130,14 @@ class BodyReader:
                 await self._discard(proto)
                 raise self.too_large()
             if length is None:
-                return await self._read_chunked(proto, hold)
+                chunked = await self._read_chunked(proto, hold)
+                ctx.bytes_in = len(chunked)
+                return chunked
             body: bytes = await proto()
-            if len(body) > self.max_bytes:
-                raise self.too_large()
+            # Granian frames a body by its Content-Length (hyper's decoder, h2's length check):
+            # exactly that many bytes arrive, or ProtocolClosed. So the length is the one already
+            # parsed and checked, and len(body), a new int past 256, is not needed.
+            ctx.bytes_in = announced
             return body
         except ProtocolClosed:
             # The client closed before sending the body its Content-Length announced.
@@ -204,11 +210,11 @@ class Ingest:
         if not is_json(scope.headers.get("content-type")):
             raise HTTPError(415, "unsupported_media_type", "Content-Type must be application/json")
         if ctx.signature_check is None:
-            body = await self.reader.read(scope, ctx.proto)
+            body = await self.reader.read(ctx)
         else:
             hold = self.unverified.hold()
             try:
-                body = await self.reader.read(scope, ctx.proto, hold)
+                body = await self.reader.read(ctx, hold)
                 # Before decoding: an unsigned body must not reach the decoder, its errors or the store.
                 ctx.signature_check(scope.headers, body)
             except BudgetExceeded:
@@ -218,7 +224,6 @@ class Ingest:
                 ) from None
             finally:
                 hold.release()
-        ctx.bytes_in = len(body)
         # Memory is checked while decoding: a body stops decoding once it would hold more than
         # the queue can take.
         try:
