@@ -1,15 +1,16 @@
 """The per-flush histograms that RequestObserver keeps as values until its fold: the fold must add
 what prometheus-client's own ``observe`` would have (the same counts in the same buckets, and the
-sum up to rounding, since a fold adds its values' total at once), and the values kept stay bounded."""
+sum up to rounding, since a fold adds its values' total at once), and the values kept stay bounded.
+The same for the amounts it keeps for counters."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from webhookfast import metrics
-from webhookfast.metrics import MAX_PENDING_VALUES, RequestObserver
+from webhookfast.metrics import MAX_PENDING_AMOUNTS, MAX_PENDING_VALUES, RequestObserver
 
 BUCKETS = (1, 2, 5, 10, 100, 1000)
 # Negative, below, on and between the bounds, past the last one; 0.1 and 1e16 make sums that
@@ -128,3 +129,43 @@ def test_the_flush_histograms_are_observed_through_the_module() -> None:
     metrics.observe_value(metrics.flush_alerts, 7)
     metrics.request_observer.fold()
     assert _count(metrics.flush_alerts) == before + 1
+
+
+def _counter_pair() -> tuple[Counter, Counter]:
+    registry = CollectorRegistry()
+    return (
+        Counter("folded", "added through RequestObserver", registry=registry),
+        Counter("direct", "incremented by prometheus-client", registry=registry),
+    )
+
+
+def _total(c: Counter) -> float:
+    return next(s.value for s in c.collect()[0].samples if s.name.endswith("_total"))
+
+
+def test_counter_amounts_fold_into_their_total_and_stay_bounded() -> None:
+    folded, direct = _counter_pair()
+    # Amounts past the small-int cache and a total far past it.
+    amounts = [1, 0, 3, 255, 256, 1000, 70_000] * 600
+
+    async def add() -> int:
+        observer = RequestObserver(fold_interval_s=60)
+        kept = 0
+        for i, amount in enumerate(amounts):
+            observer.add(folded, amount)
+            direct.inc(amount)
+            kept = max(kept, sum(len(a) for a in observer._counts.values()))
+            if i == 10:
+                assert _total(folded) == 0  # nothing written before a fold
+        observer.fold()
+        return kept
+
+    assert asyncio.run(add()) == MAX_PENDING_AMOUNTS - 1
+    assert _total(folded) == _total(direct) == sum(amounts)
+
+
+def test_without_a_loop_an_amount_is_written_at_once() -> None:
+    folded, direct = _counter_pair()
+    RequestObserver().add(folded, 5)
+    direct.inc(5)
+    assert _total(folded) == _total(direct) == 5

@@ -101,6 +101,9 @@ spool_torn_records = Counter(
 
 # Values a histogram keeps between folds at most (a fold comes sooner if they reach it).
 MAX_PENDING_VALUES = 1024
+# Amounts a counter keeps at most before it adds them up: a length up to 256 is one of CPython's
+# cached small ints, so checking it makes no object.
+MAX_PENDING_AMOUNTS = 256
 
 
 class RequestObserver:
@@ -117,14 +120,24 @@ class RequestObserver:
         self.fold_interval_s = fold_interval_s
         self.bounds: list[float] = request_seconds._upper_bounds  # the histogram's own buckets, +Inf last
         self._pending: dict[tuple[str, int], list[float]] = {}
-        self._counts: dict[Counter, float] = {}
+        self._counts: dict[Counter, list[float]] = {}  # the amounts added since the fold
         self._histograms: dict[Histogram, list[float]] = {}  # the values observed since the fold
         self._gauges: dict[Gauge, float] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, counter: Counter, amount: float) -> None:
         """``counter.inc(amount)``, deferred to the next fold."""
-        self._counts[counter] = self._counts.get(counter, 0) + amount
+        # Kept, not summed at once, as observe_value keeps its values: a total past 256 is a new
+        # int object at every add (once per request for the alert counters), where appending a
+        # (small, cached) amount costs nothing.
+        amounts = self._counts.get(counter)
+        if amounts is None:
+            amounts = self._counts[counter] = []
+        amounts.append(amount)
+        if len(amounts) >= MAX_PENDING_AMOUNTS:
+            total = sum(amounts)
+            amounts.clear()
+            amounts.append(total)
         self._arm()
 
     def observe_value(self, histogram: Histogram, value: float) -> None:
@@ -171,8 +184,8 @@ class RequestObserver:
             self._timer.cancel()
             self._timer = None
         counts, self._counts = self._counts, {}
-        for counter, amount in counts.items():
-            counter.inc(amount)
+        for counter, amounts in counts.items():
+            counter.inc(sum(amounts))
         gauges, self._gauges = self._gauges, {}
         for gauge, value in gauges.items():
             gauge.set(value)
