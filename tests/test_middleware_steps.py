@@ -1,5 +1,5 @@
 """The admission steps (rate limit, then auth) run as one call, in order, and the first refusal
-stops the rest."""
+stops the rest; ``Middleware.begin`` and ``end``, which the app runs around a handler."""
 
 from __future__ import annotations
 
@@ -73,3 +73,53 @@ def test_the_middleware_runs_the_rate_limit_before_auth() -> None:
 
 def test_the_middleware_without_steps_has_no_admission_call() -> None:
     assert Middleware().admit is None
+
+
+def _ctx(method: str, route: Any) -> Any:
+    from types import SimpleNamespace
+
+    from webhookfast.http import Context
+
+    return Context(SimpleNamespace(method=method, headers={}), None, route, 0.0)
+
+
+def test_begin_assigns_the_id_before_admission_and_returns_the_routes_handler() -> None:
+    from webhookfast.errors import HTTPError
+    from webhookfast.http import Response, Route
+
+    async def handler(ctx: Any) -> Response:
+        return Response(200, b"{}")
+
+    seen: list[str] = []
+
+    class Refusing:
+        def admit(self, ctx: Any) -> None:
+            seen.append(ctx.request_id)
+            raise HTTPError(401, "unauthorized", "no")
+
+    route = Route("webhook", "/webhook", {"POST": handler}, protected=True)
+    assert Middleware().begin(_ctx("POST", route)) is handler
+    with pytest.raises(HTTPError) as refused:
+        Middleware(auth=Refusing()).begin(_ctx("POST", route))  # type: ignore[arg-type]
+    assert refused.value.status == 401 and seen and seen[0]  # the id was there already
+    with pytest.raises(HTTPError) as unknown:
+        Middleware().begin(_ctx("POST", None))
+    assert unknown.value.status == 404
+    with pytest.raises(HTTPError) as wrong:
+        Middleware().begin(_ctx("GET", route))
+    assert wrong.value.status == 405
+
+
+def test_end_records_the_answer_when_there_is_an_access_log() -> None:
+    from webhookfast.http import Response
+
+    recorded: list[tuple[Any, Any]] = []
+
+    class Log:
+        def record(self, ctx: Any, response: Any) -> None:
+            recorded.append((ctx, response))
+
+    ctx, response = _ctx("POST", None), Response(404, b"{}")
+    Middleware().end(ctx, response)  # none: nothing to do
+    Middleware(access_log=Log()).end(ctx, response)  # type: ignore[arg-type]
+    assert recorded == [(ctx, response)]

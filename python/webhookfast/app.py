@@ -21,7 +21,7 @@ from webhookfast.http import JSON, SECURITY_HEADERS, Context, Handler, Response,
 from webhookfast.ingest.batcher import Batcher
 from webhookfast.ingest.handler import BodyReader, ByteBudget, Ingest
 from webhookfast.ingest.spool import spool_for
-from webhookfast.middleware import AccessLog, Auth, Middleware, RateLimit, error_response
+from webhookfast.middleware import AccessLog, Auth, Middleware, RateLimit, error_response, recover
 from webhookfast.settings import NO_LIMIT, AckMode, Settings
 from webhookfast.storage import Store, WriteResult, open_store
 from webhookfast.ui import WebUI
@@ -199,8 +199,13 @@ class App:
         if route is None and self.ui is not None:
             route = self.ui.match(path)
         ctx = Context(scope, proto, route, time.perf_counter())
+        middleware = self.middleware
         try:
-            response = await self.middleware(ctx)
+            try:
+                response = await middleware.begin(ctx)(ctx)
+            except Exception as exc:
+                response = recover(exc, ctx.request_id)
+            middleware.end(ctx, response)
         except Exception:  # last resort: the middleware's own recovery failed
             log.exception("unhandled error outside the middleware")
             response = error_response(internal_error(), ctx.request_id)

@@ -1,12 +1,14 @@
-"""Middleware: what every request goes through around its route's handler, in one coroutine.
+"""Middleware: what every request goes through around its route's handler.
 
-Order (see ``Middleware.__call__``): request id → rate limit → auth → the handler → recovery →
+Order (see ``App.__rsgi__``): request id → rate limit → auth → the handler → recovery →
 access log and metrics. The request id comes first so that every later step, log line and error
 body carries it; recovery turns any error (HTTPError → its JSON answer, anything else → a JSON
 500) into the answer that the access log then records with its final status.
 
 The steps are plain calls, not a chain of wrapping coroutines: a coroutine per layer cost about as
-much as the rest of a 1-alert request (benches/test_handler.py).
+much as the rest of a 1-alert request (benches/test_handler.py). The app's own coroutine runs them
+around the handler's (``begin``, then ``recover`` on an error, then ``end``): a coroutine of the
+middleware's own was one more object per request (benches/test_allocations.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from webhookfast.errors import method_not_allowed, not_found
-from webhookfast.http import Context, Response
+from webhookfast.http import Context, Handler, Response
 from webhookfast.middleware.access_log import AccessLog
 from webhookfast.middleware.auth import Auth
 from webhookfast.middleware.rate_limit import RateLimit
@@ -25,7 +27,7 @@ __all__ = ["AccessLog", "Auth", "Middleware", "RateLimit", "RequestId", "error_r
 
 
 class Middleware:
-    """Runs a request through the enabled steps and its route's handler; never raises."""
+    """The enabled steps before and after a request's handler."""
 
     def __init__(
         self,
@@ -44,23 +46,24 @@ class Middleware:
         self.admit = _in_turn(admits)
         self.record = access_log.record if access_log is not None else None
 
-    async def __call__(self, ctx: Context) -> Response:
+    def begin(self, ctx: Context) -> Handler:
+        """The handler of an admitted request (its id assigned first, so that every error it
+        meets carries it); raises the HTTPError that refuses it."""
         self.request_id.assign(ctx)
-        try:
-            if (admit := self.admit) is not None:
-                admit(ctx)
-            route = ctx.route
-            if route is None:
-                raise not_found()
-            handler = route.handlers.get(ctx.scope.method)
-            if handler is None:
-                raise method_not_allowed(route.allow)
-            response = await handler(ctx)
-        except Exception as exc:
-            response = recover(exc, ctx.request_id)
+        if (admit := self.admit) is not None:
+            admit(ctx)
+        route = ctx.route
+        if route is None:
+            raise not_found()
+        handler = route.handlers.get(ctx.scope.method)
+        if handler is None:
+            raise method_not_allowed(route.allow)
+        return handler
+
+    def end(self, ctx: Context, response: Response) -> None:
+        """After the answer is known (``recover``'s, on an error): the access log and metrics."""
         if self.record is not None:
             self.record(ctx, response)
-        return response
 
 
 def _in_turn(admits: list[Callable[[Context], None]]) -> Callable[[Context], None] | None:
