@@ -121,7 +121,8 @@ fn payload_error(py: Python<'_>, e: core::PayloadError) -> PyErr {
 #[pyclass(module = "webhookfast._core", frozen)]
 struct Batch {
     inner: core::Batch,
-    /// Computed once: the queue's bounds read it when the batch enters and when it leaves.
+    /// Computed once per batch, beside its decoding: the queue's bounds read it when the batch
+    /// enters and when it leaves.
     decoded_bytes: u64,
 }
 
@@ -252,13 +253,15 @@ fn decode(
             Err(_) => arg.extract::<usize>()?,
         },
     };
+    // Batch::new walks the alerts once more for their size: with the GIL released too.
+    let decode = || core::decode_within(body, &limits, received_at_us, budget).map(Batch::new);
     let result = if body.len() >= DETACH_BODY_BYTES {
-        py.detach(|| core::decode_within(body, &limits, received_at_us, budget))
+        py.detach(decode)
     } else {
-        core::decode_within(body, &limits, received_at_us, budget)
+        decode()
     };
     match result {
-        Ok(inner) => Ok(Batch::new(inner)),
+        Ok(batch) => Ok(batch),
         Err(e) => Err(payload_error(py, e)),
     }
 }

@@ -500,6 +500,14 @@ CASES: list[Case] = [
         "wrong_type",
         post(b"3\r\n[1]\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked", "Content-Length": "3"}),
     ),
+    # The same with Content-Length first: the body is still read chunked (so the body cap, which
+    # the handler checks from Content-Length, is checked chunk by chunk instead).
+    Case(
+        "content-length-then-chunked",
+        422,
+        "wrong_type",
+        post(b"3\r\n[1]\r\n0\r\n\r\n", {"Content-Length": "3", "Transfer-Encoding": "chunked"}),
+    ),
     Case("content-length-too-long-for-body", 408, "request_timeout", post(b"[]", {"Content-Length": "100"})),
     Case("slow-body", 408, "request_timeout", slow_body),
     Case("trickled-body", 408, "request_timeout", trickle_body),

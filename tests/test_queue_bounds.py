@@ -28,13 +28,15 @@ def test_a_batch_is_counted_in_and_out_with_what_is_kept_beside_it() -> None:
 def test_a_refused_batch_counts_nothing_and_the_first_always_enters() -> None:
     big = decode(LARGEST)
     small = decode(SINGLE)
-    bounds = QueueBounds(len(big) + 1, small.decoded_bytes)
+    bounds = QueueBounds(len(big) + 2, 2 * small.decoded_bytes)
     assert bounds.admit(big)  # alone: enters whatever its size
     assert not bounds.admit(small)
     assert (bounds.alerts, bounds.bytes) == (len(big), big.decoded_bytes)
     bounds.release(big)
     assert bounds.admit(small)
-    assert not bounds.admit(small, 1)  # its kept body's bytes count too
+    assert not bounds.admit(small, 1)  # it would fit by itself: its kept body's bytes count too
+    assert bounds.bytes == small.decoded_bytes
+    assert bounds.admit(small)
 
 
 def test_the_alert_bound_refuses_as_the_byte_bound_does() -> None:

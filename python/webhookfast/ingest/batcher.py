@@ -129,8 +129,6 @@ class Batcher:
             raise ValueError("the spool must replay into the batcher's own store")
         self.store = store
         self.ack_enqueue = ack_enqueue
-        self.max_queue_alerts = max_queue_alerts
-        self.max_queue_bytes = max_queue_bytes
         self.flush_max_alerts = flush_max_alerts
         self.flush_concurrency = flush_concurrency or store.default_flush_concurrency
         self.deadline_s = deadline_s
@@ -161,6 +159,14 @@ class Batcher:
             loop.create_task(self._flush_loop(i), name=f"webhookfast-flusher-{i}")
             for i in range(self.flush_concurrency)
         ]
+
+    @property
+    def max_queue_alerts(self) -> int:
+        return self.bounds.max_alerts
+
+    @property
+    def max_queue_bytes(self) -> int:
+        return self.bounds.max_bytes
 
     @property
     def queued_alerts(self) -> int:

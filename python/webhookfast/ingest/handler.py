@@ -135,8 +135,10 @@ class BodyReader:
                 return chunked
             body: bytes = await proto()
             # Granian frames a body by its Content-Length (hyper's decoder, h2's length check):
-            # exactly that many bytes arrive, or ProtocolClosed. So the length is the one already
-            # parsed and checked, and len(body), a new int past 256, is not needed.
+            # exactly that many bytes arrive, or ProtocolClosed; with Transfer-Encoding as well,
+            # in either order, hyper drops the Content-Length and the body comes chunked. So the
+            # length is the one already parsed and checked, and len(body), a new int past 256, is
+            # not needed.
             ctx.bytes_in = announced
             return body
         except ProtocolClosed:
@@ -230,8 +232,8 @@ class Ingest:
             batch = decode(body, self.limits, None, self.decode_budget)
         except PayloadError as err:
             if err.reason == DECODED_TOO_LARGE:
-                # Decoding runs on the loop's thread, the only one that queues: the queue is as
-                # the decoder found it.
+                # Decoding runs on the loop's thread, the only one that admits to the queue or
+                # releases from it: the queue is as the decoder found it.
                 raise self._decoded_too_large(err, self.batcher.queued_alerts == 0) from None
             metrics.payload_errors.labels(err.reason).inc()
             raise HTTPError(
