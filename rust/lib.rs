@@ -121,18 +121,18 @@ fn payload_error(py: Python<'_>, e: core::PayloadError) -> PyErr {
 #[pyclass(module = "webhookfast._core", frozen)]
 struct Batch {
     inner: core::Batch,
-    /// Computed once per batch, beside its decoding: the queue's bounds read it when the batch
-    /// enters and when it leaves.
+    /// Measured by the decoder's last check (`decode_sized`): the queue's bounds read it when
+    /// the batch enters and when it leaves.
     decoded_bytes: u64,
 }
 
 impl Batch {
-    fn new(inner: core::Batch) -> Self {
-        let decoded_bytes = inner.decoded_bytes() as u64;
-        Self {
-            inner,
-            decoded_bytes,
-        }
+    /// `(alerts, bytes)` it counts against the queue's bounds, with what is kept beside it.
+    fn queued(&self, extra_bytes: u64) -> (u64, u64) {
+        (
+            self.inner.len() as u64,
+            self.decoded_bytes.saturating_add(extra_bytes),
+        )
     }
 }
 
@@ -253,8 +253,12 @@ fn decode(
             Err(_) => arg.extract::<usize>()?,
         },
     };
-    // Batch::new walks the alerts once more for their size: with the GIL released too.
-    let decode = || core::decode_within(body, &limits, received_at_us, budget).map(Batch::new);
+    let decode = || {
+        core::decode_sized(body, &limits, received_at_us, budget).map(|(inner, held)| Batch {
+            inner,
+            decoded_bytes: held as u64,
+        })
+    };
     let result = if body.len() >= DETACH_BODY_BYTES {
         py.detach(decode)
     } else {
@@ -283,20 +287,14 @@ impl QueueBounds {
     /// Counts ``batch`` (and ``extra_bytes`` kept with it) in if it fits, or if the queue is empty.
     #[pyo3(signature = (batch, extra_bytes = 0))]
     fn admit(&self, batch: &Bound<'_, Batch>, extra_bytes: u64) -> bool {
-        let b = batch.get();
-        self.inner.admit(
-            b.inner.len() as u64,
-            b.decoded_bytes.saturating_add(extra_bytes),
-        )
+        let (alerts, bytes) = batch.get().queued(extra_bytes);
+        self.inner.admit(alerts, bytes)
     }
     /// Counts ``batch`` (and ``extra_bytes``) out again.
     #[pyo3(signature = (batch, extra_bytes = 0))]
     fn release(&self, batch: &Bound<'_, Batch>, extra_bytes: u64) {
-        let b = batch.get();
-        self.inner.release(
-            b.inner.len() as u64,
-            b.decoded_bytes.saturating_add(extra_bytes),
-        );
+        let (alerts, bytes) = batch.get().queued(extra_bytes);
+        self.inner.release(alerts, bytes);
     }
     #[getter]
     fn alerts(&self) -> u64 {

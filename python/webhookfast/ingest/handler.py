@@ -130,9 +130,7 @@ class BodyReader:
                 await self._discard(proto)
                 raise self.too_large()
             if length is None:
-                chunked = await self._read_chunked(proto, hold)
-                ctx.bytes_in = len(chunked)
-                return chunked
+                return await self._read_chunked(ctx, hold)
             body: bytes = await proto()
             # Granian frames a body by its Content-Length (hyper's decoder, h2's length check):
             # exactly that many bytes arrive, or ProtocolClosed; with Transfer-Encoding as well,
@@ -167,16 +165,17 @@ class BodyReader:
             while True:
                 await asyncio.wait_for(chunks.__anext__(), DISCARD_PAUSE_S)
 
-    async def _read_chunked(self, proto: Any, hold: ByteHold | None) -> bytes:
+    async def _read_chunked(self, ctx: Context, hold: ByteHold | None) -> bytes:
         chunks = []
         total = 0
-        async for chunk in proto:
+        async for chunk in ctx.proto:
             total += len(chunk)
             if total > self.max_bytes:
                 raise self.too_large()
             if hold is not None:
                 hold.take(len(chunk))
             chunks.append(chunk)
+        ctx.bytes_in = total
         return b"".join(chunks)
 
 

@@ -24,7 +24,7 @@ pub mod spool;
 pub mod sqlite;
 pub mod stats;
 
-pub use decode::{decode, decode_within};
+pub use decode::{decode, decode_sized, decode_within};
 pub use error::{PayloadError, Reason};
 pub use fingerprint::{
     fingerprint, fingerprint_from_int, fingerprint_hex, fingerprint_iter, fingerprint_sorted,

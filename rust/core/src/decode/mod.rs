@@ -39,12 +39,23 @@ pub fn decode_within(
     received_at_us: i64,
     max_decoded_bytes: usize,
 ) -> Result<Batch, PayloadError> {
+    decode_sized(body, limits, received_at_us, max_decoded_bytes).map(|(batch, _)| batch)
+}
+
+/// [`decode_within`], with the batch's [`Batch::decoded_bytes`], which its last check measures
+/// anyway (a caller that keeps the size need not walk the alerts again).
+pub fn decode_sized(
+    body: &[u8],
+    limits: &Limits,
+    received_at_us: i64,
+    max_decoded_bytes: usize,
+) -> Result<(Batch, usize), PayloadError> {
     let batch = decode_body(body, limits, received_at_us, max_decoded_bytes)?;
     let held = batch.decoded_bytes();
     if held > max_decoded_bytes {
         return Err(too_large(held, max_decoded_bytes));
     }
-    Ok(batch)
+    Ok((batch, held))
 }
 
 fn too_large(held: usize, max: usize) -> PayloadError {

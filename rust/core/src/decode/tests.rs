@@ -819,6 +819,9 @@ fn a_decode_budget_stops_the_decoder_before_the_body_is_decoded_whole() {
     // Exactly enough passes, one byte less is refused, and so is a budget far below.
     let again = crate::decode_within(body.as_bytes(), &limits, 0, held).unwrap();
     assert_eq!(again, whole);
+    // The size decode_sized hands back is the one measured.
+    let (sized, size) = crate::decode_sized(body.as_bytes(), &limits, 0, held).unwrap();
+    assert_eq!((sized, size), (whole.clone(), held));
     let err = crate::decode_within(body.as_bytes(), &limits, 0, held - 1).unwrap_err();
     assert_eq!(err.reason, Reason::DecodedTooLarge);
     let err = crate::decode_within(body.as_bytes(), &limits, 0, body.len()).unwrap_err();
