@@ -336,6 +336,92 @@ def test_a_request_past_its_deadline_is_withdrawn_from_a_flush_not_yet_sent(tmp_
     asyncio.run(run())
 
 
+def test_a_batch_being_spooled_after_its_deadline_stays_spooled_when_its_sender_goes(tmp_path: Path) -> None:
+    """The deadline passed and the spool's append is under way when the sender hangs up (its
+    request's task is cancelled): the append still completes, and the replayer stores the batch
+    once; a shutdown meanwhile waits for the append."""
+    from webhookfast._core import decode
+    from webhookfast.ingest.batcher import Batcher
+
+    async def run() -> None:
+        store = Flushing()
+        store.fail = 10**9  # down: neither the flush nor the replayer gets through
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        batcher = Batcher(store, spool=spool, deadline_s=0.05, flush_concurrency=1)  # type: ignore[arg-type]
+        batcher.start()
+        async with spool._io:  # the append waits here, as behind a slow disk
+            request = asyncio.ensure_future(batcher.submit(decode(body(0)), "r0", body(0)))
+            for _ in range(200):
+                if spool._queued_bytes:
+                    break
+                await asyncio.sleep(0.01)
+            assert spool._queued_bytes, "the batch was not handed to the spool after its deadline"
+            store.connected.set()  # its flush goes out without it (withdrawn) and ends
+            store.committed.set()
+            for _ in range(200):
+                if not batcher._in_flight:
+                    break
+                await asyncio.sleep(0.01)
+            request.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+            closing = asyncio.ensure_future(batcher.close(5.0))
+            await asyncio.sleep(0.05)
+            assert not closing.done()  # it waits for the append
+        await closing
+        assert batcher.queued_alerts == 0 and store.flushed == []
+        await spool.close()
+        up = Store()
+        again = Spool(tmp_path, up, max_bytes=1 << 20)
+        await again.open()
+        await drained(again)
+        assert up.written == ["0"]
+        await again.close()
+
+    asyncio.run(run())
+
+
+def test_a_batch_spooled_in_doubt_is_not_spooled_again_when_shutdown_fails_its_flush(tmp_path: Path) -> None:
+    """The flush went out and hangs; the deadline passed and the batch is being spooled in
+    doubt when shutdown gives up on that flush: the batch is in the spool once, not twice."""
+    from webhookfast._core import decode
+    from webhookfast.ingest.batcher import Batcher
+
+    async def run() -> None:
+        store = Flushing()
+        store.connected.set()  # connected and sent: the commit never comes
+        spool = Spool(tmp_path, store, max_bytes=1 << 20)
+        await spool.open()
+        batcher = Batcher(store, spool=spool, deadline_s=0.05, flush_concurrency=1)  # type: ignore[arg-type]
+        batcher.start()
+        async with spool._io:  # the append waits here, as behind a slow disk
+            request = asyncio.ensure_future(batcher.submit(decode(body(0)), "r0", body(0)))
+            for _ in range(200):
+                if spool._queued_bytes:
+                    break
+                await asyncio.sleep(0.01)
+            assert spool._queued_bytes, "the batch was not handed to the spool after its deadline"
+            closing = asyncio.ensure_future(batcher.close(0.3))
+            for _ in range(200):  # until shutdown has given up on the flush
+                if not batcher._in_flight:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+        await closing
+        assert await request is True
+        assert batcher.queued_alerts == 0
+        await spool.close()
+        up = Store()
+        again = Spool(tmp_path, up, max_bytes=1 << 20)
+        await again.open()
+        await drained(again)
+        assert up.written == ["0"]
+        await again.close()
+
+    asyncio.run(run())
+
+
 def test_a_record_its_own_late_flush_committed_moves_the_mark_at_once(tmp_path: Path) -> None:
     """The flush went out, then the deadline passed: the record is in doubt. When that flush
     commits after all, the replayer skips the record and moves the mark past it in a

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import cast
 
@@ -49,9 +49,8 @@ class DeadlineExceeded(Exception):
 _NONE_WITHDRAWN: Sequence[int] = (0, 0)
 
 
-def _fail_late(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_exception(DeadlineExceeded("not committed in time"))
+async def _queued() -> bool:
+    return False
 
 
 class _Pending:
@@ -63,6 +62,7 @@ class _Pending:
         "future",
         "outcome",
         "request_id",
+        "rescued",
         "sent",
         "settled",
         "spooling",
@@ -72,16 +72,19 @@ class _Pending:
     def __init__(
         self,
         batch: Batch,
-        future: asyncio.Future[None] | None,
+        future: asyncio.Future[bool] | None,
         request_id: str,
         body: bytes | None = None,
     ) -> None:
         self.batch = batch
-        # Kept for an acknowledged batch (ack=enqueue) while a spool exists: if its flush fails
-        # or shutdown comes first, it goes to the spool instead of being lost.
+        # Kept while a spool exists: an acknowledged batch (ack=enqueue) goes there if its flush
+        # fails or shutdown comes first, instead of being lost; a waiting one (commit mode) if it
+        # is not committed in time.
         self.body = body
-        # Counted against the queue's bytes beside what the decoded batch holds.
-        self.extra_bytes = 0 if body is None else len(body)
+        # An acknowledged batch's body counts against the queue's bytes beside what the decoded
+        # batch holds (a waiting one's is held by its request anyway).
+        self.extra_bytes = 0 if body is None or future is not None else len(body)
+        # Ends False once committed, True once spooled instead; None: acknowledged already.
         self.future = future
         self.alerts = len(batch)
         self.request_id = request_id
@@ -89,6 +92,7 @@ class _Pending:
         self.outcome: bool | None = None
         self.settled: asyncio.Event | None = None
         self.spooling = False  # being appended to the spool after a failed flush
+        self.rescued = False  # a waiting one spooled after its deadline or failed flush (_give_up)
         # Whether its flush has sent it to the database: from then on a late commit is possible,
         # so a request that gives up is spooled "in doubt". One that gives up before is withdrawn
         # from its flush instead, and its record is replayed like any other.
@@ -150,7 +154,9 @@ class Batcher:
         # (commit mode with the spool only: the spool's store, PostgresStore, calls ``before_send``;
         # it is the batcher's store).
         self._withdrawing: MarkedStore | None = spool.store if spool and not (ack_enqueue or ack_spool) else None
-        self._deadlines: DeadlineQueue[asyncio.Future[None]] = DeadlineQueue(deadline_s, _fail_late)
+        self._deadlines: DeadlineQueue[_Pending] = DeadlineQueue(deadline_s, self._expire)
+        # Batches being spooled after their commit did not come (see _give_up).
+        self._rescues: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         # Kept: on Python 3.11 every get_running_loop() is a getpid() system call.
@@ -176,18 +182,23 @@ class Batcher:
     def queued_bytes(self) -> int:
         return self.bounds.bytes
 
-    async def submit(self, batch: Batch, request_id: str = "", body: bytes | None = None) -> bool:
-        """Return once ``batch`` is committed (or queued, with ack=enqueue), or, given its ``body``
-        and a spool, once spooled (True); raise QueueFull, DeadlineExceeded, StoreRejected or
-        StoreUnavailable otherwise. ``request_id`` names the request in the log if the database
-        refuses it."""
+    def submit(self, batch: Batch, request_id: str = "", body: bytes | None = None) -> Awaitable[bool]:
+        """Hand ``batch`` over (QueueFull at once when the queue is full or closing). What it
+        returns ends False once the batch is committed (or queued, with ack=enqueue), or True once
+        spooled instead, given its ``body`` and a spool (ack=spool, a backlog ahead of it, or a
+        commit that did not come in time); it raises DeadlineExceeded, StoreRejected,
+        StoreUnavailable or SpoolRefused otherwise. ``request_id`` names the request in the log if
+        the database refuses it.
+
+        In commit mode that is the batch's own future, ended by its flush, its deadline or the
+        spool (``_give_up``): a coroutine per request to wait for it was one more object
+        (benches/test_allocations.py)."""
         if self._closing:
             raise QueueFull("shutting down")
         spool = self.spool
         if spool is not None and body is not None and (self.ack_spool or spool.backlog):
             # While records wait in the spool, new ones follow them there: arrival order is kept.
-            await self._spool(spool, batch, body, None)
-            return True
+            return self._spool_first(spool, batch, body)
         if self.ack_enqueue:
             kept = body if spool is not None else None
             item = _Pending(batch, None, request_id, kept)
@@ -195,36 +206,77 @@ class Batcher:
             if not self.bounds.admit(batch, item.extra_bytes):
                 raise QueueFull("ingest queue is full")
             self._enqueue(item)
-            return False
+            return _queued()
         if not self.bounds.admit(batch):
             raise QueueFull("ingest queue is full")
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        item = _Pending(batch, future, request_id)
+        future: asyncio.Future[bool] = loop.create_future()
+        item = _Pending(batch, future, request_id, body if spool is not None else None)
         self._enqueue(item)
         # If the deadline passes first the flush still commits the batch (the sender's retry then
         # collapses into the same rows).
-        self._deadlines.add(future)
+        self._deadlines.add(item)
+        return future
+
+    async def _spool_first(self, spool: Spool, batch: Batch, body: bytes) -> bool:
+        await self._spool(spool, batch, body, None)
+        return True
+
+    def _expire(self, item: _Pending) -> None:
+        """``item`` waited ``deadline_s`` for its commit."""
+        future = item.future
+        if future is not None and not future.done():
+            self._give_up(item, DeadlineExceeded("not committed in time"))
+
+    def _give_up(self, item: _Pending, exc: DeadlineExceeded | StoreUnavailable) -> None:
+        """``item``'s request will not see its commit (its deadline passed, or its flush failed):
+        it is spooled when it has a body and there is a spool, else answered with ``exc``."""
+        future = item.future
+        assert future is not None
+        if item.rescued:
+            return  # its deadline came first: on its way to the spool already
+        spool = self.spool
+        if spool is None or item.body is None:
+            future.set_exception(exc)
+            return
+        item.rescued = True
+        pending: _Pending | None = item
+        if not item.sent:
+            # Not sent yet (e.g. its flush waits for a connection to a database that is down):
+            # withdrawn, it can never be committed twice, even across a crash.
+            item.withdrawn = True
+            pending = None
+        # Else in doubt: the replayer waits for its flush. Spooled by a task of its own: the
+        # request keeps waiting on its future, and a sender that goes away meanwhile does not
+        # stop the append.
+        assert self._loop is not None
+        task = self._loop.create_task(self._rescue(spool, item, pending))
+        self._rescues.add(task)
+        task.add_done_callback(self._rescues.discard)
+
+    async def _rescue(self, spool: Spool, item: _Pending, pending: _Pending | None) -> None:
+        future = item.future
+        body = item.body
+        assert future is not None and body is not None
+        if item.outcome:
+            return  # its flush committed it (and answered it) just after the deadline
         try:
-            await future
-        except (DeadlineExceeded, StoreUnavailable):
-            if item.outcome:  # its flush committed it just after the deadline
-                return False
-            if spool is None or body is None:
-                raise
-            if item.sent:
-                await self._spool(spool, batch, body, item)  # in doubt: the replayer waits for its flush
-            else:
-                # Not sent yet (e.g. its flush waits for a connection to a database that is down):
-                # withdrawn, it can never be committed twice, even across a crash.
-                item.withdrawn = True
-                await self._spool(spool, batch, body, None)
-            return True
-        finally:
-            self._deadlines.done(future)
-        return False
+            await self._spool(spool, item.batch, body, pending)
+        except SpoolRefused as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(StoreUnavailable(f"not spooled: {exc!r}"))
+            if isinstance(exc, Exception):
+                log.exception("spooling request %s failed", item.request_id or "-")
+                return
+            raise
+        if not future.done():
+            future.set_result(True)
 
     async def _spool(self, spool: Spool, batch: Batch, body: bytes, item: _Pending | None) -> None:
         try:
@@ -245,8 +297,8 @@ class Batcher:
         waiting = self._waiting
         while waiting and (not taken or alerts + waiting[0].alerts <= self.flush_max_alerts):
             item = waiting.popleft()
-            if item.future is not None and item.future.done():
-                # Its request already gave up (deadline); the sender will send it again.
+            if item.withdrawn or (item.future is not None and item.future.done()):
+                # Its request already gave up (gone, or deadline and spooled instead).
                 self._release(item)
                 item.settle(False)
                 continue
@@ -259,6 +311,8 @@ class Batcher:
 
     def _release(self, item: _Pending) -> None:
         self.bounds.release(item.batch, item.extra_bytes)
+        if item.future is not None:
+            self._deadlines.done(item)
 
     async def _flush_loop(self, flusher: int) -> None:
         in_flight = self._in_flight
@@ -411,7 +465,7 @@ class Batcher:
             self._release(item)
             item.settle(True)
             if item.future is not None and not item.future.done():
-                item.future.set_result(None)
+                item.future.set_result(False)
         if items is taken:
             taken.clear()
         else:
@@ -447,12 +501,12 @@ class Batcher:
             item.future.set_exception(exc)
         taken.remove(item)
 
-    def _fail(self, items: list[_Pending], exc: Exception) -> None:
+    def _fail(self, items: list[_Pending], exc: StoreUnavailable) -> None:
         for item in items:
             self._release(item)
             item.settle(False)
             if item.future is not None and not item.future.done():
-                item.future.set_exception(exc)
+                self._give_up(item, exc)
         items.clear()
 
     def _report(self, requests: int, alerts: int, seconds: float, result: WriteResult | None) -> None:
@@ -464,7 +518,8 @@ class Batcher:
                 log.exception("flush report failed")
 
     async def close(self, timeout_s: float = 30.0) -> None:
-        """Stop taking batches and flush what is queued (graceful shutdown, at most ``timeout_s``)."""
+        """Stop taking batches and flush what is queued (graceful shutdown: at most ``timeout_s``
+        for the flushes, then as long again for the spool's appends under way)."""
         self._closing = True
         self._wake.set()
         if self._flushers:
@@ -491,6 +546,13 @@ class Batcher:
                     timeout_s,
                     lost,
                 )
-                # Requests still waiting get their 503 now rather than hang.
+                # Requests still waiting are spooled or get their 503 now rather than hang.
                 self._fail(left, StoreUnavailable("shutting down"))
+        if self._rescues:
+            # Before the spool closes: what its appends were started for goes in.
+            _, late = await asyncio.wait(set(self._rescues), timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         self._deadlines.close()
