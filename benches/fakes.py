@@ -85,6 +85,7 @@ class FakeProto:
 
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.status = status
+        # The app reuses its header list (Granian copies it at the call): valid until the next answer.
         self.headers = headers
         self.response = body
 

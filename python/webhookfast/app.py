@@ -39,6 +39,10 @@ PRUNE_CLAIM_SLACK = 0.9
 class App:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
+        # The header list of every answer without headers of its own, its first two entries set
+        # per answer: Granian copies the list into its own response at once (response_bytes takes
+        # a Vec of string pairs), so one list serves every request instead of a new one each.
+        self._answer_headers: list[tuple[str, str]] = [_JSON_HEADER, ("x-request-id", ""), *SECURITY_HEADERS]
         self.store = (
             store
             if store is not None
@@ -211,9 +215,10 @@ class App:
             response = error_response(internal_error(), ctx.request_id)
         content_type = _JSON_HEADER if response.content_type is JSON else ("content-type", response.content_type)
         if not response.headers:
-            proto.response_bytes(
-                response.status, [content_type, ("x-request-id", ctx.request_id), *SECURITY_HEADERS], response.body
-            )
+            headers = self._answer_headers
+            headers[0] = content_type
+            headers[1] = ("x-request-id", ctx.request_id)
+            proto.response_bytes(response.status, headers, response.body)
             return
         # A response's own header replaces the default of the same name (the web page's CSP).
         own = {name for name, _ in response.headers}
