@@ -5,6 +5,10 @@ a figure that stays the same from run to run, however busy the machine (time per
 
     python scripts/instructions.py                # default stack (request id, access log, recovery)
     python scripts/instructions.py --full         # plus bearer auth and the rate limit
+    python scripts/instructions.py --loop uvloop  # on the loop Granian runs the server on
+
+The default loop is asyncio's, whose loop methods (create_future, call_soon) are Python: the
+figures of earlier passes were counted on it. uvloop's are C, as in the server.
 
 The requests run as in benches/test_handler.py (``App.__rsgi__`` with a fake protocol, the
 in-memory store, no socket, no database): 64 concurrent tasks, 50 requests each per round. The
@@ -28,12 +32,18 @@ TASKS = 64
 PER_TASK = 50
 
 
-def _requests(rounds: int, full: bool) -> None:
+def _requests(rounds: int, full: bool, loop_name: str) -> None:
     sys.path.insert(0, str(ROOT / "benches"))
     from conftest import body
     from fakes import AppHarness, MemoryStore, make_app, webhook_request
 
-    h = AppHarness(make_app(full_stack=full, store=MemoryStore(), access_log=True))
+    if loop_name == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    h = AppHarness(make_app(full_stack=full, store=MemoryStore(), access_log=True), loop)
     app = h.app
 
     async def worker(n: int) -> None:
@@ -53,7 +63,7 @@ def _requests(rounds: int, full: bool) -> None:
         h.close()
 
 
-def _instructions(rounds: int, full: bool) -> int:
+def _instructions(rounds: int, full: bool, loop_name: str) -> int:
     argv = [
         "valgrind",
         "--tool=callgrind",
@@ -62,6 +72,8 @@ def _instructions(rounds: int, full: bool) -> int:
         __file__,
         "--rounds",
         str(rounds),
+        "--loop",
+        loop_name,
         *(["--full"] if full else []),
     ]
     out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900)
@@ -74,18 +86,20 @@ def _instructions(rounds: int, full: bool) -> int:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true", help="with bearer auth and the rate limit")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop (default asyncio)")
     p.add_argument("--rounds", type=int, help=argparse.SUPPRESS)  # the run under callgrind
     args = p.parse_args()
     if args.rounds is not None:
-        _requests(args.rounds, args.full)
+        _requests(args.rounds, args.full, args.loop)
         return 0
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind not found (Debian: apt-get install -y valgrind)")
-    one, four = _instructions(1, args.full), _instructions(4, args.full)
+    one, four = _instructions(1, args.full, args.loop), _instructions(4, args.full, args.loop)
     per_request = (four - one) / (3 * TASKS * PER_TASK)
     stack = "full" if args.full else "default"
     print(
-        f"{stack} stack, 1-alert request, in-memory store, {TASKS} concurrent: {per_request:,.0f} instructions per request"
+        f"{stack} stack, 1-alert request, in-memory store, {TASKS} concurrent, {args.loop}: "
+        f"{per_request:,.0f} instructions per request"
     )
     return 0
 
