@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
 import pytest
 from webhookfast._core import Batch
 from webhookfast.ingest import spool as spool_module
+from webhookfast.ingest.batcher import Batcher
 from webhookfast.ingest.spool import Spool, SpoolFull
 from webhookfast.storage.base import StoreRejected, StoreUnavailable, WriteResult
 
@@ -336,33 +337,59 @@ def test_a_request_past_its_deadline_is_withdrawn_from_a_flush_not_yet_sent(tmp_
     asyncio.run(run())
 
 
+async def until(condition: Callable[[], object], what: str) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within 2 s: {what}")
+
+
+async def with_batcher(directory: Path, store: Flushing) -> tuple[Spool, Batcher]:
+    """A spool on ``directory`` and, started, a batcher that spools into it what its store has
+    not committed within 50 ms."""
+    from webhookfast.ingest.batcher import Batcher
+
+    spool = Spool(directory, store, max_bytes=1 << 20)
+    await spool.open()
+    batcher = Batcher(store, spool=spool, deadline_s=0.05, flush_concurrency=1)  # type: ignore[arg-type]
+    batcher.start()
+    return spool, batcher
+
+
+async def handed_to_spool(spool: Spool, batcher: Batcher) -> asyncio.Future[bool]:
+    """Request 0, once it is past its deadline and its batch on the way into ``spool``."""
+    from webhookfast._core import decode
+
+    request = asyncio.ensure_future(batcher.submit(decode(body(0)), "r0", body(0)))
+    await until(lambda: spool._queued_bytes, "the batch handed to the spool after its deadline")
+    return request
+
+
+async def replayed(directory: Path) -> list[str]:
+    """What a spool opened again on ``directory`` replays into a database that is up."""
+    up = Store()
+    again = Spool(directory, up, max_bytes=1 << 20)
+    await again.open()
+    await drained(again)
+    await again.close()
+    return up.written
+
+
 def test_a_batch_being_spooled_after_its_deadline_stays_spooled_when_its_sender_goes(tmp_path: Path) -> None:
     """The deadline passed and the spool's append is under way when the sender hangs up (its
     request's task is cancelled): the append still completes, and the replayer stores the batch
     once; a shutdown meanwhile waits for the append."""
-    from webhookfast._core import decode
-    from webhookfast.ingest.batcher import Batcher
 
     async def run() -> None:
         store = Flushing()
         store.fail = 10**9  # down: neither the flush nor the replayer gets through
-        spool = Spool(tmp_path, store, max_bytes=1 << 20)
-        await spool.open()
-        batcher = Batcher(store, spool=spool, deadline_s=0.05, flush_concurrency=1)  # type: ignore[arg-type]
-        batcher.start()
+        spool, batcher = await with_batcher(tmp_path, store)
         async with spool._io:  # the append waits here, as behind a slow disk
-            request = asyncio.ensure_future(batcher.submit(decode(body(0)), "r0", body(0)))
-            for _ in range(200):
-                if spool._queued_bytes:
-                    break
-                await asyncio.sleep(0.01)
-            assert spool._queued_bytes, "the batch was not handed to the spool after its deadline"
+            request = await handed_to_spool(spool, batcher)
             store.connected.set()  # its flush goes out without it (withdrawn) and ends
             store.committed.set()
-            for _ in range(200):
-                if not batcher._in_flight:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: not batcher._in_flight, "the flush ended")
             request.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await request
@@ -372,12 +399,7 @@ def test_a_batch_being_spooled_after_its_deadline_stays_spooled_when_its_sender_
         await closing
         assert batcher.queued_alerts == 0 and store.flushed == []
         await spool.close()
-        up = Store()
-        again = Spool(tmp_path, up, max_bytes=1 << 20)
-        await again.open()
-        await drained(again)
-        assert up.written == ["0"]
-        await again.close()
+        assert await replayed(tmp_path) == ["0"]
 
     asyncio.run(run())
 
@@ -385,39 +407,21 @@ def test_a_batch_being_spooled_after_its_deadline_stays_spooled_when_its_sender_
 def test_a_batch_spooled_in_doubt_is_not_spooled_again_when_shutdown_fails_its_flush(tmp_path: Path) -> None:
     """The flush went out and hangs; the deadline passed and the batch is being spooled in
     doubt when shutdown gives up on that flush: the batch is in the spool once, not twice."""
-    from webhookfast._core import decode
-    from webhookfast.ingest.batcher import Batcher
 
     async def run() -> None:
         store = Flushing()
         store.connected.set()  # connected and sent: the commit never comes
-        spool = Spool(tmp_path, store, max_bytes=1 << 20)
-        await spool.open()
-        batcher = Batcher(store, spool=spool, deadline_s=0.05, flush_concurrency=1)  # type: ignore[arg-type]
-        batcher.start()
+        spool, batcher = await with_batcher(tmp_path, store)
         async with spool._io:  # the append waits here, as behind a slow disk
-            request = asyncio.ensure_future(batcher.submit(decode(body(0)), "r0", body(0)))
-            for _ in range(200):
-                if spool._queued_bytes:
-                    break
-                await asyncio.sleep(0.01)
-            assert spool._queued_bytes, "the batch was not handed to the spool after its deadline"
+            request = await handed_to_spool(spool, batcher)
             closing = asyncio.ensure_future(batcher.close(0.3))
-            for _ in range(200):  # until shutdown has given up on the flush
-                if not batcher._in_flight:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: not batcher._in_flight, "shutdown gave up on the flush")
             await asyncio.sleep(0.05)
         await closing
         assert await request is True
         assert batcher.queued_alerts == 0
         await spool.close()
-        up = Store()
-        again = Spool(tmp_path, up, max_bytes=1 << 20)
-        await again.open()
-        await drained(again)
-        assert up.written == ["0"]
-        await again.close()
+        assert await replayed(tmp_path) == ["0"]
 
     asyncio.run(run())
 
