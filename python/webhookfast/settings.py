@@ -119,7 +119,11 @@ class Settings(BaseSettings):
         gt=0,
         description="longest wait for a commit before 503, well under Alertmanager's 10 s timeout (also PostgreSQL's pool and statement timeouts)",
     )
-    shutdown_flush_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, longest wait for the last flushes")
+    shutdown_flush_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="on SIGTERM, longest wait for the last flushes (then as long again for spool appends under way)",
+    )
     retry_after_s: int = Field(1, ge=0, description="the `Retry-After` of a 503")
 
     # Durable local spool (PostgreSQL only; webhookfast.ingest.spool): a batch not committed within
