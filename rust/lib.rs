@@ -264,10 +264,7 @@ fn decode(
     } else {
         decode()
     };
-    match result {
-        Ok(batch) => Ok(batch),
-        Err(e) => Err(payload_error(py, e)),
-    }
+    result.map_err(|e| payload_error(py, e))
 }
 
 /// The ingest queue's bounds (see `core::queue_bounds`).

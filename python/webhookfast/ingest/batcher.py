@@ -198,7 +198,7 @@ class Batcher:
         spool = self.spool
         if spool is not None and body is not None and (self.ack_spool or spool.backlog):
             # While records wait in the spool, new ones follow them there: arrival order is kept.
-            return self._spool_first(spool, batch, body)
+            return self._spool(spool, batch, body, None)
         if self.ack_enqueue:
             kept = body if spool is not None else None
             item = _Pending(batch, None, request_id, kept)
@@ -219,10 +219,6 @@ class Batcher:
         # collapses into the same rows).
         self._deadlines.add(item)
         return future
-
-    async def _spool_first(self, spool: Spool, batch: Batch, body: bytes) -> bool:
-        await self._spool(spool, batch, body, None)
-        return True
 
     def _expire(self, item: _Pending) -> None:
         """``item`` waited ``deadline_s`` for its commit."""
@@ -278,11 +274,13 @@ class Batcher:
         if not future.done():
             future.set_result(True)
 
-    async def _spool(self, spool: Spool, batch: Batch, body: bytes, item: _Pending | None) -> None:
+    async def _spool(self, spool: Spool, batch: Batch, body: bytes, item: _Pending | None) -> bool:
+        """True once ``body`` is fsynced in the spool (what ``submit`` answers for it)."""
         try:
             await spool.append(body, batch.received_at_us, len(batch), pending=item)
         except SpoolFull:
             raise SpoolRefused("spool is full") from None
+        return True
 
     def _enqueue(self, item: _Pending) -> None:
         """Queue ``item``, already counted in by ``bounds.admit``."""
