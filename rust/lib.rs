@@ -455,116 +455,139 @@ fn alert_page<'py>(
     Ok(PyBytes::new(py, &body))
 }
 
-/// A string of an access record: borrowed from Python, or its lossy UTF-8 copy when it holds
-/// lone surrogates (a request's line must be written whatever its path holds).
-enum Text {
-    Backed(PyBackedStr),
-    Lossy(String),
-}
-
-impl std::ops::Deref for Text {
-    type Target = str;
-    fn deref(&self) -> &str {
-        match self {
-            Text::Backed(s) => s,
-            Text::Lossy(s) => s,
-        }
-    }
-}
-
-fn text(obj: &Bound<'_, PyAny>) -> PyResult<Text> {
-    match obj.extract::<PyBackedStr>() {
-        Ok(s) => Ok(Text::Backed(s)),
-        Err(err) => match obj.cast::<PyString>() {
-            Ok(s) => Ok(Text::Lossy(s.to_string_lossy().into_owned())),
-            Err(_) => Err(err),
-        },
-    }
-}
-
-/// One request's access record, as `AccessLog.record` keeps it (see `access_log`).
-struct AccessRecord {
-    method: Text,
-    path: Text,
-    route: Text,
+/// One answered request kept until the access log is next written: its strings held, not copied.
+struct KeptRecord {
+    method: Py<PyString>,
+    path: Py<PyString>,
+    route: Py<PyString>,
     status: u16,
     started: f64,
     ended: f64,
     bytes_in: u64,
     bytes_out: u64,
     alerts: u64,
-    request_id: Text,
-    peer: Option<Text>,
-}
-
-fn access_record(item: &Bound<'_, PyAny>) -> PyResult<AccessRecord> {
-    let t = item.cast::<PyTuple>()?;
-    if t.len() != 11 {
-        return Err(PyTypeError::new_err("an access record has 11 fields"));
-    }
-    let peer = t.get_item(10)?;
-    Ok(AccessRecord {
-        method: text(&t.get_item(0)?)?,
-        path: text(&t.get_item(1)?)?,
-        route: text(&t.get_item(2)?)?,
-        status: t.get_item(3)?.extract()?,
-        started: t.get_item(4)?.extract()?,
-        ended: t.get_item(5)?.extract()?,
-        bytes_in: t.get_item(6)?.extract()?,
-        bytes_out: t.get_item(7)?.extract()?,
-        alerts: t.get_item(8)?.extract()?,
-        request_id: text(&t.get_item(9)?)?,
-        peer: if peer.is_none() {
-            None
-        } else {
-            Some(text(&peer)?)
-        },
-    })
+    request_id: Py<PyString>,
+    peer: Option<Py<PyString>>,
 }
 
 type RouteStatsRow = (String, u16, u64, f64, Vec<u64>);
 
-/// The access log's lines for ``records`` (``lines``) and their request statistics per route and
-/// status (``stats``): see ``_core.pyi``.
-#[pyfunction]
-#[pyo3(signature = (records, wall_offset, bounds, lines = true, stats = true))]
-fn access_log<'py>(
-    py: Python<'py>,
-    records: &Bound<'py, PyList>,
-    wall_offset: f64,
-    bounds: Vec<f64>,
-    lines: bool,
-    stats: bool,
-) -> PyResult<(Bound<'py, PyBytes>, Vec<RouteStatsRow>)> {
-    let mut out = Vec::with_capacity(if lines { records.len() * 240 } else { 0 });
-    let mut per_route = Vec::new();
-    for item in records.iter() {
-        let r = access_record(&item)?;
-        let answered = core::access_log::Answered {
-            method: &r.method,
-            path: &r.path,
-            route: &r.route,
-            status: r.status,
-            started: r.started,
-            ended: r.ended,
-            bytes_in: r.bytes_in,
-            bytes_out: r.bytes_out,
-            alerts: r.alerts,
-            request_id: &r.request_id,
-            peer: r.peer.as_deref(),
-        };
-        if lines {
-            core::access_log::write_line(&mut out, &answered, wall_offset);
+/// The answered requests of one worker not yet written to the access log or counted in the
+/// metrics: see ``_core.pyi``. Kept here rather than as a Python tuple each, which was one more
+/// object per request, and its float end time another once the float free list ran dry.
+#[pyclass(module = "webhookfast._core")]
+struct AccessRecords {
+    kept: Vec<KeptRecord>,
+    capacity: usize,
+}
+
+#[pymethods]
+impl AccessRecords {
+    #[new]
+    fn new(capacity: usize) -> PyResult<Self> {
+        if capacity == 0 {
+            return Err(PyValueError::new_err("capacity must be at least 1"));
         }
-        if stats {
-            core::access_log::observe(&mut per_route, &answered, &bounds);
-        }
+        Ok(Self {
+            kept: Vec::with_capacity(capacity),
+            capacity,
+        })
     }
-    let rows = per_route
-        .into_iter()
-        .map(|s| (s.route, s.status, s.count, s.sum, s.buckets))
-        .collect();
-    Ok((PyBytes::new(py, &out), rows))
+
+    #[pyo3(signature = (method, path, route, status, started, ended, bytes_in, bytes_out, alerts, request_id, peer))]
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        method: Bound<'_, PyString>,
+        path: Bound<'_, PyString>,
+        route: Bound<'_, PyString>,
+        status: u16,
+        started: f64,
+        ended: f64,
+        bytes_in: &Bound<'_, PyAny>,
+        bytes_out: u64,
+        alerts: u64,
+        request_id: Bound<'_, PyString>,
+        peer: Option<Bound<'_, PyString>>,
+    ) -> PyResult<bool> {
+        let bytes_in = match bytes_in.cast::<PyBytes>() {
+            Ok(body) => body.as_bytes().len() as u64,
+            Err(_) => bytes_in.extract()?,
+        };
+        self.kept.push(KeptRecord {
+            method: method.unbind(),
+            path: path.unbind(),
+            route: route.unbind(),
+            status,
+            started,
+            ended,
+            bytes_in,
+            bytes_out,
+            alerts,
+            request_id: request_id.unbind(),
+            peer: peer.map(Bound::unbind),
+        });
+        Ok(self.kept.len() >= self.capacity)
+    }
+
+    fn __len__(&self) -> usize {
+        self.kept.len()
+    }
+
+    #[pyo3(signature = (wall_offset, bounds, lines = true, stats = true))]
+    fn drain<'py>(
+        &mut self,
+        py: Python<'py>,
+        wall_offset: f64,
+        bounds: Vec<f64>,
+        lines: bool,
+        stats: bool,
+    ) -> (Bound<'py, PyBytes>, Vec<RouteStatsRow>) {
+        let kept = std::mem::replace(&mut self.kept, Vec::with_capacity(self.capacity));
+        let mut out = Vec::with_capacity(if lines { kept.len() * 240 } else { 0 });
+        let mut per_route = Vec::new();
+        for r in &kept {
+            // Lossy: a line is written whatever the path holds (lone surrogates included).
+            let (method, path, route, request_id) = (
+                r.method.bind(py),
+                r.path.bind(py),
+                r.route.bind(py),
+                r.request_id.bind(py),
+            );
+            let peer = r.peer.as_ref().map(|p| p.bind(py));
+            let (method, path, route, request_id) = (
+                method.to_string_lossy(),
+                path.to_string_lossy(),
+                route.to_string_lossy(),
+                request_id.to_string_lossy(),
+            );
+            let peer = peer.map(|p| p.to_string_lossy());
+            let answered = core::access_log::Answered {
+                method: &method,
+                path: &path,
+                route: &route,
+                status: r.status,
+                started: r.started,
+                ended: r.ended,
+                bytes_in: r.bytes_in,
+                bytes_out: r.bytes_out,
+                alerts: r.alerts,
+                request_id: &request_id,
+                peer: peer.as_deref(),
+            };
+            if lines {
+                core::access_log::write_line(&mut out, &answered, wall_offset);
+            }
+            if stats {
+                core::access_log::observe(&mut per_route, &answered, &bounds);
+            }
+        }
+        let rows = per_route
+            .into_iter()
+            .map(|s| (s.route, s.status, s.count, s.sum, s.buckets))
+            .collect();
+        (PyBytes::new(py, &out), rows)
+    }
 }
 
 type TopFiringRow = (i64, u64);
@@ -1112,12 +1135,12 @@ fn webhookfast_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RequestIds>()?;
     m.add_class::<QueueBounds>()?;
     m.add_class::<DecodeBudget>()?;
+    m.add_class::<AccessRecords>()?;
     m.add_function(wrap_pyfunction!(ack_body, m)?)?;
     m.add("SqliteError", m.py().get_type::<SqliteError>())?;
     m.add_function(wrap_pyfunction!(spool_segments, m)?)?;
     m.add_function(wrap_pyfunction!(spool_read, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
-    m.add_function(wrap_pyfunction!(access_log, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_to_int, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint_from_int, m)?)?;

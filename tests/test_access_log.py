@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from webhookfast import metrics
+from webhookfast._core import AccessRecords
 from webhookfast.http import Context, Response, Route
 from webhookfast.middleware.access_log import AccessLog, LineSink
 
@@ -47,7 +48,7 @@ def _lines(records: list[tuple[Any, Route | None, Response]]) -> list[dict[str, 
             ctx.request_id = "abc-1"
             ctx.bytes_in = 12
             ctx.alerts = 3
-            log.record(ctx, response)
+            log.record(ctx, response.status, response.body)
         log.flush()
 
     with tempfile.TemporaryFile() as out:
@@ -96,7 +97,7 @@ def test_a_path_with_lone_surrogates_is_still_logged() -> None:
 def _record(log: AccessLog, route: Route, status: int, started: float) -> None:
     ctx = Context(_scope("POST", "/webhook"), None, route, started)
     ctx.request_id = "r"
-    log.record(ctx, Response(status, b"{}"))
+    log.record(ctx, status, b"{}")
 
 
 def test_lines_are_written_on_the_timer_and_every_max_records() -> None:
@@ -141,3 +142,19 @@ def test_requests_are_counted_per_route_and_status_into_the_histogram() -> None:
     observer.fold()
     # Two requests under a second, all three under 2.5 s (the exposition's buckets are cumulative).
     assert [a - b for a, b in zip(counts(), before, strict=True)] == [2, 1, 2, 3, 3]
+
+
+def test_records_are_kept_until_drained_and_say_when_to_drain() -> None:
+    records = AccessRecords(2)
+    fields = ("GET", "/healthz", "healthz", 200, 1.0, 1.5, 0, 15, 0)
+    assert records.add(*fields, "id-1", None) is False  # one of two
+    assert records.add(*fields, "id-\udcff", "peer") is True  # full: time to drain
+    assert len(records) == 2
+    lines, stats = records.drain(100.0, [1.0, float("inf")])
+    first, second = (json.loads(line) for line in lines.decode().splitlines())
+    assert (first["ts"], first["duration_ms"], first["peer"]) == (101.5, 500.0, None)
+    assert second["request_id"].startswith("id-\ufffd") and second["peer"] == "peer"  # a lone surrogate
+    assert stats == [("healthz", 200, 2, 1.0, [2, 0])]
+    assert len(records) == 0 and records.drain(0.0, [float("inf")]) == (b"", [])  # forgotten
+    with pytest.raises(ValueError, match="capacity"):
+        AccessRecords(0)

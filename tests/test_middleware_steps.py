@@ -111,15 +111,13 @@ def test_begin_assigns_the_id_before_admission_and_returns_the_routes_handler() 
 
 
 def test_end_records_the_answer_when_there_is_an_access_log() -> None:
-    from webhookfast.http import Response
-
-    recorded: list[tuple[Any, Any]] = []
+    recorded: list[tuple[Any, int, bytes]] = []
 
     class Log:
-        def record(self, ctx: Any, response: Any) -> None:
-            recorded.append((ctx, response))
+        def record(self, ctx: Any, status: int, body: bytes) -> None:
+            recorded.append((ctx, status, body))
 
-    ctx, response = _ctx("POST", None), Response(404, b"{}")
-    Middleware().end(ctx, response)  # none: nothing to do
-    Middleware(access_log=Log()).end(ctx, response)  # type: ignore[arg-type]
-    assert recorded == [(ctx, response)]
+    ctx = _ctx("POST", None)
+    Middleware().end(ctx, 404, b"{}")  # none: nothing to do
+    Middleware(access_log=Log()).end(ctx, 404, b"{}")  # type: ignore[arg-type]
+    assert recorded == [(ctx, 404, b"{}")]

@@ -115,23 +115,47 @@ def alert_page(rows: Iterable[tuple[Any, ...]], next_cursor: str | None = None) 
     labels, annotations)``: what ``orjson.dumps(..., option=OPT_SORT_KEYS)`` gives for the page.
     Labels and annotations must be JSON objects of strings (ValueError otherwise)."""
 
-def access_log(
-    records: list[tuple[str, str, str, int, float, float, int, int, int, str, str | None]],
-    wall_offset: float,
-    bounds: Sequence[float],
-    lines: bool = True,
-    stats: bool = True,
-) -> tuple[bytes, list[tuple[str, int, int, float, list[int]]]]:
-    """Many answered requests at once, each ``(method, path, route, status, started, ended,
-    bytes_in, bytes_out, alerts, request_id, peer)`` with ``time.perf_counter()`` times.
+@final
+class AccessRecords:
+    """The answered requests of one worker not yet written to the access log, each kept as it is
+    added (its strings held, not copied: no Python object made), until ``drain``."""
 
-    With ``lines``, their access-log lines: one JSON object per line, newline-terminated, with the
-    fields ``ts`` (``ended + wall_offset``), ``method``, ``path`` (its first 256 characters),
-    ``route``, ``status``, ``duration_ms`` (rounded to the microsecond), ``bytes_in``,
-    ``bytes_out``, ``alerts``, ``request_id`` and ``peer``. With ``stats``, per (route, status) in
-    order of first appearance: ``(route, status, count, sum of seconds, per-bucket counts)``,
-    bucket ``i`` counting the requests with ``bounds[i-1] < seconds <= bounds[i]`` (``bounds``
-    ascending, +Inf last)."""
+    def __new__(cls, capacity: int) -> AccessRecords:
+        """``capacity`` (at least 1; ValueError otherwise): how many ``add`` keeps before it says
+        to drain."""
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        started: float,
+        ended: float,
+        bytes_in: int | bytes,
+        bytes_out: int,
+        alerts: int,
+        request_id: str,
+        peer: str | None,
+    ) -> bool:
+        """Keep one answered request, with ``time.perf_counter()`` times and ``bytes_in`` its
+        body's length or the body itself: True once ``capacity`` or more are kept (time to
+        ``drain``)."""
+
+    def __len__(self) -> int: ...
+    def drain(
+        self, wall_offset: float, bounds: Sequence[float], lines: bool = True, stats: bool = True
+    ) -> tuple[bytes, list[tuple[str, int, int, float, list[int]]]]:
+        """Every request kept, then forgotten.
+
+        With ``lines``, their access-log lines: one JSON object per line, newline-terminated, with the
+        fields ``ts`` (``ended + wall_offset``), ``method``, ``path`` (its first 256 characters),
+        ``route``, ``status``, ``duration_ms`` (rounded to the microsecond), ``bytes_in``,
+        ``bytes_out``, ``alerts``, ``request_id`` and ``peer`` (a lone surrogate written as U+FFFD
+        characters). With ``stats``, per (route, status) in order of first
+        appearance: ``(route, status, count, sum of seconds, per-bucket counts)``, bucket ``i``
+        counting the requests with ``bounds[i-1] < seconds <= bounds[i]`` (``bounds`` ascending,
+        +Inf last)."""
 
 def ack_body(status: str, alerts: int, request_id: str) -> bytes:
     """The JSON answer to an accepted ingest request,

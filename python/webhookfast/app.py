@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import orjson
+from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from webhookfast import metrics
 from webhookfast._core import Limits
@@ -19,7 +20,7 @@ from webhookfast.history import HistoryApi
 from webhookfast.history.alertmanager_v2 import AlertmanagerApi
 from webhookfast.http import JSON, SECURITY_HEADERS, Context, Handler, Response, Route
 from webhookfast.ingest.batcher import Batcher
-from webhookfast.ingest.handler import BodyReader, ByteBudget, Ingest
+from webhookfast.ingest.handler import REFUSALS, BodyReader, ByteBudget, Ingest
 from webhookfast.ingest.spool import spool_for
 from webhookfast.middleware import AccessLog, Auth, Middleware, RateLimit, error_response, recover
 from webhookfast.settings import NO_LIMIT, AckMode, Settings
@@ -82,7 +83,7 @@ class App:
         self.body_reader = BodyReader(settings.max_body_bytes, settings.body_timeout_s)
         auth = Auth.from_settings(settings)
         auth_layer = auth if auth.enabled else None
-        ingest = Ingest(
+        ingest = self._ingest = Ingest(
             self.batcher,
             limits,
             self.body_reader,
@@ -204,33 +205,63 @@ class App:
             route = self.ui.match(path)
         ctx = Context(scope, proto, route, time.perf_counter())
         middleware = self.middleware
+        response: Response | None
         try:
             try:
-                response = await middleware.begin(ctx)(ctx)
+                handler = middleware.begin(ctx)
+                if handler is not (ingest := self._ingest) or not ingest.framed(ctx):
+                    answer = await handler(ctx)
+                else:
+                    # The common ingest request, Ingest.__call__'s steps in this coroutine: the
+                    # handler's own coroutine was one more object per request.
+                    reader = ingest.reader
+                    task = reader.watch()
+                    try:
+                        body = await proto()
+                    except (ProtocolClosed, asyncio.CancelledError) as err:
+                        raise reader.failed(err, task) from None
+                    finally:
+                        reader.unwatch(task)
+                    ctx.bytes_in = body
+                    batch, waiting = ingest.take(ctx, body)
+                    try:
+                        spooled = waiting is not None and await waiting
+                    except REFUSALS as err:
+                        raise ingest.refused(err) from None
+                    answer = ingest.answer(ctx, batch, spooled)
             except Exception as exc:
-                response = recover(exc, ctx.request_id)
-            middleware.end(ctx, response)
+                answer = recover(exc, ctx.request_id)
+            if isinstance(answer, bytes):  # a plain 200 JSON answer
+                response, status, body = None, 200, answer
+            else:
+                response, status, body = answer, answer.status, answer.body
+            middleware.end(ctx, status, body)
         except Exception:  # last resort: the middleware's own recovery failed
             log.exception("unhandled error outside the middleware")
             response = error_response(internal_error(), ctx.request_id)
-        content_type = _JSON_HEADER if response.content_type is JSON else ("content-type", response.content_type)
-        if not response.headers:
+            status, body = response.status, response.body
+        content_type = (
+            _JSON_HEADER
+            if response is None or response.content_type is JSON
+            else ("content-type", response.content_type)
+        )
+        if response is None or not response.headers:
             headers = self._answer_headers
             headers[0] = content_type
             headers[1] = ("x-request-id", ctx.request_id)
-            proto.response_bytes(response.status, headers, response.body)
+            proto.response_bytes(status, headers, body)
             return
         # A response's own header replaces the default of the same name (the web page's CSP).
         own = {name for name, _ in response.headers}
         headers = [content_type, ("x-request-id", ctx.request_id)]
         headers.extend(h for h in SECURITY_HEADERS if h[0] not in own)
         headers.extend(response.headers)
-        proto.response_bytes(response.status, headers, response.body)
+        proto.response_bytes(status, headers, body)
 
     # -- small endpoints --------------------------------------------------------------------------
 
-    async def healthz(self, ctx: Context) -> Response:
-        return Response(200, _OK)
+    async def healthz(self, ctx: Context) -> bytes:
+        return _OK  # a 200 JSON answer (http.Answer)
 
     async def readyz(self, ctx: Context) -> Response:
         try:

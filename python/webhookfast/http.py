@@ -61,11 +61,16 @@ class Context:
         self.route = route
         self.request_id = ""
         self.alerts = 0
-        self.bytes_in = 0
+        # The request body's length, or the body itself (the access log takes its length).
+        self.bytes_in: int | bytes = 0
         self.started = started
         # Set by auth when a request is admitted on its signature headers alone: the handler must
         # call it with the body before using the body.
         self.signature_check: Callable[[Any, bytes], None] | None = None
 
 
-Handler = Callable[[Context], Awaitable[Response]]
+Answer = Response | bytes
+"""What a handler returns: a Response, or only the body of a 200 JSON answer with no headers of its
+own (the ingest path's answer: a Response object per request was one more allocation)."""
+
+Handler = Callable[[Context], Awaitable[Answer]]

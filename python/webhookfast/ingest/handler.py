@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from asyncio import current_task
+from collections.abc import Awaitable
 from typing import Any
 
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from webhookfast import metrics
-from webhookfast._core import DecodeBudget, Limits, PayloadError, ack_body, decode
+from webhookfast._core import Batch, DecodeBudget, Limits, PayloadError, ack_body, decode
 from webhookfast.deadlines import DeadlineQueue
 from webhookfast.errors import DECODED_TOO_LARGE, HTTPError, overloaded, payload_status, unavailable, unstorable
-from webhookfast.http import Context, Response
+from webhookfast.http import Context
 from webhookfast.ingest.batcher import Batcher, DeadlineExceeded, QueueFull, SpoolRefused
 from webhookfast.storage.base import StoreRejected, StoreUnavailable
 
@@ -26,6 +27,10 @@ def is_json(content_type: str | None) -> bool:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+# What a batch handed to the batcher may meet instead of being stored: each has its answer (refused).
+REFUSALS = (QueueFull, DeadlineExceeded, StoreUnavailable, StoreRejected)
 
 
 def _cancel(task: asyncio.Task[Any]) -> None:
@@ -86,6 +91,7 @@ class BodyReader:
 
     def __init__(self, max_bytes: int, timeout_s: float) -> None:
         self.max_bytes = max_bytes
+        self._cap_digits = len(str(max_bytes))
         self.timeout_s = timeout_s
         # A slow body's reading task is cancelled at its deadline and answered 408.
         self._deadlines: DeadlineQueue[asyncio.Task[Any]] = DeadlineQueue(timeout_s, _cancel)
@@ -94,15 +100,14 @@ class BodyReader:
     def too_large(self) -> HTTPError:
         return HTTPError(413, "payload_too_large", f"body exceeds {self.max_bytes} bytes")
 
-    def framed(self, ctx: Context) -> int | None:
-        """The body's Content-Length when it is a number within the cap: such a body is read by
+    def framed(self, ctx: Context) -> bool:
+        """Whether the body's Content-Length is a number within the cap: such a body is read by
         awaiting ``ctx.proto()`` between ``watch`` and ``unwatch``; ``read`` takes every other."""
         length = ctx.scope.headers.get("content-length")
-        if length is not None and length.isascii() and length.isdigit():
-            announced = int(length)
-            if announced <= self.max_bytes:
-                return announced
-        return None
+        if length is None or not (length.isascii() and length.isdigit()):
+            return False
+        # Fewer digits than the cap has is within it, and makes no int (one past 256 is an object).
+        return len(length) < self._cap_digits or int(length) <= self.max_bytes
 
     async def read(self, ctx: Context, hold: ByteHold | None = None) -> bytes:
         """The body, its length set as ``ctx.bytes_in``; with ``hold``, every byte is taken from
@@ -225,40 +230,52 @@ class Ingest:
         # no alerts takes: such a request never reaches the queue).
         self.decode_budget = DecodeBudget(batcher.bounds, EMPTY_BATCH_BYTES, self.lone_decode_bytes)
 
-    async def __call__(self, ctx: Context) -> Response:
-        scope = ctx.scope
-        if not is_json(scope.headers.get("content-type")):
+    async def __call__(self, ctx: Context) -> bytes:
+        """The answer's body: a 200 JSON answer (see ``http.Answer``). ``App.__rsgi__`` runs the
+        same steps in its own coroutine, reading a framed body itself (one object fewer)."""
+        body = await self.read(ctx)
+        batch, waiting = self.take(ctx, body)
+        try:
+            spooled = waiting is not None and await waiting
+        except REFUSALS as exc:
+            raise self.refused(exc) from None
+        return self.answer(ctx, batch, spooled)
+
+    def framed(self, ctx: Context) -> bool:
+        """Whether the body can be read by awaiting ``ctx.proto()`` between ``reader.watch`` and
+        ``reader.unwatch`` (set as ``ctx.bytes_in``, ``reader.failed`` mapping what that raises):
+        an unsigned body whose Content-Length is within the cap. HTTPError 415 for a body that is
+        not JSON."""
+        if not is_json(ctx.scope.headers.get("content-type")):
             raise HTTPError(415, "unsupported_media_type", "Content-Type must be application/json")
-        reader = self.reader
-        if ctx.signature_check is None and (length := reader.framed(ctx)) is not None:
-            # Read here rather than in a coroutine of the reader's (one more object per request).
-            # Granian frames such a body by its Content-Length (hyper's decoder, h2's length
-            # check): exactly that many bytes arrive, or ProtocolClosed; with Transfer-Encoding as
-            # well, in either order, hyper drops the Content-Length and the body comes chunked. So
-            # ``length`` is the body's, and len(body), a new int past 256, is not needed.
-            task = reader.watch()
-            try:
-                body = await ctx.proto()
-            except (ProtocolClosed, asyncio.CancelledError) as exc:
-                raise reader.failed(exc, task) from None
-            finally:
-                reader.unwatch(task)
-            ctx.bytes_in = length
-        elif ctx.signature_check is None:
-            body = await reader.read(ctx)
-        else:
-            hold = self.unverified.hold()
-            try:
-                body = await reader.read(ctx, hold)
-                # Before decoding: an unsigned body must not reach the decoder, its errors or the store.
-                ctx.signature_check(scope.headers, body)
-            except BudgetExceeded:
-                metrics.rejected.labels("unverified_bytes").inc()
-                raise overloaded(
-                    self.retry_after_s, "too many signed bodies awaiting verification, retry later"
-                ) from None
-            finally:
-                hold.release()
+        # Granian frames such a body by its Content-Length (hyper's decoder, h2's length check):
+        # exactly that many bytes arrive, or ProtocolClosed; with Transfer-Encoding as well, in
+        # either order, hyper drops the Content-Length and the body comes chunked. So the body's
+        # length is the one announced; the access log takes it from the body itself
+        # (ctx.bytes_in), as an int past 256 is one more object.
+        return ctx.signature_check is None and self.reader.framed(ctx)
+
+    async def read(self, ctx: Context) -> bytes:
+        """The body, whatever its framing (413 over the cap; a signed one checked before it is
+        decoded); 415 when it is not JSON."""
+        if self.framed(ctx) or ctx.signature_check is None:
+            return await self.reader.read(ctx)
+        hold = self.unverified.hold()
+        try:
+            body = await self.reader.read(ctx, hold)
+            # Before decoding: an unsigned body must not reach the decoder, its errors or the store.
+            ctx.signature_check(ctx.scope.headers, body)
+        except BudgetExceeded:
+            metrics.rejected.labels("unverified_bytes").inc()
+            raise overloaded(self.retry_after_s, "too many signed bodies awaiting verification, retry later") from None
+        finally:
+            hold.release()
+        return body
+
+    def take(self, ctx: Context, body: bytes) -> tuple[Batch, Awaitable[bool] | None]:
+        """Decode ``body`` and hand its alerts to the batcher: the batch, and what to await until
+        it is stored (None for no alerts), which ends True when it was spooled instead and raises
+        one of ``REFUSALS`` (``refused`` gives its answer). HTTPError for a body refused now."""
         # Memory is checked while decoding: a body stops decoding once it would hold more than
         # the queue can take.
         try:
@@ -272,27 +289,35 @@ class Ingest:
             raise HTTPError(
                 payload_status(err.reason), err.reason, err.message, path=err.path, offset=err.offset
             ) from None
-        n = len(batch)
-        ctx.alerts = n
-        status = self.status_word
+        n = ctx.alerts = len(batch)  # set before it is stored: a refused request logs it too
+        if not n:
+            return batch, None
+        try:
+            return batch, self.batcher.submit(batch, ctx.request_id, body)
+        except REFUSALS as exc:
+            raise self.refused(exc) from None
+
+    def refused(self, exc: Exception) -> HTTPError:
+        """The answer to a batch the batcher or the store did not take (one of ``REFUSALS``)."""
+        if isinstance(exc, SpoolRefused):
+            metrics.rejected.labels("spool_full").inc()
+            return overloaded(self.retry_after_s, "spool is full, retry later")
+        if isinstance(exc, QueueFull):
+            metrics.rejected.labels("queue_full").inc()
+            return overloaded(self.retry_after_s)
+        if isinstance(exc, DeadlineExceeded):
+            metrics.rejected.labels("deadline").inc()
+            return unavailable(self.retry_after_s, "database too slow, retry later")
+        if isinstance(exc, StoreUnavailable):
+            metrics.rejected.labels("store_unavailable").inc()
+            return unavailable(self.retry_after_s)
+        return unstorable()  # StoreRejected
+
+    def answer(self, ctx: Context, batch: Batch, spooled: bool) -> bytes:
+        """The body of the 200 answer to a batch stored (or spooled, or queued with ack=enqueue);
+        its alerts counted in the metrics."""
+        n = ctx.alerts
         if n:
-            try:
-                if await self.batcher.submit(batch, ctx.request_id, body):
-                    status = "spooled"  # fsynced in the local spool; the replayer commits it
-            except SpoolRefused:
-                metrics.rejected.labels("spool_full").inc()
-                raise overloaded(self.retry_after_s, "spool is full, retry later") from None
-            except QueueFull:
-                metrics.rejected.labels("queue_full").inc()
-                raise overloaded(self.retry_after_s) from None
-            except DeadlineExceeded:
-                metrics.rejected.labels("deadline").inc()
-                raise unavailable(self.retry_after_s, "database too slow, retry later") from None
-            except StoreUnavailable:
-                metrics.rejected.labels("store_unavailable").inc()
-                raise unavailable(self.retry_after_s) from None
-            except StoreRejected:
-                raise unstorable() from None
             firing, resolved = metrics.alert_children(batch.format)
             if n_firing := batch.firing:
                 metrics.count(firing, n_firing)
@@ -302,7 +327,8 @@ class Ingest:
                 metrics.count(metrics.fingerprint_mismatches, batch.fingerprint_mismatches)
             if batch.nul_replaced:
                 metrics.count(metrics.nul_replaced, batch.nul_replaced)
-        return Response(200, ack_body(status, n, ctx.request_id))
+        # "spooled": fsynced in the local spool; the replayer commits it.
+        return ack_body("spooled" if spooled else self.status_word, n, ctx.request_id)
 
     def _decoded_too_large(self, err: PayloadError, alone: bool) -> HTTPError:
         if alone:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from webhookfast.errors import method_not_allowed, not_found
-from webhookfast.http import Context, Handler, Response
+from webhookfast.http import Context, Handler
 from webhookfast.middleware.access_log import AccessLog
 from webhookfast.middleware.auth import Auth
 from webhookfast.middleware.rate_limit import RateLimit
@@ -60,10 +60,10 @@ class Middleware:
             raise method_not_allowed(route.allow)
         return handler
 
-    def end(self, ctx: Context, response: Response) -> None:
+    def end(self, ctx: Context, status: int, body: bytes) -> None:
         """After the answer is known (``recover``'s, on an error): the access log and metrics."""
         if self.record is not None:
-            self.record(ctx, response)
+            self.record(ctx, status, body)
 
 
 def _in_turn(admits: list[Callable[[Context], None]]) -> Callable[[Context], None] | None:

@@ -13,12 +13,8 @@ import os
 import time
 
 from webhookfast import metrics
-from webhookfast._core import access_log
-from webhookfast.http import Context, Response
-
-# (method, path, route, status, started, ended, bytes_in, bytes_out, alerts, request_id, peer),
-# times from time.perf_counter()
-AccessRecord = tuple[str, str, str, int, float, float, int, int, int, str, str | None]
+from webhookfast._core import AccessRecords
+from webhookfast.http import Context
 
 
 class LineSink:
@@ -37,8 +33,8 @@ class LineSink:
 
 
 class AccessLog:
-    """Keeps a tuple per answered request; every ``flush_interval_s`` (or ``max_records``
-    requests) ``_core.access_log`` turns them into the log's lines and the request metrics in one
+    """Keeps each answered request in ``_core.AccessRecords``; every ``flush_interval_s`` (or
+    ``max_records`` requests) it turns them into the log's lines and the request metrics in one
     call. A line and a metric observation per request, in Python, cost about a tenth of a 1-alert
     request (benches/test_handler.py, stack ``access_log``)."""
 
@@ -56,31 +52,27 @@ class AccessLog:
         self.sink = sink if sink is not None else LineSink()
         self.flush_interval_s = flush_interval_s
         self.max_records = max_records
-        self._records: list[AccessRecord] = []
+        self._records = AccessRecords(max_records)
         self._timer: asyncio.TimerHandle | None = None
         self._bounds = metrics.request_observer.bounds
 
-    def record(self, ctx: Context, response: Response) -> None:
+    def record(self, ctx: Context, status: int, body: bytes) -> None:
         """Log and count one answered request (when the records are next written)."""
         scope = ctx.scope
         route = ctx.route
-        records = self._records
-        records.append(
-            (
-                scope.method,
-                scope.path,
-                route.name if route is not None else "unmatched",
-                response.status,
-                ctx.started,
-                time.perf_counter(),
-                ctx.bytes_in,
-                len(response.body),
-                ctx.alerts,
-                ctx.request_id,
-                scope.client,
-            )
-        )
-        if len(records) >= self.max_records:
+        if self._records.add(
+            scope.method,
+            scope.path,
+            route.name if route is not None else "unmatched",
+            status,
+            ctx.started,
+            time.perf_counter(),
+            ctx.bytes_in,
+            len(body),
+            ctx.alerts,
+            ctx.request_id,
+            scope.client,
+        ):
             self.flush()
         elif self._timer is None:
             try:
@@ -93,11 +85,10 @@ class AccessLog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        records, self._records = self._records, []
-        if not records:
+        if not self._records:
             return
-        lines, stats = access_log(
-            records, time.time() - time.perf_counter(), self._bounds, self.log, self.observe_metrics
+        lines, stats = self._records.drain(
+            time.time() - time.perf_counter(), self._bounds, self.log, self.observe_metrics
         )
         for route, status, count, seconds, buckets in stats:
             metrics.request_observer.observe_many(route, status, count, seconds, buckets)

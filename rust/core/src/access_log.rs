@@ -1,6 +1,6 @@
 //! The access log's JSON lines and the request metrics of many answered requests at once.
 //!
-//! A request only records a tuple of what it was (the Python `AccessLog`); every few hundred
+//! A request is only kept as what it was (the binding's `AccessRecords`); every few hundred
 //! requests or fractions of a second they are written here in one pass. Formatting a line per
 //! request in Python (a dict, `orjson.dumps`, the histogram's bisect) cost about a tenth of a
 //! 1-alert request.
