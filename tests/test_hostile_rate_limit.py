@@ -4,9 +4,12 @@ source addresses never resets a throttled client's bucket."""
 from __future__ import annotations
 
 import http.client
+from types import SimpleNamespace
 
 import pytest
 from support.servers import ServerFactory
+from webhookfast.errors import HTTPError
+from webhookfast.http import Context
 from webhookfast.middleware.rate_limit import RateLimit, client_key
 
 
@@ -51,6 +54,24 @@ def test_a_seen_client_moves_to_the_back() -> None:
     rl.allow("b", 0.1)
     rl.allow("a", 0.2)  # a is now the most recently seen
     assert list(rl._buckets) == ["b", "a"]
+
+
+def test_spraying_peers_keeps_their_keys_bounded_and_the_throttled_client_throttled() -> None:
+    def admit(rl: RateLimit, peer: str) -> bool:
+        try:
+            rl.admit(Context(SimpleNamespace(client=peer), None, None, 0.0))
+        except HTTPError as refused:
+            assert refused.status == 503
+            return False
+        return True
+
+    rl = RateLimit(1e-3, 2, max_clients=100)
+    assert admit(rl, "203.0.113.7:4000") and admit(rl, "203.0.113.7:4001")
+    assert not admit(rl, "203.0.113.7:4002")  # the burst is per address, whatever the port
+    for port in range(1, 1000):  # one source's ports: ten times the table
+        admit(rl, f"198.51.100.1:{port}")
+    assert len(rl._keys) <= 100
+    assert not admit(rl, "203.0.113.7:4000")  # its key forgotten, its bucket not
 
 
 @pytest.mark.parametrize(
