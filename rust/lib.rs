@@ -543,10 +543,10 @@ impl AccessRecords {
         lines: bool,
         stats: bool,
     ) -> (Bound<'py, PyBytes>, Vec<RouteStatsRow>) {
-        let kept = std::mem::replace(&mut self.kept, Vec::with_capacity(self.capacity));
-        let mut out = Vec::with_capacity(if lines { kept.len() * 240 } else { 0 });
+        let mut out = Vec::with_capacity(if lines { self.kept.len() * 240 } else { 0 });
         let mut per_route = Vec::new();
-        for r in &kept {
+        // Drained in place: the vector keeps its capacity for the next records.
+        for r in self.kept.drain(..) {
             // Lossy: a line is written whatever the path holds (lone surrogates included).
             let (method, path, route, request_id) = (
                 r.method.bind(py),

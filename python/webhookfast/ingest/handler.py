@@ -33,6 +33,10 @@ def is_json(content_type: str | None) -> bool:
 REFUSALS = (QueueFull, DeadlineExceeded, StoreUnavailable, StoreRejected)
 
 
+def _not_json() -> HTTPError:
+    return HTTPError(415, "unsupported_media_type", "Content-Type must be application/json")
+
+
 def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
 
@@ -139,7 +143,7 @@ class BodyReader:
             if length is None:
                 return await self._read_chunked(ctx, hold)
             body: bytes = await proto()
-            ctx.bytes_in = announced  # the length Granian framed it by (see Ingest.__call__)
+            ctx.bytes_in = announced  # the length Granian framed it by (see Ingest.framed)
             return body
         except (ProtocolClosed, asyncio.CancelledError) as exc:
             raise self.failed(exc, task) from None
@@ -247,7 +251,7 @@ class Ingest:
         an unsigned body whose Content-Length is within the cap. HTTPError 415 for a body that is
         not JSON."""
         if not is_json(ctx.scope.headers.get("content-type")):
-            raise HTTPError(415, "unsupported_media_type", "Content-Type must be application/json")
+            raise _not_json()
         # Granian frames such a body by its Content-Length (hyper's decoder, h2's length check):
         # exactly that many bytes arrive, or ProtocolClosed; with Transfer-Encoding as well, in
         # either order, hyper drops the Content-Length and the body comes chunked. So the body's
@@ -258,7 +262,9 @@ class Ingest:
     async def read(self, ctx: Context) -> bytes:
         """The body, whatever its framing (413 over the cap; a signed one checked before it is
         decoded); 415 when it is not JSON."""
-        if self.framed(ctx) or ctx.signature_check is None:
+        if not is_json(ctx.scope.headers.get("content-type")):
+            raise _not_json()
+        if ctx.signature_check is None:
             return await self.reader.read(ctx)
         hold = self.unverified.hold()
         try:
