@@ -436,6 +436,74 @@ def test_the_pool_hands_out_the_connection_returned_last(pg_url: str) -> None:
     asyncio.run(main())
 
 
+def test_a_new_connection_runs_an_empty_flush_before_its_first_write(pg_url: str) -> None:
+    """PostgresStore's pool configures each connection by preparing the flush and running it with
+    nothing to write, so the first requests after a start (or a connection's replacement) do not
+    wait for a cold backend. It writes nothing."""
+
+    async def go(store: PostgresStore) -> None:
+        pool = store._require_pool()
+        await pool.wait(timeout=10)
+        conn = await pool.getconn()
+        try:
+            cur = await conn.execute(
+                "SELECT name, generic_plans + custom_plans FROM pg_prepared_statements ORDER BY name"
+            )
+            assert await cur.fetchall() == [("webhookfast_flush", 1)]
+        finally:
+            await pool.putconn(conn)
+
+    run_with_store(pg_url, go)
+    assert all(not rows for rows in read_tables(pg_url).values())
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM notification_groups").fetchone() == (0,)
+
+
+def test_a_database_without_the_schema_fails_the_write_not_the_pool(postgres_server: PostgresServer) -> None:
+    """The warm-up fails on a database that was never migrated. The connection is still handed
+    out, so the write fails with the database's own reason, not a pool timeout."""
+    dbname = f"test_{uuid.uuid4().hex}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+
+        async def go() -> None:
+            store = PostgresStore(database_url(postgres_server.url, dbname), connect_timeout_s=2, write_deadline_s=2)
+            await store.open()
+            try:
+                with pytest.raises(StoreUnavailable, match="42883"):
+                    await store.write([firing(T0)])
+            finally:
+                await store.close()
+
+        asyncio.run(go())
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def test_no_partition_of_alert_events_keeps_statistics_on_annotations(pg_url: str) -> None:
+    """Migration 0013: ANALYZE skips the annotations on every partition, those that existed and
+    those webhookfast_ensure_partitions creates later by either of its two paths."""
+    now = datetime.now(timezone.utc)
+    months = now.year * 12 + now.month - 1 + 4
+    later = f"{months // 12:04d}-{months % 12 + 1:02d}-15T00:00:00Z"
+    # A row four months ahead lands in DEFAULT; creating that month's partition moves it there.
+    write_all(pg_url, [[decode(payload([am_alert(LABELS, later)]), received_at_us=T0)]])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        (created,) = conn.execute("SELECT webhookfast_ensure_partitions(4)").fetchone()  # type: ignore[misc]
+        targets = conn.execute(
+            """SELECT c.relname, a.attstattarget FROM pg_inherits i
+               JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'annotations'
+               WHERE i.inhparent = 'alert_events'::regclass"""
+        ).fetchall()
+        (moved,) = conn.execute(f"SELECT count(*) FROM alert_events_{later[:4]}m{later[5:7]}").fetchone()  # type: ignore[misc]
+    assert created == 2 and moved == 1
+    assert len(targets) == 6  # DEFAULT and five months
+    assert {target for _, target in targets} == {0}
+
+
 def new_label_sets(n: int, received_at_us: int = T0) -> Batch:
     alerts = [
         am_alert({"alertname": "Merge", "instance": f"host-{i}", "run": uuid.uuid4().hex}, STARTS) for i in range(n)
