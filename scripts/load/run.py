@@ -77,6 +77,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -478,6 +480,23 @@ class Result:
     idle_pct: list[float] | None = None  # each CPU's time left idle during the run, in %
 
 
+def slow_windows(record: Path, slow_ms: float, window_s: float = 0.1, most: int = 6) -> str:
+    """From oha's record of each request (``--db-url``): how many took longer than ``slow_ms``,
+    counted from their scheduled start as oha's corrected percentiles are, and the windows of
+    ``window_s`` (by scheduled start, from the run's start) that held most of them. A tail made
+    of a few windows is stalls; one spread thin is queueing."""
+    with contextlib.closing(sqlite3.connect(record)) as conn:
+        rows = conn.execute("SELECT coalesce(start_latency_correction, start), end FROM oha").fetchall()
+    slow = [start for start, end in rows if (end - start) * 1000 > slow_ms]
+    windows = Counter(int(start / window_s) for start in slow)
+    top = sorted(windows.most_common(most))
+    where = ", ".join(f"{w * window_s:.1f} s: {n}" for w, n in top)
+    held = sum(n for _, n in top)
+    return f"{len(slow)} of {len(rows)} requests over {slow_ms:g} ms" + (
+        f"; {held} of them in {len(top)} windows of {window_s * 1000:g} ms ({where})" if slow else ""
+    )
+
+
 class Tools:
     def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
         self.args = args
@@ -549,7 +568,10 @@ class Tools:
             idle_pct,
         )
 
-    def oha_run(self, server: Server, ps: PayloadSet, rate: float, seconds: float, settle: bool = True) -> Result:
+    def oha_run(
+        self, server: Server, ps: PayloadSet, rate: float, seconds: float, settle: bool = True, record: bool = False
+    ) -> Result:
+        """``record``: with ``--slow-ms``, also where in the run the slow requests were (detail["slow"])."""
         assert self.oha is not None
         a = self.args
         if settle:
@@ -578,6 +600,10 @@ class Tools:
             "10s",
             f"http://127.0.0.1:{port}/webhook",
         ]
+        kept = self.tmp / "oha-record.db" if record and a.slow_ms else None
+        if kept is not None:
+            kept.unlink(missing_ok=True)
+            argv[-1:-1] = ["--db-url", str(kept)]
         usage = Usage(server, self.on_postgres)
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         try:
@@ -615,6 +641,7 @@ class Tools:
                 "errors": errors,
                 "target_rate": rate,
                 "success_rate": summary.get("successRate"),
+                **({"slow": slow_windows(kept, a.slow_ms)} if kept is not None and kept.exists() else {}),
             },
             db_us=db_us,
             idle_pct=idle_pct,
@@ -876,7 +903,9 @@ class Runner:
             rate = self.a.rate
             bare_p99 = None
             if self.bare is not None:
-                b = self.tools.oha_run(self.bare, ps, rate, self.a.duration)
+                b = self.tools.oha_run(self.bare, ps, rate, self.a.duration, record=True)
+                if "slow" in b.detail:
+                    log(f"steady  bare: {b.detail['slow']}")
                 bare_p99 = b.p99_ms
                 self.add(
                     Row(
@@ -894,7 +923,9 @@ class Runner:
                         idle_pct=b.idle_pct,
                     )
                 )
-            r = self.tools.oha_run(self.wf, ps, rate, self.a.duration)
+            r = self.tools.oha_run(self.wf, ps, rate, self.a.duration, record=True)
+            if "slow" in r.detail:
+                log(f"steady  webhookfast: {r.detail['slow']}")
             ratio = f"{r.p99_ms / bare_p99:.1f}x p99" if bare_p99 and r.p99_ms else ""
             short = "" if r.rps >= 0.95 * rate else f"fell short of {rate:g} req/s"
             self.add(
@@ -1320,6 +1351,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="prefill the database with this many history rows (scripts/gen_history.py) before serving",
     )
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for webhookfast serve")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a WEBHOOKFAST_* setting for the server, for settings without a serve option "
+        "(the caller's own WEBHOOKFAST_* variables are not passed on)",
+    )
+    p.add_argument(
+        "--slow-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="steady: also count the requests slower than MS and say in which 100-ms windows of the run "
+        "they were (from oha's record of each request)",
+    )
     p.add_argument("--no-bare", action="store_true", help="skip the bare Granian reference")
     p.add_argument(
         "--reference",
@@ -1352,6 +1399,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an experiment, with --postgres-temp only: webhookfast's flush writes less, or later (scripts/load/flush_variants.py)",
     )
     a = p.parse_args(argv)
+    for setting in a.server_env:
+        if not setting.startswith("WEBHOOKFAST_") or "=" not in setting:
+            p.error(f"--server-env takes WEBHOOKFAST_NAME=VALUE, not {setting!r}")
     if a.pg_flush_only and not a.postgres_temp:
         p.error("--pg-flush-only replaces a database function: only on the throw-away cluster of --postgres-temp")
     if a.quick:
@@ -1407,6 +1457,7 @@ def main(argv: list[str] | None = None) -> int:
         pin = ["taskset", "-c", "0"] if a.pin else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOKFAST_")}
         env["WEBHOOKFAST_SPOOL_DIR"] = str(tmp / "spool")  # PostgreSQL's spool stays in the temp dir
+        env.update(setting.split("=", 1) for setting in a.server_env)
         if a.history_rows or a.pg_flush_only:
             subprocess.run(
                 [sys.executable, "-m", "webhookfast", "migrate", "--database-url", db_url],
