@@ -645,11 +645,11 @@ def refused_content(exc: psycopg.Error) -> bool:
 async def _warm_up(conn: psycopg.AsyncConnection) -> bool:
     """Prepare the flush on a new connection and run it once with nothing to write, before the pool
     hands the connection out. A backend's first flush loads the catalog entries of four tables
-    and their indexes, compiles webhookfast_flush and plans its statements: 4 ms on an idle
-    machine, 8-25 ms amid a burst, which every request in that flush waited for (the first
-    flushes of a server just started, and of each connection the pool replaces, hourly by
-    default). A failure is left for the flushes to meet and report: a database not yet migrated
-    fails this call too."""
+    and their indexes, compiles webhookfast_flush and plans its statements, and every request in
+    that flush waits for it: at each start, and for each connection the pool replaces (hourly by
+    default). A first write took 4.3-6.9 ms without this and 2.3-2.8 ms with it, on an idle
+    machine (docs/performance.md, twentieth pass). A failure is left for the flushes to meet and
+    report: a database not yet migrated fails this call too."""
     try:
         await pg_call.call(asyncio.get_running_loop(), conn, FLUSH_STATEMENT, EMPTY_FLUSH)
     except psycopg.Error as exc:
