@@ -687,21 +687,10 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/upgrade.db"
         return
-    import uuid
+    from support.postgres import empty_database
 
-    from psycopg import sql
-    from support.postgres import database_url
-
-    server = request.getfixturevalue("postgres_server")
-    server.ensure_running()
-    dbname = f"test_{uuid.uuid4().hex}"
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    try:
-        yield database_url(server.url, dbname)
-    finally:
-        with psycopg.connect(server.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    with empty_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 def test_upgrade_to_0006_keeps_old_rows_readable(unmigrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from typing import TypeVar
 import psycopg
 import pytest
 from psycopg import sql
-from support.postgres import PostgresServer, database_url, read_tables
+from support.postgres import PostgresServer, database_url, empty_database, read_tables
 from webhookfast._core import Batch, decode, fingerprint
 from webhookfast.storage import StoreUnavailable, migrations, open_store
 from webhookfast.storage.postgres import LABEL_INDEX_LOCK, PostgresStore, new_pool
@@ -462,24 +462,18 @@ def test_a_new_connection_runs_an_empty_flush_before_its_first_write(pg_url: str
 def test_a_database_without_the_schema_fails_the_write_not_the_pool(postgres_server: PostgresServer) -> None:
     """The warm-up fails on a database that was never migrated. The connection is still handed
     out, so the write fails with the database's own reason, not a pool timeout."""
-    dbname = f"test_{uuid.uuid4().hex}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    try:
 
-        async def go() -> None:
-            store = PostgresStore(database_url(postgres_server.url, dbname), connect_timeout_s=2, write_deadline_s=2)
-            await store.open()
-            try:
-                with pytest.raises(StoreUnavailable, match="42883"):
-                    await store.write([firing(T0)])
-            finally:
-                await store.close()
+    async def go(url: str) -> None:
+        store = PostgresStore(url, connect_timeout_s=2, write_deadline_s=2)
+        await store.open()
+        try:
+            with pytest.raises(StoreUnavailable, match="42883"):
+                await store.write([firing(T0)])
+        finally:
+            await store.close()
 
-        asyncio.run(go())
-    finally:
-        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    with empty_database(postgres_server) as url:
+        asyncio.run(go(url))
 
 
 def test_no_partition_of_alert_events_keeps_statistics_on_annotations(pg_url: str) -> None:

@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
-from support.postgres import PostgresServer, database_url
+from support.postgres import PostgresServer, empty_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "soak_hostile.py"
@@ -99,15 +96,8 @@ def run_soak(tmp: Path, database: list[str], extra: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def fresh_postgres(postgres_server: PostgresServer) -> Iterator[str]:
     """A database of its own (the server migrates it) for the module's PostgreSQL runs."""
-    postgres_server.ensure_running()
-    dbname = f"soak_{uuid.uuid4().hex}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    try:
-        yield database_url(postgres_server.url, dbname)
-    finally:
-        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    with empty_database(postgres_server, "soak") as url:
+        yield url
 
 
 _RESULTS: dict[tuple[str, str], dict] = {}

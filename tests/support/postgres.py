@@ -15,6 +15,7 @@ before running pytest, and a silently skipped storage suite is worse than a red 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -229,23 +230,29 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.destroy()
 
 
+@contextlib.contextmanager
+def empty_database(server: PostgresServer, prefix: str = "test") -> Iterator[str]:
+    """The URL of a new database on ``server``, without webhookfast's schema; dropped afterwards."""
+    # A previous test may have stopped the server and failed before starting it again.
+    server.ensure_running()
+    dbname = f"{prefix}_{uuid.uuid4().hex}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        yield database_url(server.url, dbname)
+    finally:
+        server.ensure_running()
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
 @pytest.fixture
 def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     from webhookfast.storage.postgres import PostgresStore
 
-    # A previous test may have stopped the server and failed before starting it again.
-    postgres_server.ensure_running()
-    dbname = f"test_{uuid.uuid4().hex}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    url = database_url(postgres_server.url, dbname)
-    try:
+    with empty_database(postgres_server) as url:
         PostgresStore(url).migrate()
         yield url
-    finally:
-        postgres_server.ensure_running()
-        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
 # -- helpers for the PostgreSQL tests --------------------------------------------------------------
